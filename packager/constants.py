@@ -1,0 +1,38 @@
+"""Every environment variable name pack reads or sets, and the fixed paths of the image layout.
+
+Standard library only: it is copied into images beside packager.runtime.
+"""
+
+# --- variables pack reads on the build host -------------------------------------------------
+PACK_CA_BUNDLE = "PACK_CA_BUNDLE"  # extra CA bundle trusted by pip/apt inside builds
+PACK_SECRETS_DIR = "PACK_SECRETS_DIR"  # local secrets dir (one file per secret name)
+HF_ENDPOINT = "HF_ENDPOINT"
+HF_TOKEN = "HF_TOKEN"
+HUGGING_FACE_HUB_TOKEN = "HUGGING_FACE_HUB_TOKEN"
+AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+AWS_ENDPOINT_URL_S3 = "AWS_ENDPOINT_URL_S3"
+STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
+AWS_REGION = "AWS_REGION"
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+SSL_CERT_FILE = "SSL_CERT_FILE"
+SSL_CERT_DIR = "SSL_CERT_DIR"
+
+# --- variables Truss defines and pack honours inside images ---------------------------------
+TRUSS_SECRET_PREFIX = "TRUSS_SECRET_"
+INFERENCE_SERVER_PORT = "INFERENCE_SERVER_PORT"
+NUM_LOAD_RETRIES_TRUSS = "NUM_LOAD_RETRIES_TRUSS"
+APP_HOME = "APP_HOME"
+
+# --- variables pack sets inside images ------------------------------------------------------
+PACK_MANIFEST = "PACK_MANIFEST"  # path of the weights manifest the runtime prefetches
+PACK_CACHE_DIR = "PACK_CACHE_DIR"  # content-addressed blob cache shared by containers on a node
+PACK_TRANSFER_WORKERS = "PACK_TRANSFER_WORKERS"
+PACK_TRANSFER_CHUNK_BYTES = "PACK_TRANSFER_CHUNK_BYTES"  # size of one ranged request
+PACK_CACHE_MAX_BYTES = "PACK_CACHE_MAX_BYTES"  # LRU eviction cap of PACK_CACHE_DIR
+
+# --- image layout ---------------------------------------------------------------------------
+APP_DIR = "/app"
+SECRETS_DIR = "/secrets"
+MODEL_CACHE_DIR = "/app/model_cache"
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+DEFAULT_SERVER_PORT = 8080
