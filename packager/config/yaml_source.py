@@ -49,8 +49,9 @@ class YamlDocument:
                     return marks[probe]
             if not probe:
                 return None
+            # A missing key is best shown where its parent's entries start (where to add it).
             probe = probe[:-1]
-            prefer_key = True
+            prefer_key = False
 
 
 class YamlSyntaxError(Exception):

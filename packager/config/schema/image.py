@@ -122,11 +122,11 @@ _SECRET_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 def check_secret_name(name: Any) -> None:
     if not isinstance(name, str) or not name:
-        raise Violation(f"invalid secret name `{name}`")
+        raise Violation(f"invalid secret name `{name}`", hint="use a non-empty name")
     if len(name) > 253:
-        raise Violation(f"secret name `{name}` must be shorter than 253 characters")
+        raise Violation(f"secret name `{name}` must be shorter than 253 characters", hint="use a shorter name")
     if name in (".", ".."):
-        raise Violation(f"secret name cannot be `{name}`")
+        raise Violation(f"secret name cannot be `{name}`", hint="use a real name")
     if not _SECRET_NAME.match(name) and not name.startswith("DOCKER_REGISTRY_"):
         raise Violation(
             f"secret name `{name}` does not follow Kubernetes object naming",

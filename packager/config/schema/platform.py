@@ -70,5 +70,6 @@ def check_trt_llm(value: Any) -> Any:
         )
     for section in ("build", "runtime"):
         if section in value and value[section] is not None and not isinstance(value[section], dict):
-            raise Violation(f"trt_llm.{section} must be a mapping", at=(section,))
+            raise Violation(f"trt_llm.{section} must be a mapping", hint=f"write {section}: as a mapping of keys",
+                            at=(section,))
     return value

@@ -63,9 +63,11 @@ class EgressRestrictions(ConfigModel):
             try:
                 network = ipaddress.ip_network(entry, strict=False)
             except ValueError as exc:
-                raise Violation(f"invalid IP or CIDR '{entry}': {exc}", at=(i,)) from None
+                raise Violation(f"invalid IP or CIDR '{entry}': {exc}",
+                                hint="use IPv4 addresses or ranges such as 1.2.3.0/24", at=(i,)) from None
             if network.version != 4:
-                raise Violation(f"invalid IP or CIDR '{entry}': IPv6 is not supported", at=(i,))
+                raise Violation(f"invalid IP or CIDR '{entry}': IPv6 is not supported",
+                                hint="use IPv4 addresses or ranges such as 1.2.3.0/24", at=(i,))
         return value
 
     @pydantic.field_validator("fqdn_allow_list")

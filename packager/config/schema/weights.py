@@ -141,7 +141,8 @@ class WeightsAuthMethod(str, enum.Enum):
 def check_auth_fields(model: Any, method: str, required: tuple[str, ...], allowed: tuple[str, ...]) -> None:
     """Truss's rule: the chosen method's fields are required, every other method's forbidden."""
     found = [
-        Violation(f"{name} must be provided when auth_method is {method}", at=(name,))
+        Violation(f"{name} must be provided when auth_method is {method}",
+                  hint=f"add {name}: <value>, or choose another auth_method", at=(name,))
         for name in required
         if getattr(model, name, None) in (None, "")
     ]
@@ -244,7 +245,8 @@ _BDN_SOURCE = re.compile(
 
 def _bdn_identifier(kind: str, value: str) -> None:
     if not value or len(value) > 256 or "/" in value or ".." in value or "\x00" in value:
-        raise Violation(f"invalid BDN {kind}: {value!r}")
+        raise Violation(f"invalid BDN {kind}: {value!r}",
+                        hint="use 1-256 characters without '/', '..' or NUL")
 
 
 class BDNVolumeMount(ConfigModel):
@@ -266,19 +268,21 @@ class BDNVolumeMount(ConfigModel):
             _bdn_identifier("tag", match.group("tag"))
         digest = match.group("digest")
         if digest and not 12 <= len(digest) <= 64:
-            raise Violation("BDN digest must contain between 12 and 64 hexadecimal characters")
+            raise Violation("BDN digest must contain between 12 and 64 hexadecimal characters",
+                            hint="use a longer digest prefix, or a tag")
         return value
 
     @pydantic.field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
         if "\x00" in value:
-            raise Violation("volume mount must not contain NUL bytes")
+            raise Violation("volume mount must not contain NUL bytes", hint="remove the NUL byte")
         if not value.startswith("/"):
             raise Violation(f"volume mount must be an absolute path, got: {value}", hint=f"use /{value}")
         normalised = posixpath.normpath(value)
         if normalised == "/" or ".." in value.split("/"):
-            raise Violation(f"volume mount `{value}` must not be / or contain `..`")
+            raise Violation(f"volume mount `{value}` must not be / or contain `..`",
+                            hint="mount at a dedicated directory such as /models/name")
         return "/" + normalised.lstrip("/")
 
 
@@ -298,7 +302,8 @@ class BDNAccess(ConfigModel):
     @classmethod
     def _unique(cls, grants: list[BDNAccessGrant]) -> list[BDNAccessGrant]:
         if len(grants) != len(set(grants)):
-            raise Violation("BDN access grants must be unique within a namespace")
+            raise Violation("BDN access grants must be unique within a namespace",
+                            hint="list each grant once")
         return grants
 
 
@@ -317,12 +322,14 @@ class BDNConfig(ConfigModel):
         paths: set[str] = set()
         for i, mount in enumerate(self.mounts):
             if mount.path in paths:
-                found.append(Violation(f"duplicate volume mount path '{mount.path}'", at=("mounts", i, "path")))
+                found.append(Violation(f"duplicate volume mount path '{mount.path}'",
+                                       hint="give each mount its own path", at=("mounts", i, "path")))
             paths.add(mount.path)
         names: set[str] = set()
         for i, entry in enumerate(self.access):
             if entry.namespace in names:
-                found.append(Violation("BDN access namespaces must be unique", at=("access", i, "namespace")))
+                found.append(Violation("BDN access namespaces must be unique",
+                                       hint="merge the grants into one entry", at=("access", i, "namespace")))
             names.add(entry.namespace)
         raise_all(found)
         return self

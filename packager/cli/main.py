@@ -1,0 +1,63 @@
+"""Entry point of the `pack` command: the group, and the one place errors are turned into exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import PackError
+from . import output
+from .config_cmds import check_command, config_command, init_command, schema_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pack")
+def cli() -> None:
+    """Build fast-starting container images from Truss model directories."""
+
+
+for command in (check_command, config_command, schema_command, init_command):
+    cli.add_command(command)
+
+
+def _register_optional() -> None:
+    # Commands of later stages register themselves here as they land.
+    try:
+        from .fetch_cmd import fetch_command
+    except ImportError:
+        return
+    cli.add_command(fetch_command)
+
+
+_register_optional()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="pack", standalone_mode=False)
+    except PackError as exc:
+        output.error(exc)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        output.err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug in pack: say so, once, without a traceback
+        if os.environ.get("PACK_DEBUG"):
+            raise
+        output.bug(exc)
+        return 70
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The one Jinja2 environment pack renders with (Dockerfiles, generated files, `pack init`).
+
+StrictUndefined: a template that names a variable the caller did not pass fails loudly instead
+of rendering an empty string (Truss shipped `COPY --chown=` with an empty owner that way).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+
+def templates_dir() -> Path:
+    """templates/ of a checkout, or the copy the wheel carries as packager/_templates."""
+    packaged = Path(__file__).parent / "_templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render(name: str, **context: object) -> str:
+    return environment().get_template(name).render(**context)
