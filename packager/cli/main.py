@@ -37,7 +37,8 @@ _register_optional()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="pack", standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        returned = cli.main(args=argv, prog_name="pack", standalone_mode=False)
     except PackError as exc:
         output.error(exc)
         return exc.exit_code
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         output.bug(exc)
         return 70
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":

@@ -180,7 +180,8 @@ runtime:
     Case("legacy is_websocket_endpoint", "runtime:\n  is_websocket_endpoint: true\n",
          resolved={"runtime.transport.kind": "websocket", "runtime.is_websocket_endpoint": True}),
     Case("legacy num_workers 1", "runtime:\n  num_workers: 1\n",
-         resolved={"runtime.predict_concurrency": 1}),
+         resolved={"runtime.predict_concurrency": 1}, truss_accepts=False,
+         why="truss push rejects the legacy key it still loads; the contract keeps it loading"),
     Case("empty transport means http", "runtime:\n  transport: {}\n",
          resolved={"runtime.transport.kind": "http", "runtime.is_websocket_endpoint": False}),
     Case("expanded use_gpu round trip", """\
@@ -278,7 +279,8 @@ model_cache:
   - <<: *repo
     repo_id: org/a
 """, allow_unknown=True, warnings=[("base", 1, "unknown key `base` at the top level")],
-         resolved={"model_cache.0.use_volume": False}),
+         resolved={"model_cache.0.use_volume": False}, truss_accepts=False,
+         why="Truss's duplicate-checking YAML loader lacks the standard merge-key constructor"),
 ]
 
 INVALID = [
@@ -286,7 +288,7 @@ INVALID = [
          errors=[("", 4, "YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence)")]),
     Case("duplicate keys", "model_name: a\nresources:\n  cpu: \"1\"\n  cpu: \"2\"\n",
          errors=[("resources.cpu", 4, "duplicate key `cpu` (first defined at line 3)")],
-         truss_accepts=False),
+         truss_accepts=True, why="Truss only warns and silently keeps the last value (defect 30)"),
     Case("not a mapping", "- a\n- b\n",
          errors=[("", 1, "config.yaml must be a mapping of keys to values")]),
     Case("top-level typo", "model_name: x\nrequirments:\n  - numpy\n",
@@ -320,8 +322,7 @@ model_cache:
     volume_folder: a
   - repo_id: org/b
     use_volume: false
-""", errors=[("model_cache[1].use_volume", 7, "all model_cache entries must use the same use_volume value (model_cache[0] has true, model_cache[1] has false)")],
-         truss_accepts=True, why="Truss only finds the mix while rendering; pack rejects at load"),
+""", errors=[("model_cache[1].use_volume", 7, "all model_cache entries must use the same use_volume value (model_cache[0] has true, model_cache[1] has false)")]),
     Case("volume without volume_folder", """\
 model_cache:
   - repo_id: org/a
