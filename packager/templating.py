@@ -6,6 +6,9 @@ of rendering an empty string (Truss shipped `COPY --chown=` with an empty owner 
 
 from __future__ import annotations
 
+import json
+import posixpath
+import shlex
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +25,7 @@ def templates_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -30,6 +33,12 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    # Values reach Dockerfiles through these filters only: shell words are quoted, exec forms
+    # are JSON arrays, so a path or package name can never break a RUN line.
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    env.filters["json"] = lambda value: json.dumps(value)
+    env.filters["dirname"] = posixpath.dirname
+    return env
 
 
 def render(name: str, **context: object) -> str:

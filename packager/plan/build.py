@@ -1,0 +1,151 @@
+"""Stage 2: validated config + pinned manifest -> BuildPlan. Decisions live here, not in templates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from packager.config import LoadedConfig
+from packager.errors import PlanError, UnsupportedError
+from packager.runtime.manifest import Manifest
+
+from .base_image import plan_base_image
+from .model import (
+    WEIGHTS_BAKE,
+    WEIGHTS_NONE,
+    WEIGHTS_VOLUME,
+    BuildCommand,
+    BuildOptions,
+    BuildPlan,
+    DockerServerPlan,
+    ExternalFile,
+)
+from .requirements import plan_requirements
+
+TRUSS_PORT = 8080
+# A build command that touches these paths needs the code copied first (truss-compat §4).
+_NEEDS_CODE = re.compile(r"(/app|/packages)\b")
+
+
+def config_digest(loaded: LoadedConfig) -> str:
+    return hashlib.sha256(json.dumps(loaded.resolved(), sort_keys=True).encode()).hexdigest()
+
+
+def _refuse_platform_only(loaded: LoadedConfig) -> list[str]:
+    config = loaded.config
+    for key in ("trt_llm", "bis_llm"):
+        if getattr(config, key) is not None:
+            raise UnsupportedError(
+                f"{loaded.file}: `{key}` builds run on Baseten's engine builder; pack cannot build "
+                "them locally",
+                hint=f"deploy this truss with Baseten, or replace `{key}` with a model/model.py",
+            )
+    if config.weights:
+        raise UnsupportedError(
+            f"{loaded.file}: `weights` (Baseten Delivery Network) is not built by pack yet",
+            hint="declare the same sources under model_cache (use_volume: true + volume_folder)",
+        )
+    if config.runtime.remote_ssh.enabled:
+        raise UnsupportedError(f"{loaded.file}: runtime.remote_ssh is a platform feature",
+                               hint="set runtime.remote_ssh.enabled: false for local builds")
+    notes = []
+    for key in ("bdn", "training_checkpoints", "runtime.egress_restrictions"):
+        if key in config.platform_features():
+            notes.append(f"`{key}` is applied by the platform at deploy time; the image does not change")
+    return notes
+
+
+def _split_build_commands(loaded: LoadedConfig, options: BuildOptions) -> tuple[tuple[BuildCommand, ...], tuple[BuildCommand, ...], list[str]]:
+    config = loaded.config
+    secrets = tuple(sorted(config.build.secret_to_path_mapping.items()))
+    commands = [BuildCommand(c, secrets) for c in config.build_commands]
+    if options.build_commands_after_code:
+        return (), tuple(commands), ["build_commands run after the code is copied (--build-commands-after-code)"]
+    split = next((i for i, c in enumerate(commands) if _NEEDS_CODE.search(c.command)), len(commands))
+    notes = []
+    if split < len(commands):
+        notes.append(f"build_commands[{split}] mentions /app or /packages: it and the "
+                     f"{len(commands) - split - 1} after it run after the code is copied, so code edits re-run them")
+    return tuple(commands[:split]), tuple(commands[split:]), notes
+
+
+def _docker_server(loaded: LoadedConfig) -> DockerServerPlan | None:
+    server = loaded.config.docker_server
+    if server is None:
+        return None
+    return DockerServerPlan(
+        start_command=server.start_command, server_port=server.server_port,
+        predict_endpoint=server.predict_endpoint, readiness_endpoint=server.readiness_endpoint,
+        liveness_endpoint=server.liveness_endpoint, run_as_user_id=server.run_as_user_id,
+        no_build=bool(server.no_build),
+        proxy_port=TRUSS_PORT if server.server_port != TRUSS_PORT else TRUSS_PORT + 1,
+    )
+
+
+def _package_dirs(loaded: LoadedConfig) -> tuple[str, ...]:
+    config, root = loaded.config, loaded.truss_dir
+    dirs = []
+    bundled = root / config.bundled_packages_dir
+    if bundled.is_dir():
+        dirs.append(bundled)
+    for d in config.external_package_dirs:
+        dirs.append(Path(d) if os.path.isabs(d) else root / d)
+    seen: dict[str, Path] = {}
+    for d in dirs:
+        for child in sorted(d.iterdir()):
+            if child.name.startswith(".") or child.name == "__pycache__":
+                continue
+            if child.name in seen:
+                raise PlanError(f"`{child.name}` exists in both {seen[child.name]} and {d}; both would land in /packages",
+                                hint="rename one of them or drop one directory from external_package_dirs")
+            seen[child.name] = d
+    return tuple(str(d.resolve()) for d in dirs)
+
+
+def _runtime_packages(manifest: Manifest) -> tuple[str, ...]:
+    kinds = {e.source.kind for e in manifest.entries}
+    packages = []
+    if "s3" in kinds:
+        packages.append("boto3")
+    if "gcs" in kinds:
+        packages.append("google-cloud-storage")
+    return tuple(packages)
+
+
+def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions | None = None) -> BuildPlan:
+    """Every decision of the build, from inputs that are all local (the manifest is pinned)."""
+    options = options or BuildOptions()
+    config, root = loaded.config, loaded.truss_dir
+    notes = _refuse_platform_only(loaded)
+    before, after, split_notes = _split_build_commands(loaded, options)
+    notes += split_notes
+    mode = WEIGHTS_NONE if not config.model_cache else (WEIGHTS_VOLUME if config.volume_mode else WEIGHTS_BAKE)
+    if mode == WEIGHTS_VOLUME and any(not e.verifiable for e in manifest.entries):
+        size_only = [e.destination for e in manifest.entries if not e.verifiable]
+        notes.append(f"{len(size_only)} file(s) have no verifiable hash at the source and are checked by size only: "
+                     + ", ".join(size_only[:3]))
+    data_dir = config.data_dir if (root / config.data_dir).is_dir() else None
+    model_dir = config.model_module_dir if (root / config.model_module_dir).is_dir() and config.docker_server is None else None
+    return BuildPlan(
+        model_name=config.model_name or root.resolve().name,
+        config_digest=config_digest(loaded),
+        base=plan_base_image(config, options),
+        system_packages=tuple(config.system_packages),
+        requirements=plan_requirements(config, root),
+        weights_mode=mode,
+        manifest=manifest,
+        build_commands_before_code=before,
+        build_commands_after_code=after,
+        build_secret_names=tuple(sorted(config.build.secret_to_path_mapping)),
+        external_data=tuple(ExternalFile(e.url, e.local_data_path, e.sha256) for e in config.external_data or []),
+        docker_server=_docker_server(loaded),
+        data_dir=data_dir,
+        model_dir=model_dir,
+        package_dirs=_package_dirs(loaded),
+        options=options,
+        runtime_pip_packages=_runtime_packages(manifest),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,185 @@
+"""Write a build context: the plan's files, byte-identical for equal plans, all or nothing.
+
+The context is assembled in a sibling temporary directory and renamed into place, so a reader
+(or a concurrent `docker build`) never sees half a context. Every file gets the same mode bits
+and a fixed mtime, so equal inputs give an identical tree and an identical digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+import packager
+from packager.config import LoadedConfig
+from packager.errors import RenderError
+from packager.plan.model import WEIGHTS_VOLUME, BuildPlan
+from packager.templating import render
+
+from .context import CONTEXT_PACK_DIR, bake_stages, stage_manifest, template_context
+
+FIXED_MTIME = 315532800  # 1980-01-01, the earliest a zip (wheel) can say; any constant works
+_SKIP_NAMES = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache",
+               ".ruff_cache", ".DS_Store", "node_modules", ".ipynb_checkpoints"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+# Legacy Truss bake-mode credential files: usable for the build, never shipped (defect 3).
+LEGACY_CREDENTIAL_FILES = ("s3_credentials.json", "service_account.json")
+DOCKERIGNORE = "# The context holds exactly what the image needs; nothing else may slip in.\n**/__pycache__\n**/*.pyc\n**/.git\n"
+
+
+@dataclass(frozen=True)
+class RenderedContext:
+    path: Path
+    digest: str
+    files: int
+    bytes: int
+    notes: tuple[str, ...]
+
+
+def _server_requirements() -> Path:
+    return Path(packager.__file__).parent / "runtime" / "server-requirements.txt"
+
+
+def _skip(name: str) -> bool:
+    return name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES)
+
+
+def _copy_tree(src: Path, dest: Path, exclude_top: tuple[str, ...] = ()) -> None:
+    for root, dirs, files in os.walk(src, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not _skip(d))
+        rel = Path(root).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in sorted(files):
+            if _skip(name) or (rel == Path(".") and name in exclude_top):
+                continue
+            source = Path(root) / name
+            if source.is_symlink() and not source.exists():
+                raise RenderError(f"{source} is a broken symbolic link", hint="remove it or point it at a file")
+            shutil.copyfile(source, dest / rel / name)
+
+
+def _runtime_files(dest: Path) -> None:
+    """pack's in-image runtime: packager/__init__.py, constants.py and runtime/ (a leaf package)."""
+    package = Path(packager.__file__).parent
+    target = dest / "packager"
+    target.mkdir(parents=True)
+    for name in ("__init__.py", "constants.py"):
+        shutil.copyfile(package / name, target / name)
+    _copy_tree(package / "runtime", target / "runtime")
+
+
+def _normalise(root: Path) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):
+        os.chmod(path, 0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
+    os.utime(root, (FIXED_MTIME, FIXED_MTIME))
+
+
+def context_digest(root: Path) -> tuple[str, int, int]:
+    """sha256 over (relative path, mode, content) of every file in sorted order."""
+    digest = hashlib.sha256()
+    count = size = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        rel = path.relative_to(root).as_posix()
+        digest.update(f"{rel}\0{oct(path.stat().st_mode & 0o777)}\0{len(data)}\0".encode())
+        digest.update(data)
+        count += 1
+        size += len(data)
+    return digest.hexdigest(), count, size
+
+
+def _check_no_secret_values(root: Path, values: frozenset[str]) -> None:
+    """Literal secret values from config.yaml must not reach the image by any path."""
+    needles = [v.encode() for v in values if len(v) >= 4]
+    if not needles:
+        return
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if any(n in data for n in needles):
+            raise RenderError(
+                f"{path.relative_to(root)} contains the value of a secret written in config.yaml",
+                hint="remove the value from that file; supply secrets at run time (/secrets/<name>)",
+            )
+
+
+def _write_files(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> list[str]:
+    notes: list[str] = []
+    root = loaded.truss_dir
+    pack_dir = out / CONTEXT_PACK_DIR
+    _runtime_files(pack_dir / "runtime")
+    server_reqs = _server_requirements()
+    lines = server_reqs.read_text().splitlines() if server_reqs.is_file() and plan.docker_server is None else []
+    lines += list(plan.runtime_pip_packages)
+    if lines:
+        (pack_dir / "server-requirements.txt").write_text("\n".join(lines) + "\n")
+    if plan.requirements.kind in ("list", "pip", "pyproject"):
+        (pack_dir / "requirements.txt").write_text("\n".join(plan.requirements.lines) + "\n")
+    elif plan.requirements.kind == "uv_lock":
+        lock = root / (plan.requirements.source_file or "uv.lock")
+        (pack_dir / "uv").mkdir()
+        shutil.copyfile(lock, pack_dir / "uv" / "uv.lock")
+        shutil.copyfile(lock.parent / "pyproject.toml", pack_dir / "uv" / "pyproject.toml")
+    if plan.options.ca_bundle:
+        shutil.copyfile(plan.options.ca_bundle, pack_dir / "ca-bundle.crt")
+    for stage in bake_stages(plan):
+        target = out / stage.manifest_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(stage_manifest(plan, stage))
+    if plan.weights_mode == WEIGHTS_VOLUME:
+        (pack_dir / "weights").mkdir(parents=True, exist_ok=True)
+        (pack_dir / "weights" / "manifest.json").write_text(plan.manifest.to_json())
+    if plan.data_dir:
+        data = root / plan.data_dir
+        legacy = tuple(n for n in LEGACY_CREDENTIAL_FILES if (data / n).exists())
+        for name in legacy:
+            notes.append(f"{plan.data_dir}/{name} is a credential file: used for nothing in the image and left out of it")
+        _copy_tree(data, out / "data", exclude_top=legacy)
+    if plan.model_dir:
+        _copy_tree(root / plan.model_dir, out / "model")
+    if plan.package_dirs:
+        for package_dir in plan.package_dirs:
+            _copy_tree(Path(package_dir), out / "packages")
+    resolved = loaded.resolved()
+    (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    context = template_context(plan, has_server_requirements=bool(lines))
+    (out / "Dockerfile").write_text(render("Dockerfile.j2", **context))
+    (out / ".dockerignore").write_text(DOCKERIGNORE)
+    return notes
+
+
+def render_context(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> RenderedContext:
+    """Write the build context for `plan` at `out`, replacing what was there atomically."""
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise RenderError(f"{out} exists and is not a directory", hint="choose another output path")
+    try:
+        if out.resolve().is_relative_to(loaded.truss_dir.resolve()):
+            raise RenderError(f"{out} is inside the truss directory {loaded.truss_dir}",
+                              hint="render to a directory outside the truss (it would copy itself)")
+    except ValueError:
+        pass
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.render-", dir=out.parent))
+    try:
+        notes = _write_files(loaded, plan, staging)
+        _check_no_secret_values(staging, loaded.literal_secret_values)
+        _normalise(staging)
+        digest, files, size = context_digest(staging)
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+        staging.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RenderedContext(out, digest, files, size, tuple(plan.notes) + tuple(notes))
