@@ -8,6 +8,7 @@ and a fixed mtime, so equal inputs give an identical tree and an identical diges
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -146,8 +147,12 @@ def _write_files(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> list[str]:
     if plan.package_dirs:
         for package_dir in plan.package_dirs:
             _copy_tree(Path(package_dir), out / "packages")
+    # The last layer: config.yaml for users and Truss tools, and the same document as JSON for
+    # the runtime (which then needs no YAML parser, even in a bare docker_server base image).
     resolved = loaded.resolved()
-    (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    (out / "app" / ".pack").mkdir(parents=True)
+    (out / "app" / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    (out / "app" / ".pack" / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
     context = template_context(plan, has_server_requirements=bool(lines))
     (out / "Dockerfile").write_text(render("Dockerfile.j2", **context))
     (out / ".dockerignore").write_text(DOCKERIGNORE)

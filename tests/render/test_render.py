@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_bake_mode_layer_order_and_mounts(tmp_path: Path) -> None:
         index_of(final, r"^COPY packages /packages"),
         index_of(final, r"^COPY model /app/model"),
         index_of(final, r"cat /app/model/model.py"),
-        index_of(final, r"^COPY config.yaml /app/config.yaml"),
+        index_of(final, r"^COPY app/ /app/"),
         index_of(final, r"^ENTRYPOINT"),
     ]
     assert -1 not in order, order
@@ -134,7 +135,8 @@ def test_literal_secret_never_reaches_the_context(tmp_path: Path) -> None:
     for path in ctx.path.rglob("*"):
         if path.is_file():
             assert value.encode() not in path.read_bytes(), path
-    assert "hf_access_token: null" in (ctx.path / "config.yaml").read_text()
+    assert "hf_access_token: null" in (ctx.path / "app" / "config.yaml").read_text()
+    assert json.loads((ctx.path / "app" / ".pack" / "config.json").read_text())["secrets"] == {"hf_access_token": None}
     (root / "model" / "helper.py").write_text(f"TOKEN = '{value}'\n")
     with pytest.raises(RenderError, match="contains the value of a secret"):
         _render(root, tmp_path / "ctx2")
@@ -199,4 +201,4 @@ def test_samples_render(name: str, sample, tmp_path: Path) -> None:
     assert first.digest == second.digest
     final = final_stage(parse((first.path / "Dockerfile").read_text()))
     assert final[-1].keyword == "ENTRYPOINT"
-    assert index_of(final, "^COPY config.yaml /app/config.yaml") == len(final) - 2
+    assert index_of(final, "^COPY app/ /app/") == len(final) - 2
