@@ -1,0 +1,139 @@
+"""Where the plan finds credentials on the build host: the environment or a local secrets dir.
+
+Never config.yaml (truss-compat.md §7 #1). A secret named N is looked up as
+
+    1. the file <secrets dir>/N            (PACK_SECRETS_DIR, or the dir the caller passes)
+    2. the env var TRUSS_SECRET_N
+    3. HF only: HF_TOKEN, then HUGGING_FACE_HUB_TOKEN
+
+Values are stripped (a trailing newline is not part of a token) and the Chains placeholder "***"
+counts as missing (§2.8). Every found value carries `origin`, a description safe to print: error
+messages name where a credential came from, never its value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packager.constants import (
+    HF_TOKEN,
+    HUGGING_FACE_HUB_TOKEN,
+    PACK_SECRETS_DIR,
+    TRUSS_SECRET_PREFIX,
+)
+
+PLACEHOLDER = "***"
+# Both key sets Truss uses for S3 (bake-mode data/s3_credentials.json, volume-mode secret JSON).
+S3_KEY_SETS = (
+    ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region"),
+    ("access_key_id", "secret_access_key", "session_token", "region"),
+)
+
+
+@dataclass(frozen=True)
+class FoundSecret:
+    value: str
+    origin: str  # e.g. "secret file /home/me/.pack/secrets/hf_access_token" or "env HF_TOKEN"
+
+    def __repr__(self) -> str:  # keep the value out of logs and tracebacks
+        return f"FoundSecret(origin={self.origin!r})"
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+    region: str | None
+    origin: str
+
+    def __repr__(self) -> str:
+        return f"S3Credentials(origin={self.origin!r}, region={self.region!r})"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A snapshot of the host environment and secrets dir; sources read endpoints from it too."""
+
+    env: Mapping[str, str]
+    secrets_dir: Path | None = None
+
+    def __repr__(self) -> str:  # the env snapshot holds tokens: keep it out of logs
+        return f"Credentials(secrets_dir={self.secrets_dir!r}, env=<{len(self.env)} variables>)"
+
+    @classmethod
+    def from_environment(
+        cls, env: Mapping[str, str] | None = None, secrets_dir: str | Path | None = None
+    ) -> Credentials:
+        snapshot = dict(os.environ if env is None else env)
+        directory = secrets_dir or snapshot.get(PACK_SECRETS_DIR) or None
+        return cls(env=snapshot, secrets_dir=Path(directory) if directory else None)
+
+    def secret(self, name: str) -> FoundSecret | None:
+        if self.secrets_dir is not None:
+            path = self.secrets_dir / name
+            if path.is_file():
+                value = path.read_text(encoding="utf-8").strip()
+                if value and value != PLACEHOLDER:
+                    return FoundSecret(value, f"secret file {path}")
+        return self._env(TRUSS_SECRET_PREFIX + name)
+
+    def hf_token(self, secret_name: str) -> FoundSecret | None:
+        return self.secret(secret_name) or self._env(HF_TOKEN) or self._env(HUGGING_FACE_HUB_TOKEN)
+
+    def where_to_put(self, secret_name: str) -> str:
+        """Hint text: the places a missing secret would have been read from."""
+        places = [f"the env var {TRUSS_SECRET_PREFIX}{secret_name}"]
+        if self.secrets_dir is not None:
+            places.insert(0, f"the file {self.secrets_dir / secret_name}")
+        else:
+            places.insert(0, f"a file named {secret_name} in the dir ${PACK_SECRETS_DIR}")
+        return " or ".join(places)
+
+    def json_secret(self, name: str) -> tuple[dict, str] | None:
+        """The secret parsed as a JSON object, or None when absent or not JSON (e.g. an HF token
+        under the default name hf_access_token, which S3/GCS entries share)."""
+        found = self.secret(name)
+        if found is None:
+            return None
+        try:
+            doc = json.loads(found.value)
+        except json.JSONDecodeError:
+            return None
+        return (doc, found.origin) if isinstance(doc, dict) else None
+
+    def s3(self, secret_name: str) -> S3Credentials | None:
+        """Secret JSON (either key set) first, then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."""
+        secret = self.json_secret(secret_name)
+        if secret is not None:
+            doc, origin = secret
+            for key_id, key_secret, token, region in S3_KEY_SETS:
+                if doc.get(key_id) and doc.get(key_secret):
+                    return S3Credentials(
+                        doc[key_id], doc[key_secret], doc.get(token), doc.get(region), origin
+                    )
+        env_id = self.env.get("AWS_ACCESS_KEY_ID")
+        env_secret = self.env.get("AWS_SECRET_ACCESS_KEY")
+        if env_id and env_secret:
+            return S3Credentials(
+                env_id,
+                env_secret,
+                self.env.get("AWS_SESSION_TOKEN"),
+                None,
+                "env AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            )
+        return None
+
+    def gcs_service_account(self, secret_name: str) -> tuple[dict, str] | None:
+        secret = self.json_secret(secret_name)
+        if secret is not None and secret[0].get("type") == "service_account":
+            return secret
+        return None
+
+    def _env(self, name: str) -> FoundSecret | None:
+        value = (self.env.get(name) or "").strip()
+        return FoundSecret(value, f"env {name}") if value and value != PLACEHOLDER else None
