@@ -30,9 +30,25 @@ PACK_TRANSFER_WORKERS = "PACK_TRANSFER_WORKERS"
 PACK_TRANSFER_CHUNK_BYTES = "PACK_TRANSFER_CHUNK_BYTES"  # size of one ranged request
 PACK_CACHE_MAX_BYTES = "PACK_CACHE_MAX_BYTES"  # LRU eviction cap of PACK_CACHE_DIR
 
+# --- variables the in-image runtime reads besides the above ---------------------------------
+# Each one only relocates a fixed path or tunes a limit, so tests and local runs can start the
+# runtime outside an image (PACK_MANIFEST and PACK_SECRETS_DIR relocate too; INFERENCE_SERVER_PORT
+# picks the port).
+PACK_APP_DIR = "PACK_APP_DIR"  # replaces /app (config, model/, data/, model_cache/, .pack/)
+PACK_PACKAGES_DIR = "PACK_PACKAGES_DIR"  # replaces /packages
+PACK_STATE_DIR = "PACK_STATE_DIR"  # prefetch state, lock and stats files (default /tmp)
+PACK_DYNAMIC_CONFIG_DIR = "PACK_DYNAMIC_CONFIG_DIR"  # replaces /etc/b10_dynamic_config
+PACK_SHUTDOWN_TIMEOUT = "PACK_SHUTDOWN_TIMEOUT"  # seconds SIGTERM waits for in-flight requests
+
 # --- image layout ---------------------------------------------------------------------------
 APP_DIR = "/app"
 SECRETS_DIR = "/secrets"
 MODEL_CACHE_DIR = "/app/model_cache"
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEFAULT_SERVER_PORT = 8080
+PACKAGES_DIR = "/packages"
+DYNAMIC_CONFIG_DIR = "/etc/b10_dynamic_config"
+RUNTIME_STATE_DIR = "/tmp"
+# The expanded config as JSON beside /app/config.yaml, so the runtime needs no YAML parser
+# (docker_server images get no server requirements at all).
+IMAGE_CONFIG_JSON = "/app/.pack/config.json"

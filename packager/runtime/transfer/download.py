@@ -1,0 +1,322 @@
+"""What a worker does with a job: prepare it, stream its ranges to disk, verify, publish."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from functools import partial
+
+from .cache import BlobCache, link_or_copy
+from .digests import new_hasher, verification_label
+from .engine import Scheduler
+from .errors import FetchError, PermanentError, TransientError
+from .job import FileJob, RangeTask, split
+from .journal import Journal, missing
+from .layout import (
+    Marker,
+    journal_path,
+    marker_matches,
+    partial_path,
+    remove_quietly,
+    write_marker,
+)
+from .ordered_hash import OrderedHasher
+from .progress import Reporter
+from .results import CACHED, DOWNLOADED, FAILED, PRESENT, FileResult
+from .settings import TransferSettings
+from .sources import SourceFactory
+
+
+class Transfer:
+    def __init__(self, settings: TransferSettings, reporter: Reporter, sources: SourceFactory,
+                 cache: BlobCache | None, scheduler: Scheduler):
+        self.settings, self.reporter, self.sources = settings, reporter, sources
+        self.cache, self.scheduler = cache, scheduler
+        self.results: list[FileResult] = []
+        self._results_lock = threading.Lock()
+        self._local = threading.local()
+
+    # --- prepare -----------------------------------------------------------------------------
+    def prepare(self, job: FileJob) -> None:
+        try:
+            self._prepare(job)
+        except Exception as exc:  # noqa: BLE001 - anything unexpected fails this file, never hangs the run
+            self.fail(job, exc)
+
+    def _prepare(self, job: FileJob) -> None:
+        job.start_clock()
+        if all(marker_matches(t.final, t.entry) for t in job.targets):
+            self._release_lock(job)
+            return self._complete(job, PRESENT)
+        if self.cache is not None:
+            if self.cache.has(job.key, job.size):
+                self._release_lock(job)
+                return self._place_cached(job)
+            if job.lock is None:
+                job.lock = self.cache.try_lock(job.key)
+                if job.lock is None:  # another process is downloading it: wait, then link
+                    return self.scheduler.wait_for_lock(job)
+                if self.cache.has(job.key, job.size):
+                    self._release_lock(job)
+                    return self._place_cached(job)
+        elif self._verify_existing(job):
+            return self._complete(job, PRESENT)
+        self._start_download(job, fresh=False)
+
+    def _place_cached(self, job: FileJob) -> None:
+        assert self.cache is not None
+        for t in job.targets:
+            self.cache.place(job.key, t.final)
+            write_marker(t.final, Marker.for_file(t.final, t.entry.hash.algorithm, t.entry.hash.digest))
+        self._complete(job, CACHED)
+
+    def _verify_existing(self, job: FileJob) -> bool:
+        """A destination with the right size but no marker is hashed once instead of re-fetched."""
+        target = job.targets[0]
+        if len(job.targets) != 1 or not os.path.isfile(target.final):
+            return False
+        if os.path.getsize(target.final) != job.size:
+            return False
+        hasher = new_hasher(job.entry.hash.algorithm, job.size, self.settings.pure_crc32c_limit)
+        if hasher is None:
+            return False  # size alone is never proof
+        with open(target.final, "rb") as fh:
+            while block := fh.read(4 * 1024 * 1024):
+                hasher.update(block)
+        if hasher.hexdigest() != job.entry.hash.digest.lower():
+            return False
+        job.verification = job.entry.hash.algorithm
+        write_marker(target.final, Marker.for_file(target.final, job.entry.hash.algorithm,
+                                                   job.entry.hash.digest))
+        return True
+
+    def _start_download(self, job: FileJob, fresh: bool) -> None:
+        entry, size = job.entry, job.size
+        if job.source is None:
+            job.source = self.sources.make(entry)
+        job.work_path = self.cache.partial(job.key) if self.cache else partial_path(job.targets[0].final)
+        os.makedirs(os.path.dirname(job.work_path), exist_ok=True)
+        header = {"size": size, "algorithm": entry.hash.algorithm, "digest": entry.hash.digest,
+                  "source": job.description}
+        job.journal = Journal(journal_path(job.work_path), header)
+        done = [] if fresh else job.journal.load()
+        job.fd = os.open(job.work_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if done and os.fstat(job.fd).st_size != size:
+            done = []
+        if not done:
+            os.ftruncate(job.fd, 0)
+            os.ftruncate(job.fd, size)  # pre-sized (sparse): ranges land with pwrite in place
+        job.journal.open(fresh=not done)
+        hasher = new_hasher(entry.hash.algorithm, size, self.settings.pure_crc32c_limit)
+        job.verification = verification_label(entry.hash.algorithm, hasher)
+        job.hasher = OrderedHasher(hasher, job.fd, size)
+        for iv in done:
+            job.hasher.seed(iv.start, iv.end)
+        job.resumed_bytes = sum(iv.length for iv in done)
+        ranges = split(missing(size, done), self.settings.chunk_size)
+        if not ranges:
+            return self._finalize(job)
+        tasks = [RangeTask(job, s, e, s) for s, e in ranges]
+        job.pending = len(tasks)
+        job.range_support = True if job.source.ranges_known else None
+        if job.range_support:
+            job.deferred = []
+        else:  # ask once; the answer decides between ranged parallel and one streaming GET
+            tasks[0].probe = True
+            job.deferred = tasks[1:]
+            tasks = tasks[:1]
+        for task in tasks:
+            self.scheduler.submit(job, task.start, partial(self.run_range, task))
+
+    # --- ranges ------------------------------------------------------------------------------
+    def run_range(self, task: RangeTask) -> None:
+        job = task.job
+        with job.mutex:
+            if job.finished:
+                return
+            job.inflight += 1
+        try:
+            while not job.finished:
+                try:
+                    self._stream(task)
+                    break
+                except FetchError as exc:
+                    if job.finished:
+                        return
+                    self.scheduler.retry_or_raise(task, exc)
+            if not job.finished:
+                self._range_done(task)
+        except Exception as exc:  # noqa: BLE001 - a bug or disk error fails the file, not the run
+            self.fail(job, exc)
+        finally:
+            self._leave(job)
+
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = memoryview(bytearray(self.settings.buffer_size))
+        return buf
+
+    def _stream(self, task: RangeTask) -> None:
+        job = task.job
+        source, _, _ = job.parts()
+        body = source.open(task.pos, task.end)
+        complete = False
+        try:
+            if (body.start, body.end) != (task.pos, task.end):
+                if task.probe and job.range_support is not True and (body.start, body.end) == (0, job.size):
+                    self._single_stream(job, task)
+                else:
+                    raise TransientError(f"{job.description}: asked bytes {task.pos}-{task.end}, "
+                                         f"server sent {body.start}-{body.end}")
+            elif task.probe and job.range_support is None and job.deferred:
+                job.range_support = True
+                deferred, job.deferred = job.deferred, []
+                for t in deferred:
+                    self.scheduler.submit(job, t.start, partial(self.run_range, t))
+            mv = self._buffer()
+            deadline = time.monotonic() + self.settings.stall_timeout + \
+                (task.end - task.pos) / self.settings.min_bytes_per_second
+            while task.pos < task.end:
+                if job.finished:
+                    return
+                n = body.readinto(mv[: min(len(mv), task.end - task.pos)])
+                if not n:
+                    raise TransientError(
+                        f"{job.description}: truncated response, connection closed after "
+                        f"{task.pos - task.start} of {task.end - task.start} bytes")
+                chunk = mv[:n]
+                written = 0
+                while written < n:
+                    written += os.pwrite(job.fd, chunk[written:], task.pos + written)
+                job.parts()[2].wrote(task.start, task.pos, chunk)
+                task.pos += n
+                job.add_bytes(n)
+                self.reporter.advance(n)
+                if time.monotonic() > deadline:
+                    raise TransientError(f"{job.description}: too slow (below "
+                                         f"{self.settings.min_bytes_per_second} B/s)")
+            complete = True
+        finally:
+            body.close(complete)
+
+    def _single_stream(self, job: FileJob, task: RangeTask) -> None:
+        """The server ignores Range: this one task now streams the whole file from byte 0."""
+        job.range_support = False
+        job.deferred = []
+        job.pending = 1
+        task.start, task.end, task.pos = 0, job.size, 0
+        hasher = new_hasher(job.entry.hash.algorithm, job.size, self.settings.pure_crc32c_limit)
+        job.hasher = OrderedHasher(hasher, job.fd, job.size)
+        job.resumed_bytes = 0
+        journal = job.parts()[1]
+        journal.close()
+        journal.open(fresh=True)  # earlier ranges are rewritten: their records are void
+
+    def _range_done(self, task: RangeTask) -> None:
+        job = task.job
+        job.parts()[1].record(task.start, task.end)
+        with job.mutex:
+            job.pending -= 1
+            last = job.pending == 0
+        if last:
+            self._finalize(job)
+
+    # --- verify and publish ------------------------------------------------------------------
+    def _finalize(self, job: FileJob) -> None:
+        _, journal, hasher = job.parts()
+        digest = hasher.finish()
+        actual_size = os.fstat(job.fd).st_size
+        expected = job.entry.hash.digest.lower()
+        cause = None
+        if actual_size != job.size:
+            cause = f"size {actual_size} != manifest size {job.size}"
+        elif digest is not None and digest != expected:
+            cause = f"{job.entry.hash.algorithm} mismatch: expected {expected}, got {digest}"
+        if cause:
+            job.close_files()
+            remove_quietly(job.work_path, journal.path)
+            job.attempts += 1
+            if job.attempts >= self.settings.attempts_per_file:
+                raise PermanentError(f"{job.description}: {cause} (after {job.attempts} attempts)")
+            self.reporter.retry(job.targets[0].final, job.attempts + 1, cause)
+            return self._start_download(job, fresh=True)
+        if self.settings.durable:
+            os.fdatasync(job.fd)
+        job.close_files()
+        journal.remove()
+        self._publish(job)
+        self._complete(job, DOWNLOADED)
+
+    def _publish(self, job: FileJob) -> None:
+        if self.cache is not None:
+            self.cache.publish(job.work_path, job.key)
+            self._release_lock(job)
+            for t in job.targets:
+                self.cache.place(job.key, t.final)
+        else:
+            first = job.targets[0].final
+            os.makedirs(os.path.dirname(first), exist_ok=True)
+            os.replace(job.work_path, first)
+            for t in job.targets[1:]:
+                link_or_copy(first, t.final)
+        for t in job.targets:
+            write_marker(t.final, Marker.for_file(t.final, t.entry.hash.algorithm, t.entry.hash.digest))
+
+    # --- endings -----------------------------------------------------------------------------
+    def _release_lock(self, job: FileJob) -> None:
+        if job.lock is not None:
+            job.lock.release()
+            job.lock = None
+
+    def _leave(self, job: FileJob) -> None:
+        with job.mutex:
+            job.inflight -= 1
+            idle = job.finished and job.inflight == 0
+        if idle:
+            self._cleanup(job)
+
+    def _cleanup(self, job: FileJob) -> None:
+        # Keep the partial file and its journal: the next run resumes from them.
+        job.close_files()
+        self._release_lock(job)
+
+    def fail(self, job: FileJob, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}"
+        with job.mutex:
+            if job.finished:
+                return
+            job.finished = True
+            job.error = message
+            idle = job.inflight == 0
+        if idle:
+            self._cleanup(job)
+        self._record(job, FAILED, message)
+
+    def _complete(self, job: FileJob, status: str) -> None:
+        with job.mutex:
+            if job.finished:
+                return
+            job.finished = True
+        self._record(job, status, None)
+
+    def _record(self, job: FileJob, status: str, error: str | None) -> None:
+        seconds = time.monotonic() - job.started if job.started else 0.0
+        verification = job.verification or verification_label(
+            job.entry.hash.algorithm,
+            new_hasher(job.entry.hash.algorithm, 0, self.settings.pure_crc32c_limit))
+        results = [
+            FileResult(
+                destination=t.final, source=job.description, size=t.entry.size, status=status,
+                verification=verification, bytes_downloaded=job.bytes_downloaded if i == 0 else 0,
+                seconds=round(seconds, 4), retries=job.retries + job.attempts,
+                resumed_bytes=job.resumed_bytes if i == 0 else 0, error=error,
+            )
+            for i, t in enumerate(job.targets)
+        ]
+        with self._results_lock:
+            self.results.extend(results)
+        for r in results:
+            self.reporter.file_done(r)
+        self.scheduler.job_finished()

@@ -1,0 +1,117 @@
+"""The unit of work: one piece of content (a FileJob) split into byte ranges (RangeTasks).
+
+Entries with the same content (same digest, or same pinned source when unhashed) share a job, so
+the bytes are fetched once and placed at every destination.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..manifest import Entry
+from .cache import BlobLock, cache_key
+from .journal import Interval, Journal
+from .ordered_hash import OrderedHasher
+from .sources import Source, describe
+
+
+@dataclass(frozen=True)
+class Target:
+    entry: Entry
+    final: str  # absolute path after dest_root mapping
+
+
+@dataclass
+class RangeTask:
+    job: FileJob
+    start: int
+    end: int  # exclusive
+    pos: int  # next byte to fetch; a retry continues from here, not from start
+    attempts: int = 0
+    probe: bool = False  # first request of a file whose server may ignore Range
+
+
+@dataclass(eq=False)
+class FileJob:
+    index: int
+    targets: list[Target]
+    key: str
+    # download state, set up by the engine's prepare step
+    source: Source | None = None
+    work_path: str = ""
+    fd: int = -1
+    journal: Journal | None = None
+    hasher: OrderedHasher | None = None
+    lock: BlobLock | None = None
+    deferred: list[RangeTask] = field(default_factory=list)  # queued once Range support is known
+    pending: int = 0
+    inflight: int = 0
+    range_support: bool | None = None
+    # bookkeeping
+    attempts: int = 0  # whole-file attempts (digest/size mismatch restarts)
+    retries: int = 0
+    bytes_downloaded: int = 0
+    resumed_bytes: int = 0
+    verification: str = ""
+    started: float = 0.0
+    finished: bool = False
+    error: str | None = None
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def entry(self) -> Entry:
+        return self.targets[0].entry
+
+    @property
+    def size(self) -> int:
+        return self.entry.size
+
+    @property
+    def description(self) -> str:
+        return describe(self.entry)
+
+    def parts(self) -> tuple[Source, Journal, OrderedHasher]:
+        """The download state; only valid between the prepare step and the end of the job."""
+        assert self.source is not None and self.journal is not None and self.hasher is not None
+        return self.source, self.journal, self.hasher
+
+    def start_clock(self) -> None:
+        if not self.started:
+            self.started = time.monotonic()
+
+    def add_bytes(self, n: int) -> None:
+        with self.mutex:
+            self.bytes_downloaded += n
+
+    def close_files(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.journal is not None:
+            self.journal.close()
+
+
+def group_jobs(targets: list[Target]) -> list[FileJob]:
+    """One job per distinct content; largest first, so small files fill the tail of the run."""
+    by_key: dict[str, list[Target]] = {}
+    for target in targets:
+        by_key.setdefault(cache_key(target.entry), []).append(target)
+    ordered = sorted(by_key.items(), key=lambda kv: (-kv[1][0].entry.size, kv[1][0].final))
+    return [FileJob(index=i, targets=group, key=key) for i, (key, group) in enumerate(ordered)]
+
+
+def split(intervals: list[Interval], chunk: int) -> list[tuple[int, int]]:
+    ranges = []
+    for iv in intervals:
+        pos = iv.start
+        while pos < iv.end:
+            end = min(iv.end, pos + chunk)
+            # Avoid a runt last range: fold anything under a quarter chunk into its neighbour.
+            if iv.end - end < chunk // 4:
+                end = iv.end
+            ranges.append((pos, end))
+            pos = end
+    return ranges

@@ -1,0 +1,120 @@
+"""Where each entry lands, and the hidden files kept beside it.
+
+Destination mapping (`dest_root`):
+* None: the entry's absolute destination is used as is (inside an image).
+* a directory: destinations under /app/model_cache are placed relative to it
+  (`/app/model_cache/x/a.bin` -> `<dest_root>/x/a.bin`); any other absolute destination (e.g. a
+  bake-mode HF cache path) is placed under dest_root with its full path
+  (`/root/.cache/hf/a` -> `<dest_root>/root/.cache/hf/a`).
+
+Any destination that is not normalised, contains "..", or resolves (through symlinks already on
+disk) outside its root is refused before anything is downloaded.
+
+Beside `<dir>/<name>` the engine keeps dot-files, invisible to loaders that glob for weights:
+`.<name>.pack-partial` (pre-sized temp file), `.<name>.pack-partial.journal` (resume journal) and
+`.<name>.pack-ok` (verified marker). A file at its destination is trusted only when the marker
+matches its size, inode, mtime and the manifest digest; a correct size alone is never enough.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from dataclasses import dataclass
+
+from ..manifest import MODEL_CACHE_ROOT, Entry, ManifestError
+
+
+class UnsafeDestination(ManifestError):
+    """A destination would be written outside its root."""
+
+
+def _refuse(entry: Entry, why: str) -> UnsafeDestination:
+    return UnsafeDestination(f"destination {entry.destination!r} refused: {why}")
+
+
+def map_destination(entry: Entry, dest_root: str | None) -> str:
+    dest = entry.destination
+    if not dest.startswith("/") or "\x00" in dest:
+        raise _refuse(entry, "not an absolute path")
+    if any(part == ".." for part in dest.split("/")) or posixpath.normpath(dest) != dest:
+        raise _refuse(entry, "it is not normalised and may escape its folder with '..'")
+    if dest_root is None:
+        root = MODEL_CACHE_ROOT if dest.startswith(MODEL_CACHE_ROOT + "/") else "/"
+        final = dest
+    else:
+        root = os.path.abspath(dest_root)
+        if dest.startswith(MODEL_CACHE_ROOT + "/"):
+            rel = dest[len(MODEL_CACHE_ROOT) + 1 :]
+        else:
+            rel = dest.lstrip("/")
+        if not rel:
+            raise _refuse(entry, "it names the root itself")
+        final = os.path.join(root, rel)
+    # Symlinked directories already on disk must not lead outside the root either.
+    real_root = os.path.realpath(root)
+    real_parent = os.path.realpath(os.path.dirname(final))
+    if root != "/" and not (real_parent + "/").startswith(real_root.rstrip("/") + "/"):
+        raise _refuse(entry, f"it resolves outside {root}")
+    return final
+
+
+def sidecar(final: str, suffix: str) -> str:
+    directory, name = os.path.split(final)
+    return os.path.join(directory, f".{name}.pack-{suffix}")
+
+
+def partial_path(final: str) -> str:
+    return sidecar(final, "partial")
+
+
+def journal_path(partial: str) -> str:
+    return partial + ".journal"
+
+
+@dataclass(frozen=True)
+class Marker:
+    size: int
+    algorithm: str
+    digest: str
+    inode: int
+    mtime_ns: int
+
+    @classmethod
+    def for_file(cls, path: str, algorithm: str, digest: str) -> Marker:
+        st = os.stat(path)
+        return cls(st.st_size, algorithm, digest, st.st_ino, st.st_mtime_ns)
+
+
+def write_marker(final: str, marker: Marker) -> None:
+    path = sidecar(final, "ok")
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(marker.__dict__, fh, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def marker_matches(final: str, entry: Entry) -> bool:
+    """True when `final` is the verified file for this entry (no re-download, no re-hash)."""
+    try:
+        with open(sidecar(final, "ok"), encoding="utf-8") as fh:
+            marker = Marker(**json.load(fh))
+        st = os.stat(final)
+    except (OSError, ValueError, TypeError):
+        return False
+    return (
+        marker.size == entry.size == st.st_size
+        and marker.inode == st.st_ino
+        and marker.mtime_ns == st.st_mtime_ns
+        and marker.algorithm == entry.hash.algorithm
+        and marker.digest == entry.hash.digest
+    )
+
+
+def remove_quietly(*paths: str) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

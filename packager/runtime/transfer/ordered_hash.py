@@ -1,0 +1,119 @@
+"""Hash a file in offset order while its ranges arrive out of order.
+
+Why this design: digests are sequential, ranges are not. Keeping every out-of-order buffer in
+memory until its turn would make memory grow with the file; hashing after the download would
+read the whole file a second time and add its full hashing time to the wall clock. Instead:
+
+* a writer whose buffer lands exactly at the hash frontier hashes it straight from memory (the
+  common case: ranges are handed out in order, so the oldest range is usually at the frontier);
+* otherwise the bytes are only recorded as written; when the frontier later reaches them, the
+  thread that moved it reads them back with pread. They were written moments ago, so this is a
+  page-cache copy, not disk I/O, and it runs while other ranges are still downloading.
+
+Only one thread hashes a given file at a time (`_busy`); the others never wait, they just
+record what they wrote. hashlib releases the GIL on large updates, so different files hash on
+different cores.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from .digests import Hasher
+
+_REREAD_CHUNK = 4 * 1024 * 1024
+
+
+class OrderedHasher:
+    def __init__(self, hasher: Hasher | None, fd: int, size: int):
+        self._hasher = hasher
+        self._fd = fd
+        self._size = size
+        self._frontier = 0
+        self._written: dict[int, int] = {}  # range start -> end of data written from it
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._busy = False
+        self.reread_bytes = 0  # bytes hashed from the page cache instead of from memory
+
+    @property
+    def active(self) -> bool:
+        return self._hasher is not None
+
+    def seed(self, start: int, end: int) -> None:
+        """Mark [start, end) as already on disk (a range completed by an earlier run)."""
+        with self._lock:
+            self._written[start] = max(end, self._written.get(start, start))
+
+    def wrote(self, range_start: int, offset: int, data: memoryview) -> None:
+        """Record that `data` was written at `offset`, inside the range beginning at range_start."""
+        end = offset + len(data)
+        with self._lock:
+            self._written[range_start] = end
+            if self._hasher is None or self._busy or self._frontier != offset:
+                return
+            self._busy = True
+        try:
+            self._hasher.update(data)
+        except BaseException:
+            self._release()
+            raise
+        self._catch_up(end)
+
+    def finish(self) -> str | None:
+        """Hash whatever is left (every range is written by now) and return the hex digest."""
+        if self._hasher is None:
+            return None
+        with self._lock:
+            while self._busy:
+                self._idle.wait()
+            self._busy = True
+            frontier = self._frontier
+        self._catch_up(frontier)
+        if self._frontier != self._size:
+            raise RuntimeError(f"hash frontier stopped at {self._frontier} of {self._size}")
+        return self._hasher.hexdigest()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._busy = False
+            self._idle.notify_all()
+
+    def _contiguous_end(self, frontier: int) -> int:
+        end = frontier
+        moved = True
+        while moved:
+            moved = False
+            for start, written in self._written.items():
+                if start <= end < written:
+                    end, moved = written, True
+        return end
+
+    def _catch_up(self, frontier: int) -> None:
+        """Advance the frontier over data already written; caller holds the busy flag."""
+        try:
+            while True:
+                with self._lock:
+                    self._frontier = frontier
+                    end = self._contiguous_end(frontier)
+                    if end <= frontier:
+                        self._busy = False
+                        self._idle.notify_all()
+                        # Forget ranges wholly behind the frontier so lookups stay short.
+                        for start in [s for s, w in self._written.items() if w <= frontier]:
+                            if self._written[start] <= frontier:
+                                del self._written[start]
+                        return
+                assert self._hasher is not None  # callers only get here with a hasher
+                while frontier < end:
+                    n = min(_REREAD_CHUNK, end - frontier)
+                    block = os.pread(self._fd, n, frontier)
+                    if not block:
+                        raise OSError(f"short read at {frontier} while hashing")
+                    self._hasher.update(block)
+                    self.reread_bytes += len(block)
+                    frontier += len(block)
+        except BaseException:
+            self._release()
+            raise

@@ -1,0 +1,255 @@
+"""Transfer engine over HTTP: happy paths and every injected fault."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import pytest
+
+from packager.runtime.manifest import Digest, Manifest, ManifestError, parse
+from packager.runtime.transfer import TransferFailed, UnsafeDestination, fetch
+from tests.fixtures.range_server import RangeServer
+
+from .conftest import FAST, KiB, MiB, hf_entry, hf_path, payload
+
+
+def run(hub, dest, **kw):
+    kw.setdefault("settings", FAST)
+    return fetch(hub.manifest(), str(dest), env=kw.pop("env", hub.env), **kw)
+
+
+def test_parallel_ranged_fetch_all_algorithms(hub, tmp_path):
+    big = hub.add("model.safetensors", payload(3 * MiB, 1))
+    hub.add("config.json", payload(700, 2), "git-sha1")
+    hub.add("vocab.txt", payload(300 * KiB, 3), "md5")
+    hub.add("small.crc", payload(90 * KiB, 4), "crc32c")
+    hub.add("nohash.bin", payload(600 * KiB, 5), "none")
+    hub.add("empty.txt", b"", "sha256")
+    stats = tmp_path / "stats.json"
+    result = run(hub, tmp_path / "out", stats_path=str(stats))
+
+    hub.assert_placed(str(tmp_path / "out"))
+    assert result.ok and result.bytes_total == sum(len(d) for d in hub.data.values())
+    assert result.bytes_downloaded == result.bytes_total
+    # 3 MiB in 256 KiB ranges: split into 12 ranged requests, each byte served once.
+    assert hub.requests_for("model.safetensors") == 12
+    assert hub.bytes_for("model.safetensors") == big.size
+    by_name = {os.path.basename(f.destination): f for f in result.files}
+    assert by_name["nohash.bin"].verification == "size-only"
+    assert by_name["config.json"].verification == "git-sha1"
+    assert by_name["small.crc"].verification == "crc32c"
+    doc = json.loads(stats.read_text())
+    assert doc["bytes_downloaded"] == result.bytes_downloaded and doc["cache_hits"] == 0
+    assert {f["status"] for f in doc["files"]} == {"downloaded"} and len(doc["files"]) == 6
+    # Nothing but the files and their verified markers is left beside them.
+    leftovers = [n for n in os.listdir(tmp_path / "out" / "m") if n.startswith(".")]
+    assert all(n.endswith(".pack-ok") for n in leftovers)
+
+
+def test_second_run_trusts_markers_and_makes_no_request(hub, tmp_path):
+    hub.add("a.bin", payload(1 * MiB))
+    run(hub, tmp_path)
+    before = hub.server.counters.requests
+    result = run(hub, tmp_path)
+    assert hub.server.counters.requests == before
+    assert [f.status for f in result.files] == ["present"]
+
+
+def test_right_size_without_marker_is_not_trusted(hub, tmp_path):
+    """Truss defect 9: a zero-filled file of the right size must not count as complete."""
+    entry = hub.add("a.bin", payload(1 * MiB), "none")
+    target = tmp_path / "m" / "a.bin"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"\0" * entry.size)
+    result = run(hub, tmp_path)
+    assert result.files[0].status == "downloaded"
+    hub.assert_placed(str(tmp_path))
+
+
+def test_existing_correct_file_is_verified_by_hash_not_refetched(hub, tmp_path):
+    data = payload(1 * MiB)
+    hub.add("a.bin", data)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.bin").write_bytes(data)
+    result = run(hub, tmp_path)
+    assert result.files[0].status == "present" and hub.server.counters.requests == 0
+
+
+def test_corrupted_byte_is_detected_and_refetched(hub, tmp_path):
+    hub.add("a.bin", payload(1 * MiB))
+    hub.server.faults.corrupt = 1
+    result = run(hub, tmp_path)
+    hub.assert_placed(str(tmp_path))
+    assert result.files[0].retries >= 1
+
+
+def test_persistent_corruption_fails_clearly_and_exposes_nothing(hub, tmp_path):
+    hub.add("a.bin", payload(512 * KiB))
+    hub.add("ok.bin", payload(10 * KiB, 2))
+    hub.server.faults.corrupt = -1
+    with pytest.raises(TransferFailed) as info:
+        run(hub, tmp_path)
+    assert "sha256 mismatch" in str(info.value) and "a.bin" in str(info.value)
+    assert "ok.bin" in str(info.value)  # every failed file is listed
+    assert not (tmp_path / "m" / "a.bin").exists()
+    assert len(info.value.failures) == 2
+
+
+def test_truncated_response_is_resumed(hub, tmp_path):
+    hub.add("a.bin", payload(2 * MiB))
+    hub.server.faults.truncate = 3
+    result = run(hub, tmp_path)
+    hub.assert_placed(str(tmp_path))
+    assert result.files[0].retries >= 3
+    # A retry continues from the last byte received, not from the start of its range.
+    assert hub.bytes_for("a.bin") == 2 * MiB
+
+
+def test_503_burst_then_success(hub, tmp_path):
+    hub.add("a.bin", payload(1 * MiB))
+    hub.server.faults.fail_503 = 3
+    result = run(hub, tmp_path)
+    hub.assert_placed(str(tmp_path))
+    assert result.files[0].retries == 3
+
+
+def test_503_forever_gives_up_with_the_cause(hub, tmp_path):
+    hub.add("a.bin", payload(10 * KiB))
+    hub.server.faults.fail_503 = 1000
+    with pytest.raises(TransferFailed) as info:
+        run(hub, tmp_path)
+    assert "HTTP 503" in str(info.value) and "gave up after 5 attempts" in str(info.value)
+
+
+def test_stalled_connection_is_dropped_and_retried(hub, tmp_path):
+    hub.add("a.bin", payload(1 * MiB))
+    hub.server.faults.stall = (1, 5.0)
+    t0 = time.monotonic()
+    result = run(hub, tmp_path)
+    assert time.monotonic() - t0 < 3.0  # stall_timeout is 0.5 s, the server stalls for 5 s
+    hub.assert_placed(str(tmp_path))
+    assert result.files[0].retries >= 1
+
+
+def test_server_without_range_support_uses_one_streaming_get(hub, tmp_path):
+    hub.add("a.bin", payload(2 * MiB))
+    hub.add("b.bin", payload(100 * KiB, 2))
+    hub.server.faults.ranges = False
+    run(hub, tmp_path)
+    hub.assert_placed(str(tmp_path))
+    assert hub.requests_for("a.bin") == 1 and hub.bytes_for("a.bin") == 2 * MiB
+
+
+def test_no_range_server_truncation_restarts_from_zero(hub, tmp_path):
+    hub.add("a.bin", payload(1 * MiB))
+    hub.server.faults.ranges = False
+    hub.server.faults.truncate = 1
+    run(hub, tmp_path)
+    hub.assert_placed(str(tmp_path))
+    assert hub.requests_for("a.bin") == 2
+
+
+def test_wrong_credentials_fail_fast_without_retry(hub, tmp_path):
+    hub.add("a.bin", payload(1 * MiB), secret="hf_access_token")
+    hub.server.faults.token = "right"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "hf_access_token").write_text("wrong\n")
+    t0 = time.monotonic()
+    with pytest.raises(TransferFailed) as info:
+        run(hub, tmp_path / "out", secrets_dir=str(secrets))
+    assert time.monotonic() - t0 < 1.0
+    assert hub.server.counters.requests == 1  # 401 is never retried
+    message = str(info.value)
+    assert "HTTP 401" in message and "hf_access_token" in message
+    assert hub.server.counters.auth_seen == ["Bearer wrong"]
+    (secrets / "hf_access_token").write_text("right\n")  # trailing newline stripped
+    run(hub, tmp_path / "out", secrets_dir=str(secrets))
+    hub.assert_placed(str(tmp_path / "out"))
+
+
+def test_missing_file_404_fails_fast(hub, tmp_path):
+    entry = hf_entry("missing.bin", payload(100))
+    with pytest.raises(TransferFailed) as info:
+        fetch(Manifest((entry,)), str(tmp_path), settings=FAST, env=hub.env)
+    assert "HTTP 404" in str(info.value) and hub.server.counters.requests == 1
+
+
+def test_token_goes_to_hub_host_only_and_is_dropped_on_cross_host_redirect(hub, tmp_path):
+    data = payload(600 * KiB)
+    hub.add("a.bin", data)
+    with RangeServer({hf_path("a.bin"): data}) as cdn:
+        hub.server.faults.redirect_to = cdn.base_url
+        env = dict(hub.env, HF_TOKEN="tok")
+        run(hub, tmp_path, env=env)
+        hub.assert_placed(str(tmp_path))
+        assert set(hub.server.counters.auth_seen) == {"Bearer tok"}
+        assert set(cdn.counters.auth_seen) == {None}
+        # Later ranges go straight to the remembered redirect target.
+        assert hub.server.counters.requests < cdn.counters.requests
+
+
+def test_placeholder_token_counts_as_missing(hub, tmp_path):
+    hub.add("a.bin", payload(10 * KiB), secret="hf_access_token")
+    env = dict(hub.env, TRUSS_SECRET_hf_access_token="***", HF_TOKEN=" real ")
+    run(hub, tmp_path, env=env, secrets_dir=str(tmp_path / "none"))
+    assert hub.server.counters.auth_seen == ["Bearer real"]
+
+
+def test_dotdot_destination_is_refused_before_any_request(hub, tmp_path):
+    entry = hub.add("a.bin", payload(10))
+    bad = dataclasses.replace(entry, destination="/app/model_cache/m/../../../etc/passwd")
+    doc = json.loads(Manifest((entry,)).to_json())
+    doc["entries"][0]["destination"] = bad.destination
+    with pytest.raises(ManifestError):
+        parse(json.dumps(doc))
+    with pytest.raises(UnsafeDestination):
+        fetch(Manifest((bad,)), str(tmp_path), settings=FAST, env=hub.env)
+    assert hub.server.counters.requests == 0
+
+
+def test_symlinked_folder_leading_outside_the_root_is_refused(hub, tmp_path):
+    hub.add("a.bin", payload(10))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "root").mkdir()
+    os.symlink(outside, tmp_path / "root" / "m")
+    with pytest.raises(UnsafeDestination):
+        run(hub, tmp_path / "root")
+    assert not list(outside.iterdir())
+
+
+def test_size_change_upstream_fails_without_retry(hub, tmp_path):
+    entry = hub.add("a.bin", payload(100 * KiB))
+    hub.entries[0] = dataclasses.replace(entry, size=entry.size + 1,
+                                         hash=Digest("none", ""))
+    with pytest.raises(TransferFailed) as info:
+        run(hub, tmp_path)
+    assert "manifest says" in str(info.value) and hub.server.counters.requests == 1
+
+
+def test_same_content_at_two_destinations_is_fetched_once(hub, tmp_path):
+    data = payload(300 * KiB)
+    hub.add("a.bin", data, folder="one")
+    hub.add("a.bin", data, folder="two")
+    result = run(hub, tmp_path)
+    hub.assert_placed(str(tmp_path))
+    assert hub.bytes_for("a.bin") == len(data) and len(result.files) == 2
+
+
+def test_http_proxy_and_no_proxy_are_honoured(hub, tmp_path):
+    data = payload(300 * KiB)
+    entry = hub.add("a.bin", data)
+    with RangeServer() as proxy:
+        # A forward proxy receives the absolute URL as the request target.
+        proxy.files[hub.server.url(hf_path("a.bin"))] = data
+        env = dict(hub.env, HTTP_PROXY=proxy.base_url)
+        run(hub, tmp_path / "via", env=env)
+        assert proxy.counters.requests > 0 and hub.server.counters.requests == 0
+        env["NO_PROXY"] = "127.0.0.1"
+        run(hub, tmp_path / "direct", env=env)
+        assert hub.server.counters.requests > 0
+    assert (tmp_path / "via" / "m" / "a.bin").read_bytes() == hub.data[entry.destination]
