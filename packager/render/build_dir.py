@@ -1,8 +1,10 @@
 """Write a build context: the plan's files, byte-identical for equal plans, all or nothing.
 
 The context is assembled in a sibling temporary directory and renamed into place, so a reader
-(or a concurrent `docker build`) never sees half a context. Every file gets the same mode bits
-and a fixed mtime, so equal inputs give an identical tree and an identical digest.
+(or a concurrent `docker build`) never sees half a context. Every file gets normalised mode bits,
+so equal inputs give identical bytes and an identical digest. Modification times are left as
+written: BuildKit's context sync skips files whose size and mtime look unchanged, so a fixed
+mtime would let it keep a stale file (layer caching itself is by content, so nothing is lost).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from packager.templating import render
 
 from .context import CONTEXT_PACK_DIR, bake_stages, stage_manifest, template_context
 
-FIXED_MTIME = 315532800  # 1980-01-01, the earliest a zip (wheel) can say; any constant works
 _SKIP_NAMES = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache",
                ".ruff_cache", ".DS_Store", "node_modules", ".ipynb_checkpoints"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
@@ -78,8 +79,6 @@ def _runtime_files(dest: Path) -> None:
 def _normalise(root: Path) -> None:
     for path in sorted(root.rglob("*"), reverse=True):
         os.chmod(path, 0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
-        os.utime(path, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
-    os.utime(root, (FIXED_MTIME, FIXED_MTIME))
 
 
 def context_digest(root: Path) -> tuple[str, int, int]:

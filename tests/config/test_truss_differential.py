@@ -55,10 +55,10 @@ def verdicts(tmp_path_factory) -> dict[str, dict]:
     dirs: dict[str, Path] = {}
     for i, case in enumerate(CASES):
         dirs[case.name] = write_truss(base / f"case{i}", case)
-    for sample in sorted((REPO / "sample_trusses").glob("*/config.yaml")):
-        target = base / f"sample-{sample.parent.name}"
-        shutil.copytree(sample.parent, target)
-        dirs[f"sample:{sample.parent.name}"] = target
+    # Copy the whole tree: samples share ../_packages through external_package_dirs.
+    shutil.copytree(REPO / "sample_trusses", base / "samples")
+    for sample in sorted((base / "samples").glob("*/config.yaml")):
+        dirs[f"sample:{sample.parent.name}"] = sample.parent
     proc = subprocess.run([TRUSS_PYTHON, str(ORACLE)], input="\n".join(str(d) for d in dirs.values()) + "\n",
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -46,7 +46,9 @@ def pin(root: Path, files: dict[str, int]) -> Manifest:
 @pytest.fixture
 def sample(tmp_path: Path):
     def copy(name: str) -> Path:
-        target = tmp_path / name
-        shutil.copytree(REPO / "sample_trusses" / name, target)
-        return target
+        # The whole tree: samples share ../_packages through external_package_dirs.
+        tree = tmp_path / "samples"
+        if not tree.exists():
+            shutil.copytree(REPO / "sample_trusses", tree)
+        return tree / name
     return copy

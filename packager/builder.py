@@ -1,0 +1,78 @@
+"""Stage 4: plan -> rendered context -> image, with the engine the machine has.
+
+Contexts are rendered under the user's cache directory, keyed by truss, so a rebuild reuses the
+same directory and the engine's cache sees unchanged files as unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import LoadedConfig
+from .constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
+from .build_secrets import secret_files
+from .engine import BuiltImage, ProgressCallback, open_engine
+from .plan.model import WEIGHTS_BAKE, BuildPlan
+from .plan.sources import Credentials
+from .render import RenderedContext, render_context
+
+# Endpoints (never credentials) the bake-mode download stages take as build args.
+ENDPOINT_ARGS = (HF_ENDPOINT, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, STORAGE_EMULATOR_HOST)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: BuiltImage
+    tag: str
+    context: RenderedContext
+    plan: BuildPlan
+
+
+def contexts_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pack" / "contexts"
+
+
+def context_dir_for(loaded: LoadedConfig) -> Path:
+    key = hashlib.sha256(str(loaded.truss_dir.resolve()).encode()).hexdigest()[:12]
+    return contexts_root() / f"{_slug(loaded.truss_dir.resolve().name)}-{key}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.") or "model"
+
+
+def default_tag(plan: BuildPlan, rendered: RenderedContext) -> str:
+    return f"{_slug(plan.model_name)}:{rendered.digest[:12]}"
+
+
+def endpoint_build_args(plan: BuildPlan, env: dict[str, str] | None = None) -> dict[str, str]:
+    if plan.weights_mode != WEIGHTS_BAKE:
+        return {}
+    env = dict(os.environ) if env is None else env
+    return {name: env[name] for name in ENDPOINT_ARGS if env.get(name)}
+
+
+def build_image(
+    loaded: LoadedConfig,
+    plan: BuildPlan,
+    *,
+    tag: str | None = None,
+    no_cache: bool = False,
+    build_args: dict[str, str] | None = None,
+    platform: str | None = None,
+    progress: ProgressCallback | None = None,
+    credentials: Credentials | None = None,
+) -> BuildResult:
+    rendered = render_context(loaded, plan, context_dir_for(loaded))
+    engine = open_engine()
+    final_tag = tag or default_tag(plan, rendered)
+    args = {**endpoint_build_args(plan), **(build_args or {})}
+    with secret_files(plan, credentials or Credentials.from_environment()) as secrets:
+        image = engine.build(rendered.path, tag=final_tag, secrets=secrets, build_args=args,
+                             no_cache=no_cache, platform=platform, progress=progress, network="host")
+    return BuildResult(image=image, tag=final_tag, context=rendered, plan=plan)

@@ -1,0 +1,32 @@
+"""all-MiniLM-L6-v2 sentence embeddings in pure numpy; weights arrive on a runtime volume.
+
+The model_cache entry (use_volume: true, volume_folder: minilm) makes the server prefetch the
+files into /app/model_cache/minilm/ while it starts; load() waits for that download before
+reading them. The encoder is `minilm_numpy` from ../_packages (on sys.path via /packages).
+
+Request:  {"texts": ["a sentence", ...]} or {"text": "a sentence"}
+Response: {"embeddings": [[384 floats], ...], "model": "all-MiniLM-L6-v2", "dim": 384}
+"""
+
+from minilm_numpy import MODEL_NAME, Encoder, find_model_dir, parse_texts
+
+VOLUME_FOLDER = "minilm"  # must match model_cache[0].volume_folder in config.yaml
+
+
+class Model:
+    def __init__(self, **kwargs):
+        self._config = kwargs.get("config") or {}
+        # Required in volume mode: the load fails unless block_until_download_complete() is called.
+        self._lazy_data_resolver = kwargs["lazy_data_resolver"]
+        self._encoder = None
+
+    def load(self):
+        self._lazy_data_resolver.block_until_download_complete()
+        entries = self._config.get("model_cache") or [{}]
+        folder = entries[0].get("volume_folder") or VOLUME_FOLDER
+        self._encoder = Encoder.from_dir(find_model_dir(volume_folder=folder))
+
+    def predict(self, model_input):
+        texts = parse_texts(model_input)
+        embeddings = self._encoder.encode(texts)
+        return {"embeddings": embeddings.tolist(), "model": MODEL_NAME, "dim": int(embeddings.shape[1])}
