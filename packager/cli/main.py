@@ -11,6 +11,7 @@ from .. import __version__
 from ..errors import PackError
 from . import output
 from .config_cmds import check_command, config_command, init_command, schema_command
+from .build_cmds import build_command
 from .plan_cmds import lock_command, render_command
 
 
@@ -20,7 +21,8 @@ def cli() -> None:
     """Build fast-starting container images from Truss model directories."""
 
 
-for command in (check_command, config_command, schema_command, init_command, lock_command, render_command):
+for command in (check_command, config_command, schema_command, init_command, lock_command, render_command,
+                build_command):
     cli.add_command(command)
 
 

@@ -1,0 +1,63 @@
+"""Commands that make and use images: build (and, as they land, push, run, predict)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from .. import api
+from . import output
+from .build_progress import make_progress
+from .plan_cmds import build_options, options_from, truss_dir_argument
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str]:
+    args = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--build-arg")
+        args[key] = value
+    return args
+
+
+@click.command("build")
+@truss_dir_argument
+@build_options
+@click.option("-t", "--tag", help="Image tag (default: <model_name>:<context digest>).")
+@click.option("--no-cache", is_flag=True, help="Build every layer again (weights included).")
+@click.option("--build-arg", multiple=True, metavar="KEY=VALUE", help="Extra build argument.")
+@click.option("--platform", help="Target platform, e.g. linux/amd64.")
+@click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto",
+              show_default=True, help="Live view in a terminal, plain lines in CI.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result line (for CI).")
+def build_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, locked, tag,
+                  no_cache, build_arg, platform, progress, as_json) -> None:
+    """Render TRUSS_DIR and build its image; print the image id, tag and size."""
+    started = time.monotonic()
+    view = make_progress("quiet" if as_json and progress == "auto" else progress)
+    try:
+        result = api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code),
+                           locked=locked, tag=tag, no_cache=no_cache, build_args=_build_args(build_arg),
+                           platform=platform, progress=view)
+    finally:
+        if view is not None:
+            view.close()
+    seconds = time.monotonic() - started
+    image = result.image
+    if as_json:
+        output.text(json.dumps({
+            "image_id": image.id, "tag": result.tag, "size": image.size, "seconds": round(seconds, 2),
+            "context_digest": f"sha256:{result.context.digest}", "weights_mode": result.plan.weights_mode,
+            "built_steps": len(image.built_steps), "cached_steps": len(image.cached_steps),
+            "builder": image.builder,
+        }))
+        return
+    for note in result.context.notes:
+        output.note(note)
+    output.success(f"built {result.tag} in {seconds:.1f}s")
+    output.text(f"image {image.id}\ntag {result.tag}\nsize {image.size / 1e6:.1f} MB\n"
+                f"steps {len(image.built_steps)} built, {len(image.cached_steps)} cached")
