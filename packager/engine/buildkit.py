@@ -1,0 +1,186 @@
+"""BuildKit builds through a docker CLI (buildx, or a pre-23.0 client with DOCKER_BUILDKIT=1).
+
+The Docker SDK cannot drive BuildKit (no session for secrets or the context upload), so this
+backend runs the CLI chosen by detect_engine and reads its plain progress output. Image facts
+afterwards come from the SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from packager.engine.containers import DockerContainer, run_container
+from packager.engine.detection import BuilderKind, EngineInfo
+from packager.engine.docker_api import image_tags_and_size, open_client
+from packager.engine.events import ProgressCallback, ignore_progress
+from packager.engine.failures import BuildFailedError
+from packager.engine.images import BuiltImage, lookup_image
+from packager.engine.plain_progress import PlainProgressParser
+from packager.engine.preflight import check_build_inputs
+from packager.errors import EngineError
+
+_EXIT_CODE = re.compile(
+    r"(?:(?:did not complete successfully|executor failed running \[.*\]): exit code: |returned a non-zero code: )(\d+)$"
+)
+
+
+def short_error(message: str) -> str:
+    """'executor failed running [/bin/sh -c <the whole command>]: exit code: 3' -> 'exit code 3'.
+
+    The step name already shows the command; repeating it makes long RUN lines unreadable.
+    """
+    match = _EXIT_CODE.search(message)
+    return f"exit code {match.group(1)}" if match else message
+
+
+def failure_hint(message: str) -> str | None:
+    lowered = message.lower()
+    if "pull access denied" in lowered or ("failed to resolve" in lowered and "docker.io" in lowered):
+        return (
+            "the base image is neither local nor pullable; `scripts/setup-dev.sh` builds the offline "
+            "base image pack-base:bookworm-py311"
+        )
+    if "certificate verify failed" in lowered or "certificate_verify_failed" in lowered:
+        return "the build cannot verify TLS; pass the proxy's CA bundle (PACK_CA_BUNDLE / --ca-bundle)"
+    return None
+
+
+class BuildKitEngine:
+    """Engine backed by BuildKit through the CLI in info.cli."""
+
+    def __init__(self, info: EngineInfo):
+        if not info.buildkit or not info.cli:
+            raise EngineError(f"BuildKitEngine needs a BuildKit CLI; detection found {info.builder.value}")
+        self.info = info
+
+    def _argv(
+        self,
+        inputs_dockerfile: Path,
+        context: Path,
+        iidfile: Path,
+        *,
+        tag: str | None,
+        secrets: Mapping[str, Path],
+        build_args: Mapping[str, str],
+        no_cache: bool,
+        platform: str | None,
+        network: str,
+    ) -> list[str]:
+        assert self.info.cli is not None
+        argv = [self.info.cli]
+        # buildx may drive a builder outside the engine; --load brings the image back to it.
+        argv += ["buildx", "build", "--load"] if self.info.builder is BuilderKind.BUILDX else ["build"]
+        argv += ["--progress=plain", "--iidfile", str(iidfile), "-f", str(inputs_dockerfile)]
+        argv += ["--network", network]
+        if tag:
+            argv += ["-t", tag]
+        if no_cache:
+            argv.append("--no-cache")
+        if platform:
+            argv += ["--platform", platform]
+        for key, value in build_args.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        for name, src in secrets.items():
+            # The value travels through BuildKit's session as a file and lives only in the
+            # tmpfs mount of the steps that ask for it: never in a layer, the history or the cache.
+            source = src.resolve()
+            if any(c in str(source) for c in ',="'):
+                # The flag is CSV: a path with a comma or quote would be cut; link it somewhere plain.
+                link = iidfile.parent / f"secret-{name}"
+                link.symlink_to(source)
+                source = link
+            argv += ["--secret", f"id={name},src={source}"]
+        argv.append(str(context))
+        return argv
+
+    def build(
+        self,
+        context_dir: str | Path,
+        *,
+        tag: str | None = None,
+        dockerfile: str | Path = "Dockerfile",
+        secrets: Mapping[str, str | Path] | None = None,
+        build_args: Mapping[str, str] | None = None,
+        no_cache: bool = False,
+        platform: str | None = None,
+        progress: ProgressCallback | None = None,
+        network: str = "host",
+    ) -> BuiltImage:
+        inputs = check_build_inputs(self.info, context_dir, dockerfile, secrets)
+        callback = progress or ignore_progress
+        client = open_client()
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="pack-build-") as tmp:
+            iidfile = Path(tmp) / "image-id"
+            argv = self._argv(
+                inputs.dockerfile, inputs.context_dir, iidfile, tag=tag, secrets=inputs.secrets,
+                build_args=build_args or {}, no_cache=no_cache, platform=platform, network=network,
+            )
+            # DOCKER_BUILDKIT=1 switches a pre-23.0 client to BuildKit; buildx ignores it.
+            env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")
+            parser = PlainProgressParser()
+            try:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    text=True, errors="replace", bufsize=1, env=env,
+                )
+            except OSError as exc:
+                raise EngineError(f"cannot run {self.info.cli}: {exc}") from exc
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    for event in parser.feed(line):
+                        callback(event)
+                returncode = proc.wait()
+            except BaseException:
+                # A callback error or Ctrl-C must not leave a build running in the background.
+                proc.kill()
+                proc.wait()
+                raise
+            if returncode != 0:
+                failure = parser.failure()
+                short = short_error(failure.message)
+                where = f" at step {failure.step}" if failure.step else ""
+                raise BuildFailedError(
+                    f"build failed{where}: {short}",
+                    step=failure.step,
+                    log_tail=failure.log_tail,
+                    hint=failure_hint(failure.message + "\n" + "\n".join(failure.log_tail)),
+                )
+            try:
+                image_id = iidfile.read_text().strip()
+            except OSError as exc:
+                raise EngineError("the build succeeded but reported no image id") from exc
+        image_id, tags, size = image_tags_and_size(client, image_id)
+        built, cached = parser.steps()
+        return BuiltImage(
+            id=image_id, tags=tags, size=size, built_steps=tuple(built), cached_steps=tuple(cached),
+            duration_s=time.monotonic() - started, builder=self.info.builder.value,
+        )
+
+    def image(self, ref: str) -> BuiltImage | None:
+        return lookup_image(ref, self.info.builder.value)
+
+    def run(
+        self,
+        image: str,
+        *,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets_dir: str | Path | None = None,
+        volumes: Mapping[str, str] | None = None,
+        name: str | None = None,
+        command: list[str] | None = None,
+        replace: bool = False,
+    ) -> DockerContainer:
+        return run_container(
+            image, port=port, env=env, secrets_dir=secrets_dir, volumes=volumes, name=name,
+            command=command, replace=replace,
+        )
+

@@ -1,0 +1,214 @@
+"""Running built images locally: start a container on the host network, wait until it answers.
+
+Host network only: this machine (and CI) forbids bridge networks, so a container cannot have
+its port remapped. The server inside is told which port to listen on instead
+(INFERENCE_SERVER_PORT), and the URL is always 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from packager.constants import INFERENCE_SERVER_PORT, SECRETS_DIR
+from packager.engine.docker_api import open_client
+from packager.engine.failures import FAILURE_TAIL_LINES
+from packager.errors import EngineError
+
+if TYPE_CHECKING:
+    import docker
+
+
+@runtime_checkable
+class ContainerHandle(Protocol):
+    id: str
+    name: str
+    url: str | None  # http://127.0.0.1:<port> when a port was chosen
+
+    def status(self) -> str: ...  # "running", "exited", ...
+    def exit_code(self) -> int | None: ...
+    def logs(self, tail: int | None = None) -> str: ...
+    def stop(self, timeout_s: int = 10) -> None: ...
+    def remove(self) -> None: ...
+
+
+@dataclass
+class DockerContainer:
+    id: str
+    name: str
+    url: str | None
+    _client: Any  # docker.DockerClient; kept for follow-up calls
+
+    def _container(self) -> Any | None:
+        """The SDK container, None once it is gone (removed, or --rm'd on exit)."""
+        import docker
+
+        try:
+            return self._client.containers.get(self.id)
+        except docker.errors.NotFound:
+            return None
+
+    def status(self) -> str:
+        container = self._container()
+        return "removed" if container is None else str(container.status)
+
+    def exit_code(self) -> int | None:
+        container = self._container()
+        state = container.attrs.get("State", {}) if container is not None else {}
+        return None if not state or state.get("Running") else state.get("ExitCode")
+
+    def logs(self, tail: int | None = None) -> str:
+        container = self._container()
+        if container is None:
+            return ""
+        return container.logs(tail=tail if tail is not None else "all").decode("utf-8", "replace")
+
+    def stop(self, timeout_s: int = 10) -> None:
+        import docker
+
+        container = self._container()
+        if container is None:
+            return
+        try:
+            container.stop(timeout=timeout_s)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not stop container {self.name}: {exc.explanation or exc}") from exc
+
+    def remove(self) -> None:
+        import docker
+
+        container = self._container()
+        if container is None:
+            return
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not remove container {self.name}: {exc.explanation or exc}") from exc
+
+
+def _secret_mounts(secrets_dir: str | Path) -> list[Any]:
+    from docker.types import Mount
+
+    directory = Path(secrets_dir)
+    if not directory.is_dir():
+        raise EngineError(f"secrets dir {directory} is not a directory", "one file per secret, named after it")
+    # One read-only file mount per secret: the container sees exactly the named secrets at
+    # /secrets/<name>, as on the platform, and cannot write them back.
+    return [
+        Mount(target=f"{SECRETS_DIR}/{path.name}", source=str(path.resolve()), type="bind", read_only=True)
+        for path in sorted(directory.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
+
+
+def _volume_mounts(volumes: Mapping[str, str]) -> list[Any]:
+    from docker.types import Mount
+
+    mounts = []
+    for source, target in volumes.items():
+        read_only = target.endswith(":ro")
+        target = target.removesuffix(":ro").removesuffix(":rw")
+        # An absolute path is a host directory; anything else names a Docker volume (created on
+        # first use), which is what the weight cache uses so a restart keeps its downloads.
+        kind = "bind" if source.startswith("/") else "volume"
+        mounts.append(Mount(target=target, source=source, type=kind, read_only=read_only))
+    return mounts
+
+
+def run_container(
+    image: str,
+    *,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    secrets_dir: str | Path | None = None,
+    volumes: Mapping[str, str] | None = None,
+    name: str | None = None,
+    command: list[str] | None = None,
+    replace: bool = False,
+    client: docker.DockerClient | None = None,
+) -> DockerContainer:
+    """Start `image` detached on the host network; see Engine.run."""
+    import docker
+
+    client = client or open_client()
+    environment = dict(env or {})
+    if port is not None:
+        environment.setdefault(INFERENCE_SERVER_PORT, str(port))
+    mounts = (_secret_mounts(secrets_dir) if secrets_dir else []) + _volume_mounts(volumes or {})
+    try:
+        # Checked first: containers.run would otherwise try to pull a missing image from a
+        # registry, and `pack run` never pulls implicitly.
+        client.images.get(image)
+    except docker.errors.ImageNotFound as exc:
+        raise EngineError(f"image {image} not found locally", "build it first (pack build)") from exc
+    if name:
+        try:
+            existing = client.containers.get(name)
+        except docker.errors.NotFound:
+            existing = None
+        if existing is not None:
+            if not replace:
+                raise EngineError(
+                    f"a container named {name} already exists ({existing.status})",
+                    hint=f"stop it with `docker rm -f {name}`, or ask to replace it",
+                )
+            existing.remove(force=True)
+    try:
+        container = client.containers.run(
+            image, command, detach=True, network_mode="host", environment=environment,
+            mounts=mounts, name=name,
+        )
+    except docker.errors.ImageNotFound as exc:
+        raise EngineError(f"image {image} not found locally", "build it first (pack build)") from exc
+    except docker.errors.APIError as exc:
+        raise EngineError(f"could not start {image}: {exc.explanation or exc}") from exc
+    url = f"http://127.0.0.1:{port}" if port is not None else None
+    return DockerContainer(container.id, container.name, url, client)
+
+
+def wait_ready(
+    url: str,
+    timeout: float,
+    *,
+    container: ContainerHandle | None = None,
+    interval_s: float = 0.25,
+) -> float:
+    """Poll url until it answers 2xx; return the seconds it took.
+
+    With a container, stop early (EngineError with its last log lines) when it exits: a crashed
+    model server should not cost the whole timeout.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    last = "no answer yet"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=min(5.0, max(timeout, 0.1))) as response:
+                if 200 <= response.status < 300:
+                    return time.monotonic() - start
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"  # e.g. 503 while the model loads
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(getattr(exc, "reason", exc))
+        if container is not None and container.status() not in ("running", "created", "restarting"):
+            code = container.exit_code()
+            raise _not_ready(f"container {container.name} exited (code {code}) before {url} answered", container)
+        if time.monotonic() >= deadline:
+            raise _not_ready(f"{url} not ready after {timeout:.0f}s (last: {last})", container)
+        time.sleep(interval_s)
+
+
+def _not_ready(message: str, container: ContainerHandle | None) -> EngineError:
+    if container is None:
+        return EngineError(message)
+    lines = container.logs(tail=FAILURE_TAIL_LINES).splitlines()
+    text = message + ("\n" + "\n".join(f"  | {line}" for line in lines) if lines else "")
+    return EngineError(text, hint=f"see all of it with `docker logs {container.name}`")

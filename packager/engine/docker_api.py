@@ -1,0 +1,32 @@
+"""The Docker SDK client, opened with pack's errors and timeouts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from packager.engine.failures import EngineUnavailableError
+
+if TYPE_CHECKING:
+    import docker
+
+# Builds and pushes stream for minutes; the SDK's timeout applies per socket read.
+_API_TIMEOUT_S = 600
+SETUP_HINT = "start one with `sudo scripts/setup-dev.sh`, or point DOCKER_HOST at a running engine"
+
+
+def open_client(timeout: int = _API_TIMEOUT_S) -> docker.DockerClient:
+    import docker  # lazy: packager must import without the docker SDK inside images
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:  # DockerException, socket and HTTP errors all mean "no engine"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EngineUnavailableError(f"no Docker engine answers: {first}", SETUP_HINT) from exc
+    return client
+
+
+def image_tags_and_size(client: docker.DockerClient, image: str) -> tuple[str, tuple[str, ...], int]:
+    """(id, tags, size) of a local image."""
+    attrs = client.api.inspect_image(image)
+    return attrs["Id"], tuple(attrs.get("RepoTags") or ()), int(attrs.get("Size") or 0)

@@ -1,0 +1,212 @@
+"""FakeEngine: an in-memory Engine for tests of code above the engine (CLI, build orchestration).
+
+It runs the same preflight as the real backends (so missing secrets or BuildKit-only syntax fail
+the same way), reports one step per Dockerfile instruction through the progress callback, and
+imitates the layer cache: a step is cached when it and everything before it (including the
+content of the files its COPY/ADD names) match an earlier build. Nothing touches Docker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from packager.engine.detection import BuilderKind, EngineInfo
+from packager.engine.events import (
+    ProgressCallback,
+    StepEvent,
+    StepEventKind,
+    ignore_progress,
+)
+from packager.engine.failures import BuildFailedError
+from packager.engine.features import (
+    BUILDKIT_FEATURES,
+    MODERN_FRONTEND_FEATURES,
+    Feature,
+    parse_instructions,
+)
+from packager.engine.images import BuiltImage
+from packager.engine.preflight import check_build_inputs
+from packager.errors import EngineError
+
+
+@dataclass(frozen=True)
+class FakeBuild:
+    """One build request as the fake saw it (secret values are not kept, only their names)."""
+
+    context_dir: Path
+    tag: str | None
+    secret_names: tuple[str, ...]
+    build_args: dict[str, str]
+    no_cache: bool
+    platform: str | None
+    network: str
+    image: BuiltImage | None  # None when the build failed
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    name: str
+    url: str | None
+    image: str
+    env: dict[str, str]
+    secrets: dict[str, str]  # /secrets/<name> -> host path
+    volumes: dict[str, str]
+    command: list[str] | None
+    log_text: str = ""
+    state: str = "running"
+    code: int | None = None
+
+    def status(self) -> str:
+        return self.state
+
+    def exit_code(self) -> int | None:
+        return self.code
+
+    def logs(self, tail: int | None = None) -> str:
+        lines = self.log_text.splitlines()
+        return "\n".join(lines[-tail:] if tail else lines)
+
+    def stop(self, timeout_s: int = 10) -> None:
+        self.state, self.code = "exited", 0
+
+    def remove(self) -> None:
+        self.state = "removed"
+
+
+def _hash_sources(context: Path, sources: list[str]) -> str:
+    digest = hashlib.sha256()
+    for source in sources:
+        path = context / source
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(context)).encode())
+            digest.update(file.read_bytes() if file.is_file() else b"<missing>")
+    return digest.hexdigest()
+
+
+@dataclass
+class FakeEngine:
+    """Engine double. `fail_on`: a step whose instruction contains this text fails."""
+
+    features: frozenset[Feature] = BUILDKIT_FEATURES | MODERN_FRONTEND_FEATURES
+    builder: BuilderKind = BuilderKind.BUILDX
+    fail_on: str | None = None
+    fail_output: tuple[str, ...] = ("fake failure output",)
+    image_size: int = 1_000_000
+    builds: list[FakeBuild] = field(default_factory=list)
+    containers: list[FakeContainer] = field(default_factory=list)
+    images: dict[str, BuiltImage] = field(default_factory=dict)  # by tag and by id
+    _layers: set[str] = field(default_factory=set)
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            self.builder, "fake engine for tests", server_version="fake", api_version="fake",
+            cli="fake-docker" if self.builder is not BuilderKind.CLASSIC else None, features=self.features,
+        )
+
+    def build(
+        self,
+        context_dir: str | Path,
+        *,
+        tag: str | None = None,
+        dockerfile: str | Path = "Dockerfile",
+        secrets: Mapping[str, str | Path] | None = None,
+        build_args: Mapping[str, str] | None = None,
+        no_cache: bool = False,
+        platform: str | None = None,
+        progress: ProgressCallback | None = None,
+        network: str = "host",
+    ) -> BuiltImage:
+        inputs = check_build_inputs(self.info, context_dir, dockerfile, secrets)
+        callback = progress or ignore_progress
+        record = FakeBuild(
+            inputs.context_dir, tag, tuple(sorted(inputs.secrets)), dict(build_args or {}), no_cache, platform,
+            network, image=None,
+        )
+        instructions = parse_instructions(inputs.text)
+        total = len(instructions)
+        key = hashlib.sha256(repr(sorted((build_args or {}).items())).encode()).hexdigest()
+        built: list[str] = []
+        cached: list[str] = []
+        for number, ins in enumerate(instructions, start=1):
+            name = f"[{number}/{total}] {ins.keyword} {' '.join((*ins.flags, ins.rest))}".rstrip()
+            material = f"{key}|{ins.keyword}|{ins.flags}|{ins.rest}"
+            if ins.keyword in {"COPY", "ADD"} and not any(f.startswith("--from") for f in ins.flags):
+                material += _hash_sources(inputs.context_dir, ins.rest.split()[:-1])
+            key = hashlib.sha256(material.encode()).hexdigest()
+
+            def emit(
+                kind: StepEventKind, line: str | None = None, hit: bool = False, number: int = number, name: str = name
+            ) -> None:
+                callback(StepEvent(kind, f"#{number}", name, step=number, total=total, cached=hit, line=line))
+
+            emit(StepEventKind.STARTED)
+            if ins.keyword == "FROM":
+                emit(StepEventKind.DONE)
+                continue
+            if key in self._layers and not no_cache:
+                cached.append(name)
+                emit(StepEventKind.CACHED, hit=True)
+                continue
+            if self.fail_on and self.fail_on in f"{ins.keyword} {ins.rest}":
+                for line in self.fail_output:
+                    emit(StepEventKind.LOG, line)
+                emit(StepEventKind.ERROR, "exit code: 1")
+                self.builds.append(record)
+                raise BuildFailedError(
+                    f"build failed at step {name}: exit code 1", step=name, log_tail=list(self.fail_output)
+                )
+            if ins.keyword == "RUN":
+                emit(StepEventKind.LOG, f"fake run: {ins.rest}")
+            self._layers.add(key)
+            built.append(name)
+            emit(StepEventKind.DONE, hit=False)
+        image_id = f"sha256:{key}"
+        tags = (tag,) if tag else ()
+        image = BuiltImage(image_id, tags, self.image_size, tuple(built), tuple(cached), 0.0, self.builder.value)
+        self.images[image_id] = image
+        if tag:
+            self.images[tag] = image
+        self.builds.append(replace(record, image=image))
+        return image
+
+    def image(self, ref: str) -> BuiltImage | None:
+        return self.images.get(ref)
+
+    def run(
+        self,
+        image: str,
+        *,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets_dir: str | Path | None = None,
+        volumes: Mapping[str, str] | None = None,
+        name: str | None = None,
+        command: list[str] | None = None,
+        replace: bool = False,
+    ) -> FakeContainer:
+        if image not in self.images:
+            raise EngineError(f"image {image} not found locally", "build it first (pack build)")
+        live = [c for c in self.containers if c.name == name and c.state != "removed"] if name else []
+        if live and not replace:
+            raise EngineError(f"a container named {name} already exists ({live[0].state})")
+        for old in live:
+            old.remove()
+        secrets: dict[str, str] = {}
+        if secrets_dir:
+            secrets = {
+                f"/secrets/{p.name}": str(p) for p in sorted(Path(secrets_dir).iterdir()) if p.is_file()
+            }
+        number = len(self.containers) + 1
+        container = FakeContainer(
+            id=f"fake{number:060d}", name=name or f"fake-{number}",
+            url=f"http://127.0.0.1:{port}" if port is not None else None, image=image,
+            env=dict(env or {}), secrets=secrets, volumes=dict(volumes or {}), command=command,
+        )
+        self.containers.append(container)
+        return container

@@ -1,0 +1,102 @@
+"""Checks every backend runs before it starts a build, so mistakes fail fast and clearly."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packager.engine.detection import EngineInfo
+from packager.engine.failures import MissingCapabilityError
+from packager.engine.features import (
+    Feature,
+    FeatureUse,
+    missing_features,
+    scan_dockerfile,
+    secret_mount_ids,
+)
+from packager.errors import EngineError
+
+# BuildKit parses `--secret id=..,src=..` as CSV, so ids stay simple.
+_SECRET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    context_dir: Path
+    dockerfile: Path
+    text: str  # the Dockerfile's content
+    secrets: dict[str, Path]
+
+
+def check_build_inputs(
+    info: EngineInfo,
+    context_dir: str | Path,
+    dockerfile: str | Path,
+    secrets: Mapping[str, str | Path] | None,
+) -> BuildInputs:
+    context = Path(context_dir)
+    if not context.is_dir():
+        raise EngineError(f"build context {context} is not a directory")
+    path = Path(dockerfile)
+    if not path.is_absolute():
+        path = context / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EngineError(f"cannot read Dockerfile {path}: {exc.strerror or exc}") from exc
+
+    given: dict[str, Path] = {}
+    for name, src in (secrets or {}).items():
+        if not _SECRET_ID.match(name):
+            raise EngineError(
+                f"build secret name {name!r} is not usable as a BuildKit secret id",
+                hint="use letters, digits, '.', '_' and '-' only",
+            )
+        src_path = Path(src)
+        if not src_path.is_file():
+            raise EngineError(
+                f"build secret '{name}': {src_path} is not a readable file",
+                hint="write the secret's value to that file (one file per secret)",
+            )
+        given[name] = src_path
+
+    uses = scan_dockerfile(text)
+    if given:
+        # Handing secrets to a builder that cannot mount them must not silently drop them.
+        uses.append(FeatureUse(Feature.BUILD_SECRETS, 0, f"--secret {','.join(sorted(given))}"))
+    lacking = missing_features(uses, info.features)
+    if lacking:
+        names = [use.feature.value for use in lacking]
+        where = "".join(
+            f"\n  - {use.feature.value}: "
+            + (f"Dockerfile line {use.line}: {use.instruction}" if use.line else use.instruction)
+            for use in lacking
+        )
+        raise MissingCapabilityError(
+            f"the {info.builder.value} builder cannot build {path.name}, which needs: {', '.join(names)}{where}",
+            missing=names,
+            hint=_capability_hint(info, lacking),
+        )
+
+    for line, secret_id, required in secret_mount_ids(text):
+        if secret_id not in given:
+            raise EngineError(
+                f"Dockerfile line {line} mounts build secret '{secret_id}' but no value was given for it",
+                hint=f"pass the secret '{secret_id}' (a file holding its value) to the build"
+                + ("" if required else "; without it BuildKit would mount nothing and the step would run unauthenticated"),
+            )
+    return BuildInputs(context, path, text, given)
+
+
+def _capability_hint(info: EngineInfo, lacking: list[FeatureUse]) -> str:
+    if not info.buildkit:
+        return (
+            "install a docker CLI with the buildx plugin, or use a client older than 23.0 with "
+            "DOCKER_BUILDKIT=1 (Debian's docker.io); " + info.reason
+        )
+    return (
+        f"Docker {info.server_version}'s built-in Dockerfile frontend is too old for these; "
+        "use Docker Engine 23.0 or later, or render the Dockerfile without them"
+    )
