@@ -13,6 +13,7 @@ from . import output
 from .config_cmds import check_command, config_command, init_command, schema_command
 from .build_cmds import build_command
 from .plan_cmds import lock_command, render_command
+from .run_cmds import predict_command, push_command, run_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,7 +23,7 @@ def cli() -> None:
 
 
 for command in (check_command, config_command, schema_command, init_command, lock_command, render_command,
-                build_command):
+                build_command, push_command, run_command, predict_command):
     cli.add_command(command)
 
 

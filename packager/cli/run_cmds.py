@@ -1,0 +1,117 @@
+"""Commands that use built images: push, run, predict."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .. import api, runner
+from ..errors import PackError
+from . import output
+from .build_progress import make_progress
+from .plan_cmds import build_options, options_from, truss_dir_argument
+
+
+def _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked, progress):
+    view = make_progress(progress)
+    try:
+        return api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code),
+                         locked=locked, progress=view)
+    finally:
+        if view is not None:
+            view.close()
+
+
+@click.command("push")
+@truss_dir_argument
+@build_options
+@click.option("--image", "image_ref", required=True, help="REGISTRY/NAME[:TAG] to push to.")
+@click.option("--username", help="Registry user (default: the docker config's credentials).")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
+def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, locked, image_ref,
+                 username, password_stdin, progress, as_json) -> None:
+    """Build TRUSS_DIR if needed and push the image; print the pushed digest."""
+    from ..registry import push
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    if password_stdin and not username:
+        raise PackError("--password-stdin needs --username", hint="pass --username USER")
+    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked,
+                    "quiet" if as_json else progress)
+    pushed = push(result.image.id, image_ref, username=username, password=password)
+    if as_json:
+        output.text(json.dumps({"image": str(pushed.reference), "digest": pushed.digest,
+                                "pinned": str(pushed.pinned), "image_id": result.image.id}))
+        return
+    output.success(f"pushed {pushed.reference}")
+    output.text(f"digest {pushed.digest}\npinned {pushed.pinned}")
+
+
+@click.command("run")
+@truss_dir_argument
+@build_options
+@click.option("-p", "--port", default=8080, show_default=True, help="Port the server listens on (host network).")
+@click.option("--secrets-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory of secret files (one per name), mounted read-only at /secrets.")
+@click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra environment.")
+@click.option("--name", help="Container name (default: pack-<model>).")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--detach", is_flag=True, help="Leave the container running and return once it is ready.")
+@click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
+def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, locked, port, secrets_dir,
+                env_items, name, timeout, detach, progress) -> None:
+    """Build TRUSS_DIR if needed, run it locally and wait until it is ready."""
+    env = {}
+    for item in env_items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+        env[key] = value
+    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked, progress)
+    container_name = name or f"pack-{runner.cache_volume_name(result.plan).removeprefix('pack-weights-')}"
+    running = runner.start(result.image.id, result.plan, port=port, secrets_dir=secrets_dir, env=env,
+                           name=container_name, timeout=timeout)
+    output.success(f"{result.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
+                   f"(container {running.container.name})")
+    if running.timeline:
+        output.text("startup " + json.dumps(running.timeline, sort_keys=True))
+    output.text(f"try: pack predict --url {running.url} -d '{{...}}'")
+    if detach:
+        return
+    try:
+        while running.container.status() == "running":
+            import time
+
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        output.note("stopping")
+        running.container.stop()
+        return
+    code = running.container.exit_code()
+    raise PackError(f"the container exited with status {code}",
+                    hint=f"its last lines:\n{running.container.logs(tail=20)}")
+
+
+@click.command("predict")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="Where the model runs.")
+@click.option("-d", "--data", help="JSON input.")
+@click.option("-f", "--file", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the JSON input.")
+@click.option("--model", default="model", show_default=True, help="Model name in the route.")
+def predict_command(url: str, data: str | None, data_file: Path | None, model: str) -> None:
+    """Send one prediction request to a running model and print the answer."""
+    if (data is None) == (data_file is None):
+        raise PackError("give the input with exactly one of -d JSON or -f FILE",
+                        hint="""e.g. pack predict -d '{"text": "hello"}'""")
+    raw = data if data is not None else data_file.read_text(encoding="utf-8")
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise PackError(f"the input is not JSON: {exc}", hint="quote it for the shell: -d '{\"a\": 1}'") from None
+    answer = runner.predict(url, payload, model=model)
+    output.text(json.dumps(answer, indent=2) if not isinstance(answer, str) else answer)
