@@ -11,6 +11,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+from .builder import ENDPOINT_ARGS
 from .engine import ContainerHandle, open_engine, wait_ready
 from .errors import PackError
 from .plan.model import BuildPlan
@@ -31,31 +38,66 @@ def cache_volume_name(plan: BuildPlan) -> str:
     return "pack-weights-" + (re.sub(r"[^a-z0-9_.-]+", "-", plan.model_name.lower()).strip("-.") or "model")
 
 
+def source_endpoints(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Where weight sources live as this host sees them (HF_ENDPOINT, S3/GCS endpoints): a local
+    run fetches from the same places the plan resolved against. Never credentials."""
+    env = dict(os.environ) if env is None else env
+    return {name: env[name] for name in ENDPOINT_ARGS if env.get(name)}
+
+
+@contextmanager
+def secrets_mount(secrets_dir: str | Path | None, named: dict[str, str]) -> Iterator[Path | None]:
+    """One private directory holding --secrets-dir's files plus the --secret values resolved on
+    the host; it is mounted read-only file by file and removed when the run command returns."""
+    if not named:
+        yield Path(secrets_dir) if secrets_dir else None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="pack-run-secrets-"))
+    os.chmod(directory, 0o700)
+    try:
+        if secrets_dir:
+            for item in Path(secrets_dir).iterdir():
+                if item.is_file():
+                    shutil.copyfile(item, directory / item.name)
+        for key, value in named.items():
+            fd = os.open(directory / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(value)
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | Path | None = None,
           env: dict[str, str] | None = None, name: str | None = None, timeout: float = 600.0) -> Running:
     """Run the image on the host network and wait until its readiness route answers 200."""
     engine = open_engine()
-    container = engine.run(image, port=port, env=env or {}, secrets_dir=secrets_dir,
+    environment = {**source_endpoints(), **(env or {})}
+    container = engine.run(image, port=port, env=environment, secrets_dir=secrets_dir,
                            volumes={cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True)
     url = f"http://127.0.0.1:{port}"
     seconds = wait_ready(url + READY_PATH, timeout, container=container)
     return Running(container, url, seconds, startup_timeline(url))
 
 
+_STAGE = re.compile(r'^pack_startup_stage_seconds\{stage="([a-z_]+)"\} ([0-9.eE+-]+)$')
+_DOWNLOAD = re.compile(r"^pack_startup_download_(wall|blocked|hidden)_seconds ([0-9.eE+-]+)$")
+
+
 def startup_timeline(url: str) -> dict | None:
-    """The runtime's start-up timeline (/metrics carries it as JSON in a comment line)."""
+    """The runtime's start-up timeline, read from its Prometheus /metrics."""
     try:
         with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
             text = response.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError):
         return None
+    stages, download = {}, {}
     for line in text.splitlines():
-        if line.startswith("# pack_startup_timeline "):
-            try:
-                return json.loads(line.split(" ", 2)[2])
-            except (json.JSONDecodeError, IndexError):
-                return None
-    return None
+        if match := _STAGE.match(line):
+            stages[match.group(1)] = round(float(match.group(2)), 3)
+        elif match := _DOWNLOAD.match(line):
+            download[match.group(1)] = round(float(match.group(2)), 3)
+    return {"stages": stages, "download_seconds": download} if stages else None
 
 
 def predict(url: str, payload: object, *, model: str = "model", timeout: float = 600.0) -> object:

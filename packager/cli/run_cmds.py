@@ -58,13 +58,16 @@ def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_co
 @click.option("-p", "--port", default=8080, show_default=True, help="Port the server listens on (host network).")
 @click.option("--secrets-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory of secret files (one per name), mounted read-only at /secrets.")
+@click.option("--secret", "secret_names", multiple=True, metavar="NAME",
+              help="Mount secret NAME, read on this host from $PACK_SECRETS_DIR/NAME or TRUSS_SECRET_NAME "
+                   "(HF tokens also from HF_TOKEN); repeatable.")
 @click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra environment.")
 @click.option("--name", help="Container name (default: pack-<model>).")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--detach", is_flag=True, help="Leave the container running and return once it is ready.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, locked, port, secrets_dir,
-                env_items, name, timeout, detach, progress) -> None:
+                secret_names, env_items, name, timeout, detach, progress) -> None:
     """Build TRUSS_DIR if needed, run it locally and wait until it is ready."""
     env = {}
     for item in env_items:
@@ -72,10 +75,12 @@ def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_cod
         if not sep:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
         env[key] = value
+    named = _host_secrets(secret_names)
     result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked, progress)
     container_name = name or f"pack-{runner.cache_volume_name(result.plan).removeprefix('pack-weights-')}"
-    running = runner.start(result.image.id, result.plan, port=port, secrets_dir=secrets_dir, env=env,
-                           name=container_name, timeout=timeout)
+    with runner.secrets_mount(secrets_dir, named) as mount:
+        running = runner.start(result.image.id, result.plan, port=port, secrets_dir=mount, env=env,
+                               name=container_name, timeout=timeout)
     output.success(f"{result.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
                    f"(container {running.container.name})")
     if running.timeline:
@@ -95,6 +100,20 @@ def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_cod
     code = running.container.exit_code()
     raise PackError(f"the container exited with status {code}",
                     hint=f"its last lines:\n{running.container.logs(tail=20)}")
+
+
+def _host_secrets(names: tuple[str, ...]) -> dict[str, str]:
+    from ..plan.sources import Credentials
+
+    credentials = Credentials.from_environment()
+    values = {}
+    for secret in names:
+        found = credentials.hf_token(secret) if secret == "hf_access_token" else credentials.secret(secret)
+        if found is None:
+            raise PackError(f"secret `{secret}` is not set on this host",
+                            hint=f"put it in {credentials.where_to_put(secret)}")
+        values[secret] = found.value
+    return values
 
 
 @click.command("predict")
