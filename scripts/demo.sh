@@ -48,5 +48,13 @@ say "pack run"
 say "pack predict"
 "$PACK" predict --url "http://127.0.0.1:$PORT" \
     -d '{"texts": ["pack builds fast-starting model servers", "A Truss directory builds unchanged."]}' \
-    | "$PY" -c 'import json, sys; a = json.load(sys.stdin); e = a["embeddings"]; print(f"{len(e)} embeddings of dim {a[\"dim\"]} from {a[\"model\"]}; first values {[round(x, 4) for x in e[0][:4]]}"); print("cosine similarity:", round(sum(x * y for x, y in zip(e[0], e[1])), 4))'
+    >"$WORK/answer.json"
+"$PY" - "$WORK/answer.json" <<'PY'
+import json, sys
+answer = json.load(open(sys.argv[1]))
+first, second = answer["embeddings"]
+print(f"{len(answer['embeddings'])} embeddings of dim {answer['dim']} from {answer['model']}")
+print("first values:", [round(x, 4) for x in first[:4]])
+print("cosine similarity:", round(sum(x * y for x, y in zip(first, second)), 4))
+PY
 say "done"
