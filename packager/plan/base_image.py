@@ -19,8 +19,9 @@ def plan_base_image(config: TrussConfig, options: BuildOptions) -> BaseImage:
     version = dotted(config.python_version)
     configured = config.base_image
     if options.base_image:
-        python = configured.python_executable_path if configured and configured.python_executable_path else "python3"
-        return BaseImage(options.base_image, python, False, version)
+        # The configured interpreter path belongs to the configured image; an override image is
+        # trusted to have python3 on its PATH.
+        return BaseImage(options.base_image, "python3", False, version)
     if configured and configured.image:
         return BaseImage(configured.image, configured.python_executable_path or "python3", False, version)
     return BaseImage(DEFAULT_BASE.format(version=version), "python3", True, version)
