@@ -1,0 +1,195 @@
+"""What the model class offers, checked once at load against Truss's method contract.
+
+Argument rules (Truss 0.18.30): predict/preprocess/postprocess take 0 args, 1 (the inputs, or the
+raw request when annotated as a starlette/fastapi Request) or 2 (inputs, then an annotated
+request). With preprocess, predict may not take only the request; postprocess may never take only
+the request. is_healthy takes only self; setup_environment takes one argument. A violation is a
+ModelDefinitionError and fails the load.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import pydantic_types
+
+NO_ARGS, INPUTS, REQUEST, INPUTS_AND_REQUEST = "none", "inputs", "request", "inputs+request"
+OPENAI_METHODS = {  # route -> method name; served outside predict_concurrency
+    "/v1/chat/completions": "chat_completions",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/messages": "messages",
+    "/v1/responses": "responses",
+}
+_GENERATOR_ORIGINS = (collections.abc.Generator, collections.abc.AsyncGenerator,
+                      collections.abc.Iterator, collections.abc.AsyncIterator)
+
+
+class ModelDefinitionError(TypeError):
+    """The model class does not meet the method contract."""
+
+
+def is_request_annotation(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.rsplit(".", 1)[-1] == "Request"
+    if not isinstance(annotation, type):
+        return False
+    return any(c.__name__ == "Request" and c.__module__.split(".")[0] in ("starlette", "fastapi", "packager")
+               for c in annotation.__mro__)
+
+
+def _hints(fn: Callable) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable forward references: use the raw annotations
+        return dict(getattr(fn, "__annotations__", {}) or {})
+
+
+def _streams(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, _GENERATOR_ORIGINS)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    fn: Callable
+    mode: str  # NO_ARGS | INPUTS | REQUEST | INPUTS_AND_REQUEST
+    is_coroutine: bool  # async def (awaited on the event loop)
+    is_async_gen: bool  # async def with yield (iterated on the event loop)
+    request_type: Any = None  # the annotation of the request parameter
+    input_annotation: Any = None
+    return_annotation: Any = None
+
+    def args(self, inputs: Any, request: Any) -> tuple:
+        if self.mode == NO_ARGS:
+            return ()
+        if self.mode == INPUTS:
+            return (inputs,)
+        if self.mode == REQUEST:
+            return (request,)
+        return (inputs, request)
+
+    @property
+    def input_model(self) -> type | None:
+        return self.input_annotation if pydantic_types.is_model_class(self.input_annotation) else None
+
+
+def describe_method(model: object, name: str) -> MethodSpec | None:
+    fn = getattr(model, name, None)
+    if fn is None:
+        return None
+    if not callable(fn):
+        raise ModelDefinitionError(f"`{name}` of the model class is not a method")
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    hints = _hints(fn)
+    annotations = [hints.get(p.name, p.annotation) for p in params]
+    is_request = [is_request_annotation(a) for a in annotations]
+    request_type = None
+    if len(params) == 0:
+        mode = NO_ARGS
+    elif len(params) == 1:
+        mode = REQUEST if is_request[0] else INPUTS
+        request_type = annotations[0] if is_request[0] else None
+    elif len(params) == 2:
+        if is_request[0]:
+            raise ModelDefinitionError(
+                f"`{name}` takes the request first: with two arguments the inputs come first and "
+                f"the request second, e.g. `def {name}(self, model_input, request: Request)`")
+        if not is_request[1]:
+            raise ModelDefinitionError(
+                f"`{name}` takes two arguments but the second is not annotated as a request: "
+                f"annotate it `request: starlette.requests.Request` (or fastapi.Request)")
+        mode, request_type = INPUTS_AND_REQUEST, annotations[1]
+    else:
+        raise ModelDefinitionError(
+            f"`{name}` takes {len(params)} arguments; it may take none, the inputs, the request, "
+            f"or the inputs and then the request")
+    return MethodSpec(
+        name=name, fn=fn, mode=mode,
+        is_coroutine=inspect.iscoroutinefunction(fn),
+        is_async_gen=inspect.isasyncgenfunction(fn),
+        request_type=request_type,
+        input_annotation=annotations[0] if mode in (INPUTS, INPUTS_AND_REQUEST) else None,
+        return_annotation=hints.get("return"),
+    )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    predict: MethodSpec
+    preprocess: MethodSpec | None = None
+    postprocess: MethodSpec | None = None
+    is_healthy: Callable | None = None
+    setup_environment: Callable | None = None
+    openai: dict[str, MethodSpec] = field(default_factory=dict)
+
+    @property
+    def parses_body(self) -> bool:
+        """False when the first method sees only the raw request (the body is left unparsed)."""
+        first = self.preprocess or self.predict
+        return first.mode != REQUEST
+
+    @property
+    def input_model(self) -> type | None:
+        return (self.preprocess or self.predict).input_model
+
+    def schema(self) -> dict | None:
+        """Truss's /schema document, or None when predict is not typed with pydantic models."""
+        input_model = self.input_model
+        if input_model is None:
+            return None
+        returned = (self.postprocess or self.predict).return_annotation
+        output_model, streaming = None, False
+        if pydantic_types.is_model_class(returned):
+            output_model = returned
+        elif _streams(returned):
+            streaming = True
+        elif typing.get_origin(returned) is typing.Union:
+            args = typing.get_args(returned)
+            models = [a for a in args if pydantic_types.is_model_class(a)]
+            if len(args) != 2 or len(models) != 1 or not any(_streams(a) for a in args):
+                return None
+            output_model, streaming = models[0], True
+        else:
+            return None
+        return {
+            "input_schema": pydantic_types.json_schema(input_model),
+            "output_schema": pydantic_types.json_schema(output_model) if output_model else None,
+            "supports_streaming": streaming,
+        }
+
+
+def describe_model(model: object) -> ModelSpec:
+    if getattr(model, "websocket", None) is not None:
+        raise ModelDefinitionError(
+            "the model defines `websocket`; pack's runtime does not serve WebSocket models yet "
+            "(serve it with predict, or use docker_server with your own server)")
+    predict = describe_method(model, "predict")
+    if predict is None:
+        raise ModelDefinitionError("the model class has no `predict` method")
+    preprocess = describe_method(model, "preprocess")
+    postprocess = describe_method(model, "postprocess")
+    if preprocess is not None and predict.mode == REQUEST:
+        raise ModelDefinitionError(
+            "with `preprocess`, `predict` must take the preprocessed inputs (it takes only the request)")
+    if postprocess is not None and postprocess.mode == REQUEST:
+        raise ModelDefinitionError("`postprocess` must take the predict output, not only the request")
+    is_healthy = getattr(model, "is_healthy", None)
+    if is_healthy is not None and inspect.signature(is_healthy).parameters:
+        raise ModelDefinitionError("`is_healthy` must take no arguments besides self")
+    setup_environment = getattr(model, "setup_environment", None)
+    if setup_environment is not None and len(inspect.signature(setup_environment).parameters) != 1:
+        raise ModelDefinitionError("`setup_environment` must take exactly one argument (the environment)")
+    openai = {}
+    for route, name in OPENAI_METHODS.items():
+        spec = describe_method(model, name)
+        if spec is not None:
+            openai[route] = spec
+    return ModelSpec(predict, preprocess, postprocess, is_healthy, setup_environment, openai)

@@ -1,0 +1,61 @@
+"""The prefetch's shared state between processes: an exclusive lock and a small JSON state file.
+
+Whoever fetches (the entrypoint's prefetch thread, or `truss-transfer-cli` when started without
+the entrypoint) holds an flock on the lock file for the whole fetch, so a second fetcher waits
+for the first instead of racing it on the same partial files, and then finds the state file
+saying "done" for the same manifest and returns at once. The kernel drops the lock when the
+holder dies, so a crashed fetch never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str) -> Iterator[None]:
+    os.makedirs(os.path.dirname(lock_path) or ".", exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def write_state(path: str, state: str, manifest_sha256: str, error: str | None = None) -> None:
+    doc = {"state": state, "manifest_sha256": manifest_sha256, "pid": os.getpid(),
+           "error": error, "updated": time.time()}
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, path)
+    except OSError:
+        # The state file only saves a re-verification; a read-only /tmp must not fail the fetch.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def read_state(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def file_sha256(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
