@@ -77,7 +77,24 @@ def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | P
                            volumes={cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True)
     url = f"http://127.0.0.1:{port}"
     seconds = wait_ready(url + READY_PATH, timeout, container=container)
-    return Running(container, url, seconds, startup_timeline(url))
+    timeline = startup_timeline(url) or timeline_from_logs(container.logs(tail=500))
+    return Running(container, url, seconds, timeline)
+
+
+def timeline_from_logs(logs: str) -> dict | None:
+    """The runtime also logs its timeline as one JSON line (docker_server images route /metrics
+    to the user's server, so this is where the timeline is found there)."""
+    for line in reversed(logs.splitlines()):
+        if '"pack.startup_timeline"' not in line:
+            continue
+        try:
+            doc = json.loads(line[line.index("{"):])
+        except (ValueError, json.JSONDecodeError):
+            continue
+        return {"stages": doc.get("stages", {}), "download_seconds": {
+            k.removesuffix("_seconds"): v for k, v in (doc.get("download") or {}).items()
+            if k in ("wall_seconds", "blocked_seconds", "hidden_seconds")}}
+    return None
 
 
 _STAGE = re.compile(r'^pack_startup_stage_seconds\{stage="([a-z_]+)"\} ([0-9.eE+-]+)$')
