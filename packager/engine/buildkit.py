@@ -15,12 +15,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from packager.engine.containers import DockerContainer, run_container
+from packager.engine.base import DockerEngineBase
 from packager.engine.detection import BuilderKind, EngineInfo
 from packager.engine.docker_api import image_tags_and_size, open_client
 from packager.engine.events import ProgressCallback, ignore_progress
 from packager.engine.failures import BuildFailedError
-from packager.engine.images import BuiltImage, lookup_image
+from packager.engine.images import BuiltImage
 from packager.engine.plain_progress import PlainProgressParser
 from packager.engine.preflight import check_build_inputs
 from packager.errors import EngineError
@@ -51,13 +51,13 @@ def failure_hint(message: str) -> str | None:
     return None
 
 
-class BuildKitEngine:
+class BuildKitEngine(DockerEngineBase):
     """Engine backed by BuildKit through the CLI in info.cli."""
 
     def __init__(self, info: EngineInfo):
         if not info.buildkit or not info.cli:
             raise EngineError(f"BuildKitEngine needs a BuildKit CLI; detection found {info.builder.value}")
-        self.info = info
+        super().__init__(info)
 
     def _argv(
         self,
@@ -162,25 +162,5 @@ class BuildKitEngine:
         return BuiltImage(
             id=image_id, tags=tags, size=size, built_steps=tuple(built), cached_steps=tuple(cached),
             duration_s=time.monotonic() - started, builder=self.info.builder.value,
-        )
-
-    def image(self, ref: str) -> BuiltImage | None:
-        return lookup_image(ref, self.info.builder.value)
-
-    def run(
-        self,
-        image: str,
-        *,
-        port: int | None = None,
-        env: Mapping[str, str] | None = None,
-        secrets_dir: str | Path | None = None,
-        volumes: Mapping[str, str] | None = None,
-        name: str | None = None,
-        command: list[str] | None = None,
-        replace: bool = False,
-    ) -> DockerContainer:
-        return run_container(
-            image, port=port, env=env, secrets_dir=secrets_dir, volumes=volumes, name=name,
-            command=command, replace=replace,
         )
 

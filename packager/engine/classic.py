@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.engine.buildkit import failure_hint, short_error
-from packager.engine.containers import DockerContainer, run_container
+from packager.engine.base import DockerEngineBase
 from packager.engine.detection import EngineInfo
 from packager.engine.docker_api import image_tags_and_size, open_client
 from packager.engine.events import (
@@ -27,7 +27,7 @@ from packager.engine.events import (
     ignore_progress,
 )
 from packager.engine.failures import FAILURE_TAIL_LINES, BuildFailedError
-from packager.engine.images import BuiltImage, lookup_image
+from packager.engine.images import BuiltImage
 from packager.engine.preflight import check_build_inputs
 from packager.errors import EngineError
 
@@ -123,13 +123,13 @@ class ClassicStreamParser:
         )
 
 
-class ClassicEngine:
+class ClassicEngine(DockerEngineBase):
     """Engine backed by the classic builder through the Docker SDK."""
 
     def __init__(self, info: EngineInfo):
         if not info.available:
             raise EngineError(f"no Docker engine: {info.reason}")
-        self.info = info
+        super().__init__(info)
 
     def build(
         self,
@@ -183,24 +183,4 @@ class ClassicEngine:
             built_steps=tuple(s.name for s in parser.layer_steps() if not s.cached),
             cached_steps=tuple(s.name for s in parser.layer_steps() if s.cached),
             duration_s=time.monotonic() - started, builder=self.info.builder.value,
-        )
-
-    def image(self, ref: str) -> BuiltImage | None:
-        return lookup_image(ref, self.info.builder.value)
-
-    def run(
-        self,
-        image: str,
-        *,
-        port: int | None = None,
-        env: Mapping[str, str] | None = None,
-        secrets_dir: str | Path | None = None,
-        volumes: Mapping[str, str] | None = None,
-        name: str | None = None,
-        command: list[str] | None = None,
-        replace: bool = False,
-    ) -> DockerContainer:
-        return run_container(
-            image, port=port, env=env, secrets_dir=secrets_dir, volumes=volumes, name=name,
-            command=command, replace=replace,
         )

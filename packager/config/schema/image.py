@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import pydantic
 
 from .base import ConfigModel, Violation
-from .weights import check_auth_fields
+from .weights import AuthFields, check_auth_fields
 
 NonEmpty = Annotated[str, pydantic.StringConstraints(min_length=1)]
 DEFAULT_NON_ROOT_USER_ID = 60000
@@ -32,23 +32,12 @@ _DOCKER_AUTH_REQUIRED = {
 }
 
 
-class DockerAuthSettings(ConfigModel):
+class DockerAuthSettings(AuthFields):
     auth_method: DockerAuthType
     registry: Optional[str] = ""
     secret_name: Optional[str] = None
     aws_access_key_id_secret_name: str = "aws_access_key_id"
     aws_secret_access_key_secret_name: str = "aws_secret_access_key"
-    aws_oidc_role_arn: Optional[str] = None
-    aws_oidc_region: Optional[str] = None
-    gcp_oidc_service_account: Optional[str] = None
-    gcp_oidc_workload_id_provider: Optional[str] = None
-    aws_assume_role_arn: Optional[str] = None
-    aws_assume_role_region: Optional[str] = None
-
-    @pydantic.field_validator("auth_method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
 
     @pydantic.model_validator(mode="after")
     def _fields(self) -> "DockerAuthSettings":

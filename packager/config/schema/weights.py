@@ -158,9 +158,10 @@ def check_auth_fields(model: Any, method: str, required: tuple[str, ...], allowe
     raise_all(found)
 
 
-class WeightsAuth(ConfigModel):
-    auth_method: WeightsAuthMethod
-    auth_secret_name: Optional[str] = None
+class AuthFields(ConfigModel):
+    """The cloud-identity fields weights auth and base-image registry auth share (as in Truss).
+    Subclasses define `auth_method`; it is matched case-insensitively."""
+
     aws_oidc_role_arn: Optional[str] = None
     aws_oidc_region: Optional[str] = None
     gcp_oidc_service_account: Optional[str] = None
@@ -168,10 +169,15 @@ class WeightsAuth(ConfigModel):
     aws_assume_role_arn: Optional[str] = None
     aws_assume_role_region: Optional[str] = None
 
-    @pydantic.field_validator("auth_method", mode="before")
+    @pydantic.field_validator("auth_method", mode="before", check_fields=False)
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+
+class WeightsAuth(AuthFields):
+    auth_method: WeightsAuthMethod
+    auth_secret_name: Optional[str] = None
 
     @pydantic.model_validator(mode="after")
     def _fields(self) -> "WeightsAuth":
