@@ -30,7 +30,8 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _DONE = re.compile(r"^DONE(?: (\d+(?:\.\d+)?)s)?$")
 _ERROR = re.compile(r"^ERROR(?::\s*(.*))?$")
 _LOG = re.compile(r"^(\d+\.\d+)(?: (.*))?$")
-_STEP_NAME = re.compile(r"^\[(?:(?P<stage>\S+) )?(?P<step>\d+)/(?P<total>\d+)\] ")
+# BuildKit pads step numbers in stages of 10+ steps: "[stage-0  2/14]", "[ 3/9]".
+_STEP_NAME = re.compile(r"^\[(?:(?P<stage>\S+) +)? *(?P<step>\d+)/(?P<total>\d+)\] ")
 
 
 @dataclass

@@ -106,3 +106,16 @@ def test_failure_before_any_step_uses_the_trailer() -> None:
     failure = parser.failure()
     assert failure.step is None
     assert "Unknown flag: link" in failure.message
+
+
+def test_padded_step_numbers_are_steps() -> None:
+    # BuildKit pads the step number in stages of 10 or more steps.
+    from packager.engine.plain_progress import PlainProgressParser
+
+    parser = PlainProgressParser()
+    for line in ["#5 [stage-0  2/14] RUN true", "#5 CACHED", "#6 [stage-0 10/14] RUN x", "#6 CACHED",
+                 "#7 [ 3/9] COPY a b", "#7 DONE 0.1s"]:
+        parser.feed(line)
+    built, cached = parser.steps()
+    assert built == ["[ 3/9] COPY a b"]
+    assert cached == ["[stage-0  2/14] RUN true", "[stage-0 10/14] RUN x"]
