@@ -1,1 +1,89 @@
-"""Truss-compatible Chains API (see chains-compat); filled in by the chains issue."""
+"""pack's Chains API, compatible with `truss_chains` (Truss 0.18.30; see chains-compat.md).
+
+A chain file written for Truss (`import truss_chains as chains`) works unchanged when pack loads
+it (`pack chains render|build|run`): the loader maps `truss_chains` to this package and, when no
+real `truss` is installed, `truss.truss_config` / `truss.base.truss_config` to
+`chains.truss_config`. In your own code, `import chains` works directly.
+
+Deliberate differences from Truss: `retries` counts retries (not attempts) and only transient
+failures are retried; streamed items keep their boundaries between chainlets; `run_local` has a
+`strict=True` mode; TrussChainlet, ModelBase, EngineBuilderLLMChainlet and websocket endpoints
+are not supported yet (a clear error at class definition).
+"""
+
+from . import streaming, truss_config
+from .errors import (
+    ChainsDeploymentError,
+    ChainsRuntimeError,
+    ChainsUsageError,
+    GenericRemoteException,
+    MissingDependencyError,
+    RemoteErrorDetail,
+)
+from .framework import (
+    ChainletBase,
+    EngineBuilderLLMChainlet,
+    ModelBase,
+    TrussChainlet,
+    depends,
+    depends_context,
+    mark_entrypoint,
+    run_local,
+)
+from .public_types import (
+    AbsPath,
+    Assets,
+    BasetenImage,
+    ChainletOptions,
+    Compute,
+    CustomImage,
+    DeployedServiceDescriptor,
+    DeploymentContext,
+    DockerImage,
+    Environment,
+    GRPCOptions,
+    HTTPOptions,
+    RemoteConfig,
+    RPCOptions,
+    WebsocketOptions,
+    make_abs_path_here,
+)
+from .rpc import StubBase
+from .truss_config import (
+    Accelerator,
+    DockerAuthSettings,
+    ExternalDataItem,
+    HealthChecks,
+    ModelRepo,
+    WeightsSource,
+)
+
+
+def push(entrypoint: type, chain_name: str, publish: bool = True, promote: bool = True,
+         only_generate_trusses: bool = False, remote: str = "baseten", environment: object = None,
+         progress_bar: object = None, include_git_info: bool = False,
+         disable_chain_download: bool = False) -> object:
+    """Truss's deploy verb. pack only generates trusses (`only_generate_trusses=True`, offline):
+    build and run them with `pack chains build|run`; there is no Baseten remote."""
+    if not only_generate_trusses:
+        raise ChainsDeploymentError("pack does not deploy to Baseten: use `pack chains build/push/run`, "
+                                    "or push(..., only_generate_trusses=True)")
+    import tempfile
+    from pathlib import Path
+
+    from packager.chains_codegen import generate_chain
+
+    out = Path(tempfile.mkdtemp(prefix="pack-chain-"))
+    return generate_chain(entrypoint, out, chain_name=chain_name)
+
+
+__all__ = [
+    "AbsPath", "Accelerator", "Assets", "BasetenImage", "ChainletBase", "ChainletOptions",
+    "ChainsDeploymentError", "ChainsRuntimeError", "ChainsUsageError", "Compute", "CustomImage",
+    "DeployedServiceDescriptor", "DeploymentContext", "DockerAuthSettings", "DockerImage",
+    "EngineBuilderLLMChainlet", "Environment", "ExternalDataItem", "GRPCOptions",
+    "GenericRemoteException", "HTTPOptions", "HealthChecks", "MissingDependencyError", "ModelBase",
+    "ModelRepo", "RPCOptions", "RemoteConfig", "RemoteErrorDetail", "StubBase", "TrussChainlet",
+    "WebsocketOptions", "WeightsSource", "depends", "depends_context", "make_abs_path_here",
+    "mark_entrypoint", "push", "run_local", "streaming", "truss_config",
+]

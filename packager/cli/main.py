@@ -10,8 +10,10 @@ import click
 from .. import __version__
 from ..errors import PackError
 from . import output
-from .config_cmds import check_command, config_command, init_command, schema_command
 from .build_cmds import build_command
+from .chains_cmds import chains_group
+from .config_cmds import check_command, config_command, init_command, schema_command
+from .fetch_cmd import fetch_command
 from .plan_cmds import lock_command, render_command
 from .run_cmds import predict_command, push_command, run_command
 
@@ -22,21 +24,10 @@ def cli() -> None:
     """Build fast-starting container images from Truss model directories."""
 
 
-for command in (check_command, config_command, schema_command, init_command, lock_command, render_command,
-                build_command, push_command, run_command, predict_command):
+# In pipeline order, so `pack --help` reads like the data flow.
+for command in (init_command, check_command, config_command, schema_command, lock_command, render_command,
+                build_command, push_command, run_command, predict_command, fetch_command, chains_group):
     cli.add_command(command)
-
-
-def _register_optional() -> None:
-    # Commands of later stages register themselves here as they land.
-    try:
-        from .fetch_cmd import fetch_command
-    except ImportError:
-        return
-    cli.add_command(fetch_command)
-
-
-_register_optional()
 
 
 def main(argv: list[str] | None = None) -> int:

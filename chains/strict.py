@@ -1,0 +1,75 @@
+"""run_local(strict=True): dependency calls round-trip through the deployed chain's I/O models
+and stream framing, so local tests reveal what would only fail remotely."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+
+from . import streaming
+
+if TYPE_CHECKING:
+    from .framework import ChainletDescriptor
+
+
+def io_models(descriptor: "ChainletDescriptor") -> tuple[type[pydantic.BaseModel], type[pydantic.RootModel] | None]:
+    endpoint = descriptor.endpoint
+    fields: dict[str, Any] = {}
+    for arg in endpoint.input_args:
+        fields[arg.name] = (arg.annotation, arg.default) if arg.has_default else (arg.annotation, ...)
+    input_model = pydantic.create_model(f"{descriptor.name}Input", **fields)
+    output_model = None
+    if not endpoint.is_streaming:
+        output_model = pydantic.RootModel[endpoint.output_types[0]]  # type: ignore[name-defined]
+    return input_model, output_model
+
+
+class StrictProxy:
+    def __init__(self, instance: Any, descriptor: "ChainletDescriptor"):
+        self._instance = instance
+        self._descriptor = descriptor
+        self._input_model, self._output_model = io_models(descriptor)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._instance, name)
+        if name != self._descriptor.endpoint.name:
+            return attr
+        endpoint = self._descriptor.endpoint
+        target = attr
+
+        def roundtrip_inputs(args: tuple, kwargs: dict) -> dict:
+            names = [a.name for a in endpoint.input_args]
+            given = dict(zip(names, args))
+            given.update(kwargs)
+            sent = self._input_model.model_validate(given).model_dump_json(exclude_unset=True)
+            received = self._input_model.model_validate_json(sent)
+            return {k: getattr(received, k) for k in received.model_fields_set}
+
+        def roundtrip_output(value: Any) -> Any:
+            assert self._output_model is not None
+            return self._output_model.model_validate_json(self._output_model(value).model_dump_json()).root
+
+        if endpoint.is_streaming:
+            async def stream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+                decoder = streaming.FrameDecoder()
+                async for item in target(**roundtrip_inputs(args, kwargs)):
+                    wire = streaming.frame(streaming.Tag.ITEM, streaming.encode_item(item))
+                    for _, payload in decoder.feed(wire):
+                        yield payload.decode("utf-8") if endpoint.streaming_type is str else payload
+
+            return stream
+        if endpoint.is_async:
+            @functools.wraps(target)
+            async def call_async(*args: Any, **kwargs: Any) -> Any:
+                return roundtrip_output(await target(**roundtrip_inputs(args, kwargs)))
+
+            return call_async
+
+        @functools.wraps(target)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return roundtrip_output(target(**roundtrip_inputs(args, kwargs)))
+
+        return call

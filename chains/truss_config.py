@@ -1,0 +1,94 @@
+"""Equivalents of the truss config types Chains uses (`truss.base.truss_config`).
+
+Chain files written for Truss do `from truss.base import truss_config` (or the older
+`from truss import truss_config`) and build `truss_config.ModelRepo(...)`. When pack loads a
+chain file and no real `truss` package is installed, those imports resolve to this module through
+the shims in `chains/_shims/truss` (see `chains.loading`). Field names and defaults follow
+Truss 0.18.30; the full validation happens when pack loads the generated config.yaml.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Optional
+
+import pydantic
+
+
+class Accelerator(str, enum.Enum):
+    B10 = "B10"
+    T4 = "T4"
+    L4 = "L4"
+    A10G = "A10G"
+    V100 = "V100"
+    A100 = "A100"
+    A100_40GB = "A100_40GB"
+    H100 = "H100"
+    H200 = "H200"
+    H100_40GB = "H100_40GB"
+    B200 = "B200"
+    L40S = "L40S"
+    RTX_PRO_6000 = "RTX_PRO_6000"
+    B300 = "B300"
+    GB300 = "GB300"
+
+
+class _Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", use_enum_values=True)
+
+
+class ModelRepo(_Model):
+    repo_id: str = pydantic.Field(min_length=1)
+    revision: str = ""
+    use_volume: bool
+    volume_folder: Optional[str] = None
+    allow_patterns: Optional[list[str]] = None
+    ignore_patterns: Optional[list[str]] = None
+    kind: str = "hf"
+    runtime_secret_name: str = "hf_access_token"
+
+
+class ExternalDataItem(_Model):
+    url: str = pydantic.Field(min_length=1)
+    local_data_path: str = pydantic.Field(min_length=1)
+    backend: str = "http_public"
+    name: Optional[str] = None
+
+
+class WeightsAuth(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+    auth_method: str
+
+
+class WeightsSource(_Model):
+    source: str = pydantic.Field(min_length=1)
+    mount_location: str = pydantic.Field(min_length=1)
+    auth: Optional[WeightsAuth] = None
+    auth_secret_name: Optional[str] = None
+    allow_patterns: Optional[list[str]] = None
+    ignore_patterns: Optional[list[str]] = None
+
+
+class HealthChecks(_Model):
+    restart_check_delay_seconds: Optional[int] = None
+    restart_threshold_seconds: Optional[int] = None
+    stop_traffic_threshold_seconds: Optional[int] = None
+    startup_threshold_seconds: Optional[int] = None
+
+
+class DockerAuthSettings(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+    auth_method: str
+    registry: str = ""
+    secret_name: Optional[str] = None
+
+
+def dump(item: Any) -> dict:
+    """A config entry as the mapping config.yaml carries; accepts these models, a real truss
+    package's equivalents (duck-typed via model_dump) and plain mappings."""
+    if isinstance(item, dict):
+        return dict(item)
+    if hasattr(item, "model_dump"):
+        data = item.model_dump(mode="json", exclude_none=True)
+        return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in data.items()}
+    raise TypeError(f"expected a truss config entry, got {type(item).__name__}")

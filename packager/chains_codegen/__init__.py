@@ -1,0 +1,9 @@
+"""Chain file -> one generated truss per reachable chainlet (`pack chains render`).
+
+    load (chains.loading) -> per chainlet: code closure, config.yaml (from RemoteConfig, checked
+    by pack's config loader), model/model.py (templates/chains/model.py.j2), packages/ -> chain.json
+"""
+
+from .generate import ChainletTruss, GeneratedChain, generate_chain, render_chain
+
+__all__ = ["ChainletTruss", "GeneratedChain", "generate_chain", "render_chain"]
