@@ -27,6 +27,7 @@ class WeightsStage:
     secret_names: tuple[str, ...]
     destinations: tuple[str, ...]
     total_bytes: int
+    pip_packages: tuple[str, ...]  # what the downloader needs beyond the standard library
 
 
 def bake_stages(plan: BuildPlan) -> list[WeightsStage]:
@@ -48,6 +49,8 @@ def bake_stages(plan: BuildPlan) -> list[WeightsStage]:
             secret_names=tuple(sorted({e.secret_name for e in group if e.secret_name})),
             destinations=tuple(e.destination for e in group),
             total_bytes=sum(e.size for e in group),
+            # S3 goes through boto3; HF, HTTPS and GCS use the downloader's own HTTP client.
+            pip_packages=("boto3",) if any(e.source.kind == "s3" for e in group) else (),
         ))
     return stages
 

@@ -204,3 +204,19 @@ def test_samples_render(name: str, sample, tmp_path: Path) -> None:
     final = final_stage(parse((first.path / "Dockerfile").read_text()))
     assert final[-1].keyword == "ENTRYPOINT"
     assert index_of(final, "^COPY app/ /app/") == len(final) - 2
+
+
+def test_bake_stage_for_s3_installs_its_client(tmp_path: Path) -> None:
+    from packager.plan.lock import Lock, weights_inputs_digest, write_lock
+    from packager.config import load_config
+    from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
+
+    root = make_truss(tmp_path / "t", "model_cache:\n  - repo_id: s3://bucket/w\n    use_volume: false\n")
+    entry = Entry(Source("s3", "bucket", "w/a.bin"), Revision("", "etag"), 10, Digest("md5", "0" * 32),
+                  "/app/model_cache/bucket/w/a.bin", None, "hf_access_token")
+    write_lock(root / "pack.lock", Lock(weights_inputs_digest(load_config(root)), Manifest((entry,))))
+    _, ctx = _render(root, tmp_path / "ctx")
+    instructions = parse((ctx.path / "Dockerfile").read_text())
+    stage = [i for i in instructions if i.stage == 0]
+    assert index_of(stage, r"pip install boto3") < index_of(stage, r"packager.runtime.transfer")
+    assert index_of(stage, r"pip install boto3") > 0
