@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -103,16 +104,23 @@ def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_cod
 
 
 def _host_secrets(names: tuple[str, ...]) -> dict[str, str]:
-    from ..plan.sources import Credentials
+    """Values for --secret NAME, read on this host and passed verbatim (the runtime strips only
+    where a value is used as a credential, as Truss does with mounted secret files)."""
+    from ..constants import HF_TOKEN, HUGGING_FACE_HUB_TOKEN, PACK_SECRETS_DIR, TRUSS_SECRET_PREFIX
 
-    credentials = Credentials.from_environment()
     values = {}
+    directory = os.environ.get(PACK_SECRETS_DIR)
     for secret in names:
-        found = credentials.hf_token(secret) if secret == "hf_access_token" else credentials.secret(secret)
-        if found is None:
+        candidates = [os.environ.get(TRUSS_SECRET_PREFIX + secret)]
+        if secret == "hf_access_token":
+            candidates += [os.environ.get(HF_TOKEN), os.environ.get(HUGGING_FACE_HUB_TOKEN)]
+        if directory and (Path(directory) / secret).is_file():
+            candidates.insert(0, (Path(directory) / secret).read_text(encoding="utf-8"))
+        value = next((c for c in candidates if c and c.strip() not in ("", "***")), None)
+        if value is None:
             raise PackError(f"secret `{secret}` is not set on this host",
-                            hint=f"put it in {credentials.where_to_put(secret)}")
-        values[secret] = found.value
+                            hint=f"put it in ${PACK_SECRETS_DIR}/{secret} or the env var {TRUSS_SECRET_PREFIX}{secret}")
+        values[secret] = value
     return values
 
 
