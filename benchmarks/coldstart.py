@@ -11,10 +11,11 @@ built once with the offline base image, removed at the end with its volumes):
   loop in the importing thread that runs until that thread has used --import-seconds of CPU time
   (time.thread_time). CPU work, not time.sleep, because `import torch` is CPU work done with the
   GIL held (unmarshalling, module bodies, dlopen) that competes with the prefetch (HTTP, sha256,
-  writes) for the same cores and the same interpreter; a fixed amount of CPU work gets slower
-  when the download takes the cores or the GIL from it, which a sleep would hide. For comparison:
-  cpu-process runs the same loop in a child process (CPU contention, but no GIL shared with
-  pack's runtime), sleep is contention-free. `--import-kind all` runs all three on one image.
+  writes) for the same cores; a fixed amount of CPU work gets slower when the download takes the
+  cores (or, were the prefetch a thread of the server, the GIL) from it, which a sleep would
+  hide. pack runs the prefetch in its own process (prefetch_worker), so the GIL column should
+  stay near 0. For comparison: cpu-process runs the same loop in a child process of the model
+  (CPU contention only), sleep is contention-free. `--import-kind all` runs all three on one image.
 * model_cache (use_volume: true) declares --size-mib of weights in --files files from a MockHub
   stand-in (tests/fixtures/hf_hub.py) on 127.0.0.1; the bytes are generated deterministically
   (random.Random seeded per file) and served from memory by this process, which therefore shares
@@ -33,8 +34,9 @@ Two orders, from the same image (BENCH_ORDER in the container's environment):
   its wait is recorded in the timeline's blocked time, so the hidden time drops to ~0.
 
 Each is run cold (a new, empty weight-cache volume) and then warm (a second container on the same
-volume: the content cache at /var/lib/pack/cache, so nothing is downloaded; the files are copied
-from the volume into /app/model_cache). Containers run on the host network, like `pack run`, with
+volume: the content cache at /var/lib/pack/cache, so nothing is downloaded; the volume is another
+filesystem than /app, so each /app/model_cache file is placed as a symlink to its verified blob,
+pinned for the server's lifetime: no byte is copied; 'links' below counts them). Containers run on the host network, like `pack run`, with
 HF_ENDPOINT pointing at the stand-in. Runs of the two orders alternate; --repeat of each.
 
 Columns (medians; 'best of' lines give the least disturbed run):
@@ -207,6 +209,7 @@ class Model:
         with ThreadPoolExecutor(2) as pool:  # hashlib releases the GIL: two cores, two files
             digests = list(pool.map(_sha256, paths))
         self._ok = digests == [self._expected[name] for name in sorted(self._expected)]
+        CPU["symlinked_files"] = sum(os.path.islink(p) for p in paths)
         MARKS["load_end"] = _now()
         CPU["process_at_load_end"] = time.process_time()
         if not self._ok:
@@ -369,6 +372,7 @@ def figures(run: dict) -> dict:
         "hidden": download.get("hidden_seconds") or 0.0, "blocked": download.get("blocked_seconds") or 0.0,
         "fetched_mib": run["fetched_bytes"] / MiB, "stages": stages,
         "ok": run["model"]["ok"], "cache_hits": download.get("cache_hits"),
+        "links": run["model"]["cpu"].get("symlinked_files"),
         "cpu_container": run["container_cpu"] if run["container_cpu"] is not None else float("nan"),
         "cpu_hub": run["hub_cpu"],
         # The import's wall time split: on a CPU / runnable, waiting for a CPU / neither (the GIL)
@@ -420,9 +424,11 @@ def report(kind: str, runs: dict[tuple[str, str], list[dict]], args: argparse.Na
           f"{ovl['ready'] - seq['ready']:+.2f} s ({(ovl['ready'] / seq['ready'] - 1) * 100:+.0f}%)")
     ovw, sqw = med[("overlapped", "warm")], med[("sequential", "warm")]
     hits = sorted({r["cache_hits"] for key in runs if key[1] == "warm" for r in runs[key]})
+    links = sorted({r["links"] for rows in runs.values() for r in rows})
     print(f"warm (second container, same cache volume): ready {ovw['ready']:.2f} s overlapped, "
           f"{sqw['ready']:.2f} s sequential; {ovw['fetched_mib'] + sqw['fetched_mib']:.1f} MiB fetched "
-          f"from the stand-in; cache hits per run {hits} of {args.files}")
+          f"from the stand-in; cache hits per run {hits} of {args.files}; /app/model_cache files "
+          f"that are symlinks into the cache volume (no copy) per run {links}")
     for order in ("overlapped", "sequential"):
         rows = sorted(runs[(order, "cold")], key=lambda r: r["ready"])
         pick = rows[(len(rows) - 1) // 2]

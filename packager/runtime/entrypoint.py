@@ -1,7 +1,8 @@
 """The image's ENTRYPOINT: python3 -m packager.runtime.entrypoint
 
-Its very first act is starting the weight prefetch (a thread), before the config is parsed and
-before anything heavy is imported, so the download overlaps everything that follows. Then:
+Its very first act is starting the weight prefetch (a separate OS process, prefetch_worker.py),
+before the config is parsed and before anything heavy is imported, so the download overlaps
+everything that follows without competing for this interpreter's GIL. Then:
 
 * config with `docker_server` -> docker_server.run: prefetch, then the user's start_command
   behind Truss's routes; the container exits with the server's status;
@@ -43,7 +44,13 @@ def main() -> int:
     timeline = Timeline()  # offsets count from process creation, read from /proc
     paths = RuntimePaths.from_env()
     prefetch = Prefetch(paths, timeline).start()  # first: everything below overlaps the download
+    try:
+        return serve(paths, timeline, prefetch)
+    finally:
+        prefetch.stop()  # a worker still running (SIGTERM, failed load) ends and is reaped
 
+
+def serve(paths: RuntimePaths, timeline: Timeline, prefetch: Prefetch) -> int:
     configure_logging(False)
     from .app_config import ConfigUnavailable, ServingSettings, load_config
 

@@ -1,27 +1,41 @@
-"""The weight prefetch: one background thread, started before anything else, that fetches the
-volume-mode manifest with the transfer engine while the model is imported and constructed.
+"""The weight prefetch, as seen by the server: a separate OS process started before anything
+else, which fetches the volume-mode manifest with the transfer engine while the model is
+imported and constructed (prefetch_worker.py does the work).
 
-Only the standard library is imported before the thread starts; the manifest parser and the
-transfer engine are imported inside it, so even their import time overlaps the main thread.
-Waiters (lazy_data_resolver, the docker_server supervisor, truss-transfer-cli) can wait for the
-whole manifest or for one volume_folder: each folder completes as soon as its own files are
-verified in place, while other folders may still be downloading.
+Why a process and not a thread: downloading, hashing and writing 1 GiB takes the GIL for a
+large share of its CPU time, and so does a CPU-bound `import torch`; in one interpreter each
+slowed the other until overlapping them saved nothing. In its own process the prefetch only
+competes for cores.
+
+Spawning costs the server a pipe and a posix_spawn (no fork of the interpreter, no `subprocess`
+import); everything else happens in the child. A reader thread in the server blocks on the
+pipe (no GIL held while it waits) and turns the worker's events into the state waiters use:
+lazy_data_resolver, the docker_server supervisor and truss-transfer-cli can wait for the whole
+manifest or for one volume_folder, each folder completing as soon as its own files are verified
+in place. If the worker dies (killed, crashed) the pipe closes without an "end" event and every
+waiter gets a PrefetchFailed that says how it died; stop() ends and reaps it with the server.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from packager import constants
 
 from .image_paths import RuntimePaths
-from .prefetch_state import DONE, FAILED, RUNNING, exclusive, file_sha256, write_state
 from .timeline import Timeline
 
 log = logging.getLogger("pack.prefetch")
+WORKER_MODULE = "packager.runtime.prefetch_worker"
+STOP_GRACE_SECONDS = 2.0
 
 
 class PrefetchFailed(RuntimeError):
@@ -35,30 +49,79 @@ class _Folder:
     event: threading.Event = field(default_factory=threading.Event)
 
 
+def describe_exit(status: int | None) -> str:
+    if status is None:
+        return "ended"
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"was killed by {name}"
+    return f"exited with status {status}"
+
+
 class Prefetch:
-    def __init__(self, paths: RuntimePaths, timeline: Timeline):
+    def __init__(self, paths: RuntimePaths, timeline: Timeline, pin_cache: bool = True):
+        """pin_cache: this process lives as long as the destinations it fetches (the server), so
+        they may be symlinks into a node cache on another filesystem (pinned for its lifetime);
+        False (a short-lived caller such as truss-transfer-cli) places copies there instead."""
         self.paths = paths
+        self.pin_cache = pin_cache
         self.timeline = timeline
         # A missing manifest means no volume-mode weights: nothing to fetch, nothing to collect.
         self.active = os.path.isfile(paths.manifest)
         self.error: str | None = None
-        self.result: object | None = None  # transfer.FetchResult once finished
+        self.result: object | None = None  # the worker's FetchResult summary once finished
         self.entries = 0
         self.total_bytes = 0
+        self.pid: int | None = None
+        self.returncode: int | None = None
         self._done = threading.Event()
         self._parsed = threading.Event()
         self._folders: dict[str, _Folder] = {}
-        self._folder_of: dict[str, str] = {}  # final path -> volume folder
         self._lock = threading.Lock()
+        self._reaped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._cache_pin: object | None = None
         if not self.active:
             self._parsed.set()
             self._done.set()
+            self._reaped.set()
 
     def start(self) -> Prefetch:
-        if self.active and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="pack-prefetch", daemon=True)
-            self._thread.start()
+        if not self.active or self.pid is not None or self._done.is_set():
+            return self
+        self.timeline.mark("prefetch_start")
+        argv = [sys.executable, "-m", WORKER_MODULE, "--parent", str(os.getpid())]
+        if self.paths.model_cache != RuntimePaths.from_env().model_cache:
+            argv += ["--model-cache", self.paths.model_cache]
+        cache_dir = os.environ.get(constants.PACK_CACHE_DIR)
+        if cache_dir and self.pin_cache:
+            # The server holds the pin set of the node cache for its whole life, so the blobs its
+            # destinations link to are never evicted (see transfer/cache.py).
+            try:
+                from .cache_pins import hold_instance
+
+                self._cache_pin = hold_instance(cache_dir)
+                argv += ["--cache-instance", self._cache_pin]
+            except OSError as exc:
+                log.warning("node cache %s: cannot register this server: %s", cache_dir, exc)
+        read_fd, write_fd = os.pipe()
+        argv += ["--events-fd", str(write_fd)]
+        try:
+            os.set_inheritable(write_fd, True)
+            self.pid = os.posix_spawn(sys.executable, argv, os.environ)
+        except OSError as exc:
+            os.close(read_fd)
+            self._finish(f"cannot start the prefetch process: {exc}", None)
+            self._reaped.set()
+            return self
+        finally:
+            os.close(write_fd)
+        self._thread = threading.Thread(target=self._read, args=(read_fd,), name="pack-prefetch",
+                                        daemon=True)
+        self._thread.start()
         return self
 
     # --- waiting -----------------------------------------------------------------------------
@@ -102,61 +165,79 @@ class Prefetch:
             raise PrefetchFailed(folder.error)
         return os.path.join(self.paths.model_cache, name)
 
-    # --- the thread --------------------------------------------------------------------------
-    def _run(self) -> None:
-        self.timeline.mark("prefetch_start")
-        error: str | None = None
-        try:
-            from .manifest import load as load_manifest
-
-            manifest = load_manifest(self.paths.manifest)
-            self._index(manifest)
-            self._parsed.set()
-            if manifest.entries:
-                error = self._fetch(manifest)
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the waiters
-            error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self._finish(error)
-
-    def _index(self, manifest) -> None:
-        from .transfer.layout import map_destination
-
-        self.entries = len(manifest.entries)
-        self.total_bytes = manifest.total_bytes
-        for entry in manifest.entries:
-            name = entry.volume_folder or ""
-            folder = self._folders.setdefault(name, _Folder())
-            folder.remaining += 1
-            self._folder_of[map_destination(entry, self.paths.dest_root)] = name
-
-    def _fetch(self, manifest) -> str | None:
-        from .transfer import TransferFailed, fetch
-        from .transfer.progress import LogReporter
-
-        sha = file_sha256(self.paths.manifest)
-        log.info("prefetch: %d files, %.1f MiB -> %s", self.entries, self.total_bytes / 2**20,
-                 self.paths.model_cache)
-        with exclusive(self.paths.prefetch_lock):
-            write_state(self.paths.prefetch_state, RUNNING, sha)
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End the worker if it still runs (server shutdown) and reap it: no orphan, no zombie."""
+        pid = self.pid
+        if pid is None or self._reaped.is_set():
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                self.result = fetch(
-                    manifest, self.paths.dest_root,
-                    cache_dir=os.environ.get(constants.PACK_CACHE_DIR) or None,
-                    reporter=_FolderTracker(self, LogReporter(log, 5.0)),
-                    secrets_dir=self.paths.secrets_dir,
-                    stats_path=self.paths.transfer_stats,
-                )
-            except TransferFailed as exc:
-                self.result = exc.result
-                write_state(self.paths.prefetch_state, FAILED, sha, exc.summary())
-                return exc.summary()
-            write_state(self.paths.prefetch_state, DONE, sha)
-        return None
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            if self._reaped.wait(grace):
+                break
 
-    def _file_done(self, destination: str, error: str | None) -> None:
+    # --- the reader thread -------------------------------------------------------------------
+    def _read(self, fd: int) -> None:
+        end: dict | None = None
+        try:
+            with os.fdopen(fd, "rb", buffering=0) as pipe:
+                buffered = b""
+                while True:
+                    chunk = pipe.read(65536)
+                    if not chunk:
+                        break
+                    buffered += chunk
+                    *lines, buffered = buffered.split(b"\n")
+                    for line in lines:
+                        doc = self._event(line)
+                        if doc is not None and doc.get("event") == "end":
+                            end = doc
+        except OSError as exc:
+            log.debug("prefetch pipe: %s", exc)
+        if end is None:
+            status = self._reap()
+            self._finish(f"the prefetch process (pid {self.pid}) {describe_exit(status)} "
+                         "before the weights were in place", None)
+            return
+        self._finish(end.get("error"), end.get("result"), end.get("t"))
+        self._reap()
+
+    def _event(self, line: bytes) -> dict | None:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        kind = doc.get("event")
+        if kind == "parsed":
+            with self._lock:
+                self.entries = int(doc.get("entries", 0))
+                self.total_bytes = int(doc.get("total_bytes", 0))
+                for name, count in (doc.get("folders") or {}).items():
+                    self._folders.setdefault(name, _Folder()).remaining += int(count)
+            self._parsed.set()
+        elif kind == "file":
+            self._file_done(str(doc.get("folder") or ""), str(doc.get("destination")), doc.get("error"))
+        return doc
+
+    def _reap(self) -> int | None:
+        """Wait for the worker's exit status (None if someone else, e.g. PID 1's reaper, took it)."""
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+                else (-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+        except ChildProcessError:
+            pass
+        finally:
+            self._reaped.set()
+        return self.returncode
+
+    def _file_done(self, name: str, destination: str, error: str | None) -> None:
         with self._lock:
-            folder = self._folders.get(self._folder_of.get(destination, ""))
+            folder = self._folders.get(name)
             if folder is None:
                 return
             if error and folder.error is None:
@@ -165,14 +246,20 @@ class Prefetch:
             if folder.remaining <= 0:
                 folder.event.set()
 
-    def _finish(self, error: str | None) -> None:
-        self.timeline.mark("prefetch_end")
+    def _finish(self, error: str | None, result: dict | None, ended: float | None = None) -> None:
+        if ended is not None and ended <= time.monotonic():
+            self.timeline.mark_at("prefetch_end", ended)
+        else:
+            self.timeline.mark("prefetch_end")
         self.error = error
-        result = self.result
+        if result is not None:
+            files = [SimpleNamespace(**f) for f in result.get("files", [])]
+            self.result = SimpleNamespace(**{**result, "files": files})
         summary = {"files": self.entries, "bytes_total": self.total_bytes, "ok": error is None}
         if result is not None:
-            summary.update(bytes_downloaded=result.bytes_downloaded, cache_hits=result.cache_hits,
-                           fetch_seconds=round(result.seconds, 4))
+            summary.update(bytes_downloaded=result.get("bytes_downloaded", 0),
+                           cache_hits=result.get("cache_hits", 0),
+                           fetch_seconds=round(float(result.get("seconds", 0.0)), 4))
         self.timeline.download = summary
         if error:
             log.error("prefetch failed: %s", error)
@@ -183,27 +270,3 @@ class Prefetch:
                 folder.event.set()
         self._parsed.set()
         self._done.set()
-
-
-class _FolderTracker:
-    """A transfer Reporter that forwards to the log reporter and completes folders as they land."""
-
-    def __init__(self, prefetch: Prefetch, inner) -> None:
-        self._prefetch = prefetch
-        self._inner = inner
-
-    def start(self, files: int, total_bytes: int) -> None:
-        self._inner.start(files, total_bytes)
-
-    def advance(self, nbytes: int) -> None:
-        self._inner.advance(nbytes)
-
-    def file_done(self, result) -> None:
-        self._inner.file_done(result)
-        self._prefetch._file_done(result.destination, result.error)
-
-    def retry(self, destination: str, attempt: int, cause: str) -> None:
-        self._inner.retry(destination, attempt, cause)
-
-    def finish(self, result) -> None:
-        self._inner.finish(result)

@@ -1,7 +1,7 @@
 """The prefetch's shared state between processes: an exclusive lock and a small JSON state file.
 
-Whoever fetches (the entrypoint's prefetch thread, or `truss-transfer-cli` when started without
-the entrypoint) holds an flock on the lock file for the whole fetch, so a second fetcher waits
+Whoever fetches (the prefetch worker process, spawned by the entrypoint or by `truss-transfer-cli`
+when started without the entrypoint) holds an flock on the lock file for the whole fetch, so a second fetcher waits
 for the first instead of racing it on the same partial files, and then finds the state file
 saying "done" for the same manifest and returns at once. The kernel drops the lock when the
 holder dies, so a crashed fetch never blocks the next one.

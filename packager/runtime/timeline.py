@@ -62,6 +62,12 @@ class Timeline:
         with self._lock:
             return self._marks.setdefault(stage, offset)
 
+    def mark_at(self, stage: str, monotonic: float) -> float:
+        """Record a stage at a time.monotonic() reading taken earlier, possibly by another process
+        (CLOCK_MONOTONIC is system-wide): the prefetch worker reports when it really ended."""
+        with self._lock:
+            return self._marks.setdefault(stage, monotonic - self._t0)
+
     def get(self, stage: str) -> float | None:
         with self._lock:
             return self._marks.get(stage)

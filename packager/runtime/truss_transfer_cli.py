@@ -3,9 +3,11 @@
 
     truss-transfer-cli [DOWNLOAD_DIR]      (DOWNLOAD_DIR defaults to /app/model_cache)
 
-It performs or awaits the same prefetch as the entrypoint: if the entrypoint's prefetch is
-running it waits for it (they share an flock), if it already finished for this manifest it
-returns at once, otherwise it fetches itself (resuming and verifying like the entrypoint).
+It performs or awaits the same prefetch as the entrypoint: if the entrypoint's prefetch worker
+is running it waits for it (they share an flock), if it already finished for this manifest it
+returns at once, otherwise it runs a prefetch worker itself (resuming and verifying like the
+entrypoint). This command does not outlive the weights it places, so with a node cache on
+another filesystem it places copies, never symlinks that eviction could break.
 Exit 0 when every file is in place (or there is no manifest), 1 otherwise.
 """
 
@@ -47,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                 and paths.model_cache == RuntimePaths.from_env().model_cache:
             log.info("weights already in place (fetched by process %s)", state.get("pid"))
             return 0
-        Prefetch(paths, Timeline()).start().wait()
+        prefetch = Prefetch(paths, Timeline(), pin_cache=False).start()  # a worker process
+        try:
+            prefetch.wait()
+        finally:
+            prefetch.stop()
     except (PrefetchFailed, OSError) as exc:
         log.error("weights could not be fetched: %s", exc)
         return 1

@@ -249,3 +249,98 @@ def test_truss_transfer_cli_exit_codes_without_manifest_and_on_failure(tmp_path,
     server.files.clear()
     failed = _cli(make_app(tmp_path / "bad", None, manifest=manifest))
     assert failed.returncode == 1 and "could not be fetched" in failed.stderr
+
+
+# --- the prefetch worker is its own OS process ----------------------------------------------------
+def _worker_pid(app, timeout: float = 15.0) -> int:
+    """The prefetch worker's pid, from the state file it writes while fetching."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    state = app.state / "pack-prefetch-state.json"
+    while time.monotonic() < deadline:
+        try:
+            doc = json.loads(state.read_text())
+            if doc.get("state") == "running":
+                return int(doc["pid"])
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the prefetch worker never reported running")
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once `pid` no longer exists (neither running nor a zombie)."""
+    import os
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not os.path.exists(f"/proc/{pid}"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _slow_app(tmp_path, server, model=COLLECTING_MODEL):
+    manifest = manifest_for(server, {"llm/weights.bin": blob(8 * MiB, 7)})
+    server.faults.rate = 2 * MiB  # about 4 s: time to look at the worker while it runs
+    return make_app(tmp_path, model, manifest=manifest)
+
+
+def test_the_prefetch_runs_in_a_child_process_of_the_server(tmp_path, runtimes, server):
+    app = _slow_app(tmp_path, server)
+    rt = runtimes(app)
+    pid = _worker_pid(app)
+    assert pid != rt.proc.pid and _parent_of(pid) == rt.proc.pid
+    rt.wait_ready(30)
+    assert _gone(pid)  # finished and reaped: no zombie left under the server
+
+
+def test_a_killed_worker_is_a_clear_failure_not_a_hang(tmp_path, runtimes, server):
+    import os
+    import signal
+
+    app = _slow_app(tmp_path, server)
+    rt = runtimes(app)
+    os.kill(_worker_pid(app), signal.SIGKILL)
+    assert rt.wait_exit(30) == 1
+    logs = rt.logs()
+    assert "RuntimeError: Error occurred while fetching data: the prefetch process" in logs
+    assert "was killed by SIGKILL before the weights were in place" in logs
+    assert rt.timeline()["download"]["ok"] is False
+
+
+def test_sigterm_ends_the_worker_with_the_server(tmp_path, runtimes, server):
+    import signal
+
+    app = _slow_app(tmp_path, server)
+    rt = runtimes(app)
+    pid = _worker_pid(app)
+    rt.wait_listening()
+    assert rt.stop(signal.SIGTERM) == 0
+    assert _gone(pid)
+
+
+def test_a_killed_server_takes_its_worker_along(tmp_path, runtimes, server):
+    app = _slow_app(tmp_path, server)
+    rt = runtimes(app)
+    pid = _worker_pid(app)
+    rt.proc.kill()
+    rt.proc.wait(10)
+    assert _gone(pid)  # never outlives the server (PR_SET_PDEATHSIG, then a parent poll)
+
+
+def test_truss_transfer_cli_waits_for_the_servers_worker(tmp_path, runtimes, server):
+    app = _slow_app(tmp_path, server)
+    rt = runtimes(app)
+    _worker_pid(app)
+    server.faults.rate = 4 * MiB
+    result = _cli(app)  # blocks on the worker's prefetch lock, then finds it done
+    assert result.returncode == 0 and "already in place" in result.stderr, result.stderr
+    rt.wait_ready(30)
+    assert server.counters.bytes_served == 8 * MiB  # fetched once, by the server's worker

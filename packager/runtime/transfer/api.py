@@ -40,6 +40,7 @@ def fetch(
     dest_root: str | None = None,
     *,
     cache_dir: str | None = None,
+    cache_instance: str | None = None,
     workers: int | None = None,
     reporter: Reporter | None = None,
     secrets_dir: str | None = None,
@@ -52,7 +53,10 @@ def fetch(
     dest_root: None writes each entry to its absolute destination; a directory maps
     `/app/model_cache/<rest>` to `<dest_root>/<rest>` (other absolute paths to
     `<dest_root>/<path>`). cache_dir: a content-addressed blob cache shared between runs and
-    processes (None = no cache; callers pass PACK_CACHE_DIR themselves). secrets_dir defaults to
+    processes (None = no cache; callers pass PACK_CACHE_DIR themselves). cache_instance: the pin
+    set (cache_pins.hold_instance) of a process that outlives the destinations; with it a
+    destination on another filesystem than the cache is a symlink to the verified blob, which
+    eviction then keeps (without it, a copy). secrets_dir defaults to
     $PACK_SECRETS_DIR, then /secrets. env: the environment to read (default: a snapshot of
     os.environ, which is never modified). The stats file is written even when files failed.
     Raises manifest.ManifestError (UnsafeDestination) before any download for unsafe paths.
@@ -62,7 +66,7 @@ def fetch(
     reporter = reporter or NullReporter()
     targets = plan_targets(manifest, dest_root)
     jobs = group_jobs(targets)
-    cache = BlobCache(cache_dir, settings.cache_max_bytes) if cache_dir else None
+    cache = BlobCache(cache_dir, settings.cache_max_bytes, cache_instance) if cache_dir else None
     pool = ConnectionPool(env, settings.connect_timeout, settings.stall_timeout)
     sources = SourceFactory(env, secrets_dir_from(secrets_dir, env), settings, pool)
     scheduler = Scheduler(settings, reporter, cache)

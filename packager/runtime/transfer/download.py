@@ -46,7 +46,7 @@ class Transfer:
 
     def _prepare(self, job: FileJob) -> None:
         job.start_clock()
-        if all(marker_matches(t.final, t.entry) for t in job.targets):
+        if all(marker_matches(t.final, t.entry) for t in job.targets) and self._still_linked(job):
             self._release_lock(job)
             return self._complete(job, PRESENT)
         if self.cache is not None:
@@ -64,11 +64,24 @@ class Transfer:
             return self._complete(job, PRESENT)
         self._start_download(job, fresh=False)
 
+    def _still_linked(self, job: FileJob) -> bool:
+        """A destination symlinked to a cache blob (an earlier run of this container) is only
+        present while the blob is; it is pinned again for this run's instance."""
+        if self.cache is None or not any(self.cache.links_here(t.final) for t in job.targets):
+            return True
+        return self.cache.hold(job.key)
+
     def _place_cached(self, job: FileJob) -> None:
         assert self.cache is not None
-        for t in job.targets:
-            self.cache.place(job.key, t.final)
-            write_marker(t.final, Marker.for_file(t.final, t.entry.hash.algorithm, t.entry.hash.digest))
+        try:
+            for t in job.targets:
+                self.cache.place(job.key, t.final)
+                write_marker(t.final, Marker.for_file(t.final, t.entry.hash.algorithm,
+                                                      t.entry.hash.digest))
+        except FileNotFoundError:
+            if self.cache.has(job.key, job.size):
+                raise
+            return self._prepare(job)  # evicted by another process meanwhile: fetch it again
         self._complete(job, CACHED)
 
     def _verify_existing(self, job: FileJob) -> bool:
@@ -252,9 +265,11 @@ class Transfer:
     def _publish(self, job: FileJob) -> None:
         if self.cache is not None:
             self.cache.publish(job.work_path, job.key)
-            self._release_lock(job)
-            for t in job.targets:
-                self.cache.place(job.key, t.final)
+            try:  # placed (and pinned) before the lock goes: eviction cannot take it between
+                for t in job.targets:
+                    self.cache.place(job.key, t.final, locked=True)
+            finally:
+                self._release_lock(job)
         else:
             first = job.targets[0].final
             os.makedirs(os.path.dirname(first), exist_ok=True)

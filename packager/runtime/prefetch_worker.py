@@ -1,0 +1,201 @@
+"""The weight prefetch's own OS process: python -m packager.runtime.prefetch_worker --events-fd N
+
+The entrypoint spawns it as its very first act (prefetch.Prefetch.start) so the download, the
+sha256 verification and the transfer engine's own imports run in another interpreter: they never
+take the GIL from the user's `import torch`, which a prefetch thread inside the server did.
+
+Channels back to the server process:
+
+* events, one JSON object per line, on the pipe `--events-fd` (how the server wakes up):
+      {"event": "parsed", "entries": N, "total_bytes": B, "folders": {"<volume_folder>": count}}
+      {"event": "file", "folder": "<volume_folder>", "destination": "...", "error": null|"..."}
+      {"event": "end", "t": <time.monotonic()>, "error": null|"...", "result": {...}|null}
+  The pipe closing without an "end" means the worker died: the server reports that as a failure.
+* the prefetch lock and state file of prefetch_state.py, exactly as before (held for the whole
+  fetch; "running" -> "done"/"failed" with the error), which truss-transfer-cli coordinates on;
+* the transfer stats JSON file (image_paths.transfer_stats).
+
+The worker never outlives the server: it asks the kernel for SIGKILL when its parent dies
+(PR_SET_PDEATHSIG, Linux) and also exits when it finds itself re-parented or the pipe broken.
+Exit status: 0 when every file is in place, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+
+from packager import constants
+
+from .image_paths import RuntimePaths
+
+log = logging.getLogger("pack.prefetch")
+PARENT_POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Never outlive the server: SIGKILL from the kernel when it dies, a poll as a fallback."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError, ImportError):
+        pass
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="pack-prefetch-parent", daemon=True).start()
+
+
+class Events:
+    """Line-delimited JSON events on the pipe to the server; a broken pipe ends the worker."""
+
+    def __init__(self, fd: int | None):
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, **doc) -> None:
+        if self._fd is None:
+            return
+        data = (json.dumps(doc, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except BrokenPipeError:  # the server is gone: nobody needs the weights any more
+                os._exit(1)
+
+
+class FolderEvents:
+    """A transfer Reporter: logs progress and announces each file as it lands in place."""
+
+    def __init__(self, inner, events: Events, folder_of: dict[str, str]):
+        self._inner, self._events, self._folder_of = inner, events, folder_of
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self._inner.start(files, total_bytes)
+
+    def advance(self, nbytes: int) -> None:
+        self._inner.advance(nbytes)
+
+    def file_done(self, result) -> None:
+        self._inner.file_done(result)
+        self._events.send(event="file", folder=self._folder_of.get(result.destination, ""),
+                          destination=result.destination, error=result.error)
+
+    def retry(self, destination: str, attempt: int, cause: str) -> None:
+        self._inner.retry(destination, attempt, cause)
+
+    def finish(self, result) -> None:
+        self._inner.finish(result)
+
+
+def summarize(result) -> dict | None:
+    """What the server needs of a FetchResult (timeline, /metrics, log line)."""
+    if result is None:
+        return None
+    return {
+        "bytes_downloaded": result.bytes_downloaded, "bytes_total": result.bytes_total,
+        "cache_hits": result.cache_hits, "seconds": result.seconds,
+        "files": [{"destination": f.destination, "status": f.status, "size": f.size,
+                   "bytes_downloaded": f.bytes_downloaded, "seconds": f.seconds, "error": f.error}
+                  for f in result.files],
+    }
+
+
+def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None) -> str | None:
+    """Fetch the manifest under the prefetch lock; return the error (None when all is in place)."""
+    from .manifest import load as load_manifest
+    from .prefetch_state import (
+        DONE,
+        FAILED,
+        RUNNING,
+        exclusive,
+        file_sha256,
+        write_state,
+    )
+    from .transfer import TransferFailed, fetch
+    from .transfer.layout import map_destination
+    from .transfer.progress import LogReporter
+
+    result = None
+    error: str | None = None
+    try:
+        manifest = load_manifest(paths.manifest)
+        folders: dict[str, int] = {}
+        folder_of: dict[str, str] = {}
+        for entry in manifest.entries:
+            name = entry.volume_folder or ""
+            folders[name] = folders.get(name, 0) + 1
+            folder_of[map_destination(entry, paths.dest_root)] = name
+        events.send(event="parsed", entries=len(manifest.entries), total_bytes=manifest.total_bytes,
+                    folders=folders)
+        if manifest.entries:
+            sha = file_sha256(paths.manifest)
+            log.info("prefetch: %d files, %.1f MiB -> %s", len(manifest.entries),
+                     manifest.total_bytes / 2**20, paths.model_cache)
+            with exclusive(paths.prefetch_lock):
+                write_state(paths.prefetch_state, RUNNING, sha)
+                try:
+                    result = fetch(
+                        manifest, paths.dest_root,
+                        cache_dir=os.environ.get(constants.PACK_CACHE_DIR) or None,
+                        cache_instance=cache_instance,
+                        reporter=FolderEvents(LogReporter(log, 5.0), events, folder_of),
+                        secrets_dir=paths.secrets_dir,
+                        stats_path=paths.transfer_stats,
+                    )
+                except TransferFailed as exc:
+                    result = exc.result
+                    error = exc.summary()
+                    write_state(paths.prefetch_state, FAILED, sha, error)
+                else:
+                    write_state(paths.prefetch_state, DONE, sha)
+    except Exception as exc:  # noqa: BLE001 - any failure must reach the waiters
+        error = f"{type(exc).__name__}: {exc}"
+    events.send(event="end", t=time.monotonic(), error=error, result=summarize(result))
+    return error
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="pack-prefetch")
+    parser.add_argument("--events-fd", type=int, default=None)
+    parser.add_argument("--parent", type=int, default=None, help="exit when this pid is gone")
+    parser.add_argument("--model-cache", default=None, help="relocate /app/model_cache")
+    parser.add_argument("--cache-instance", default=None,
+                        help="the server's pin set in the node cache (transfer/cache.py)")
+    args = parser.parse_args(argv)
+    if args.parent:
+        die_with_parent(args.parent)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    paths = RuntimePaths.from_env()
+    if args.model_cache:
+        import dataclasses
+
+        paths = dataclasses.replace(paths, model_cache=os.path.abspath(args.model_cache))
+    events = Events(args.events_fd)
+    error = run(paths, events, args.cache_instance)
+    if error:
+        log.error("prefetch failed: %s", error)
+    return 1 if error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
