@@ -261,7 +261,7 @@ build_commands:
     Case("egress restrictions", """\
 runtime:
   egress_restrictions:
-    ip_allow_list: ["1.1.1.1", "10.0.0.0/8"]
+    ip_allow_list: ["1.1.1.1", "203.0.113.0/24"]
     fqdn_allow_list: ["*.huggingface.co"]
 """, resolved={"runtime.egress_restrictions.fqdn_allow_list": ["*.huggingface.co"]}),
     Case("legacy internal keys", """\
