@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -122,7 +121,6 @@ def predict(url: str, payload: object, *, model: str = "model", timeout: float =
     request = urllib.request.Request(
         f"{url.rstrip('/')}/v1/models/{model}:predict", data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json"}, method="POST")
-    started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
@@ -133,7 +131,6 @@ def predict(url: str, payload: object, *, model: str = "model", timeout: float =
     except (urllib.error.URLError, OSError) as exc:
         raise PackError(f"no model answers at {url}: {getattr(exc, 'reason', exc)}",
                         hint="start one with `pack run DIR`, or pass --url") from None
-    del started
     try:
         return json.loads(body)
     except json.JSONDecodeError:

@@ -34,13 +34,13 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto",
               show_default=True, help="Live view in a terminal, plain lines in CI.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line (for CI).")
-def build_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, locked, tag,
-                  no_cache, build_arg, platform, progress, as_json) -> None:
+def build_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked,
+                  tag, no_cache, build_arg, platform, progress, as_json) -> None:
     """Render TRUSS_DIR and build its image; print the image id, tag and size."""
     started = time.monotonic()
     view = make_progress("quiet" if as_json and progress == "auto" else progress)
     try:
-        result = api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code),
+        result = api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code, pip_index_url),
                            locked=locked, tag=tag, no_cache=no_cache, build_args=_build_args(build_arg),
                            platform=platform, progress=view)
     finally:

@@ -172,13 +172,17 @@ def push_command(source: Path, entrypoint, name, base_image, ca_bundle, build_co
               help="Directory of secret files (one per name), mounted at /secrets in every chainlet.")
 @click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE",
               help="Extra environment for every chainlet.")
+@click.option("--dependency-url", "dependency_urls", multiple=True, metavar="CHAINLET=URL",
+              help="Send the other chainlets' calls to CHAINLET (class or display name) to URL, "
+                   "e.g. a gateway or proxy in front of it; CHAINLET itself still starts.")
 @click.option("--no-docker", is_flag=True, help="Run the chainlets as local processes of pack's "
                                                 "runtime instead of containers (no weights prefetch).")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--detach", is_flag=True, help="Return once every chainlet is ready (containers keep running).")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_commands_after_code, locked,
-                out, base_port, secrets_dir, env_items, no_docker, timeout, detach, progress) -> None:
+                out, base_port, secrets_dir, env_items, dependency_urls, no_docker, timeout, detach,
+                progress) -> None:
     """Start the whole chain locally (host network), wire each dependency's URL, wait for all
     chainlets to be ready and print the entrypoint URL."""
     env = {}
@@ -188,14 +192,19 @@ def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_com
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
         env[key] = value
     chain = _render(source, out, entrypoint, name)
+    overrides = _url_overrides(chain, dependency_urls)
     ports = {c.name: base_port + i for i, c in enumerate(chain.chainlets)}
     if no_docker:
-        _run_processes(chain, ports, secrets_dir, env, timeout, detach)
+        _run_processes(chain, ports, secrets_dir, env, timeout, detach, overrides)
         return
     from ..chains_codegen.local_run import dynamic_config
 
     results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, progress)
-    env[DYNAMIC_CONFIG_ENV] = json.dumps(dynamic_config(chain, ports))
+    config = dynamic_config(chain, ports)
+    for display, url in overrides.items():
+        config[display] = {"predict_url": url}
+        output.note(f"calls to chainlet {display} go to {url}")
+    env[DYNAMIC_CONFIG_ENV] = json.dumps(config)
     started: list[Any] = []
     try:
         for c, r in zip(chain.chainlets, results):
@@ -229,11 +238,30 @@ def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_com
                     hint=f"its last lines:\n{r.container.logs(tail=20)}")
 
 
-def _run_processes(chain, ports, secrets_dir, env, timeout, detach) -> None:
+def _url_overrides(chain: Any, items: tuple[str, ...]) -> dict[str, str]:
+    """--dependency-url CHAINLET=URL items -> {display name: URL}."""
+    by_name = {}
+    for c in chain.chainlets:
+        by_name[c.name] = by_name[c.display_name] = c.display_name
+    overrides = {}
+    for item in items:
+        key, sep, url = item.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{item!r} is not CHAINLET=http(s)://...", param_hint="--dependency-url")
+        if key not in by_name:
+            raise click.BadParameter(f"{key!r} is no chainlet of this chain (chainlets: "
+                                     f"{', '.join(c.name for c in chain.chainlets)})",
+                                     param_hint="--dependency-url")
+        overrides[by_name[key]] = url
+    return overrides
+
+
+def _run_processes(chain, ports, secrets_dir, env, timeout, detach, overrides=None) -> None:
     from ..chains_codegen.local_run import ChainStartError, start_local
 
     try:
-        run = start_local(chain, ports=ports, secrets_dir=secrets_dir, env=env, timeout=timeout)
+        run = start_local(chain, ports=ports, secrets_dir=secrets_dir, env=env, timeout=timeout,
+                          url_overrides=overrides or None)
     except ChainStartError as exc:
         raise PackError(str(exc)) from None
     output.success(f"chain `{chain.chain_name}`: {len(run.chainlets)} chainlet process(es) ready")

@@ -20,13 +20,16 @@ def build_options(f):
                      help="Extra CA bundle trusted by pip/apt inside the build (TLS-intercepting proxies).")(f)
     f = click.option("--build-commands-after-code", is_flag=True,
                      help="Run build_commands after the code is copied (for commands that need it).")(f)
+    f = click.option("--pip-index-url", envvar="PACK_PIP_INDEX_URL",
+                     help="Package index pip uses inside the build (mirrors, corporate proxies).")(f)
     f = click.option("--locked", is_flag=True, help="Fail instead of resolving weights when pack.lock is missing or stale.")(f)
     return f
 
 
-def options_from(base_image: str | None, ca_bundle: Path | None, build_commands_after_code: bool) -> BuildOptions:
+def options_from(base_image: str | None, ca_bundle: Path | None, build_commands_after_code: bool,
+                 pip_index_url: str | None = None) -> BuildOptions:
     return BuildOptions(base_image=base_image, ca_bundle=str(ca_bundle) if ca_bundle else None,
-                        build_commands_after_code=build_commands_after_code)
+                        build_commands_after_code=build_commands_after_code, pip_index_url=pip_index_url)
 
 
 @click.command("lock")
@@ -54,10 +57,10 @@ def lock_command(truss_dir: Path) -> None:
               help="Directory to write the build context to (replaced atomically).")
 @build_options
 def render_command(truss_dir: Path, out: Path, base_image: str | None, ca_bundle: Path | None,
-                   build_commands_after_code: bool, locked: bool) -> None:
+                   build_commands_after_code: bool, pip_index_url: str | None, locked: bool) -> None:
     """Write the Docker build context of TRUSS_DIR to OUTPUT and print its digest."""
-    plan, rendered = api.render(truss_dir, out, options_from(base_image, ca_bundle, build_commands_after_code),
-                                locked=locked)
+    plan, rendered = api.render(truss_dir, out, options_from(base_image, ca_bundle, build_commands_after_code,
+                                                             pip_index_url), locked=locked)
     for note in rendered.notes:
         output.note(note)
     output.text(f"context {rendered.path}\ndigest sha256:{rendered.digest}\n"

@@ -16,10 +16,10 @@ from .build_progress import make_progress
 from .plan_cmds import build_options, options_from, truss_dir_argument
 
 
-def _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked, progress):
+def _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, progress):
     view = make_progress(progress)
     try:
-        return api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code),
+        return api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code, pip_index_url),
                          locked=locked, progress=view)
     finally:
         if view is not None:
@@ -34,15 +34,15 @@ def _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked, 
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
-def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, locked, image_ref,
-                 username, password_stdin, progress, as_json) -> None:
+def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked,
+                 image_ref, username, password_stdin, progress, as_json) -> None:
     """Build TRUSS_DIR if needed and push the image; print the pushed digest."""
     from ..registry import push
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password_stdin and not username:
         raise PackError("--password-stdin needs --username", hint="pass --username USER")
-    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked,
+    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked,
                     "quiet" if as_json else progress)
     pushed = push(result.image.id, image_ref, username=username, password=password)
     if as_json:
@@ -67,8 +67,8 @@ def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_co
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--detach", is_flag=True, help="Leave the container running and return once it is ready.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
-def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, locked, port, secrets_dir,
-                secret_names, env_items, name, timeout, detach, progress) -> None:
+def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, port,
+                secrets_dir, secret_names, env_items, name, timeout, detach, progress) -> None:
     """Build TRUSS_DIR if needed, run it locally and wait until it is ready."""
     env = {}
     for item in env_items:
@@ -77,7 +77,7 @@ def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_cod
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
         env[key] = value
     named = _host_secrets(secret_names)
-    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, locked, progress)
+    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, progress)
     container_name = name or f"pack-{runner.cache_volume_name(result.plan).removeprefix('pack-weights-')}"
     with runner.secrets_mount(secrets_dir, named) as mount:
         running = runner.start(result.image.id, result.plan, port=port, secrets_dir=mount, env=env,

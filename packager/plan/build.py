@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packager.config import LoadedConfig
 from packager.errors import PlanError, UnsupportedError
@@ -115,9 +116,18 @@ def _runtime_packages(manifest: Manifest) -> tuple[str, ...]:
     return tuple(packages)
 
 
+def _check_options(options: BuildOptions) -> None:
+    index = urlsplit(options.pip_index_url) if options.pip_index_url else None
+    if index is not None and (index.username or index.password):
+        # The index URL becomes an ENV of the image; credentials in it would ship with every push.
+        raise PlanError("--pip-index-url carries credentials, which would be stored in the image",
+                        hint="use an index URL without user:password (authenticate via a proxy or netrc)")
+
+
 def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions | None = None) -> BuildPlan:
     """Every decision of the build, from inputs that are all local (the manifest is pinned)."""
     options = options or BuildOptions()
+    _check_options(options)
     config, root = loaded.config, loaded.truss_dir
     notes = _refuse_platform_only(loaded)
     before, after, split_notes = _split_build_commands(loaded, options)

@@ -220,3 +220,12 @@ def test_bake_stage_for_s3_installs_its_client(tmp_path: Path) -> None:
     stage = [i for i in instructions if i.stage == 0]
     assert index_of(stage, r"pip install boto3") < index_of(stage, r"packager.runtime.transfer")
     assert index_of(stage, r"pip install boto3") > 0
+
+
+def test_pip_index_url_is_used_and_never_with_credentials(tmp_path: Path) -> None:
+    root = make_truss(tmp_path / "t", "requirements: [numpy]\n")
+    _, ctx = _render(root, tmp_path / "ctx", pip_index_url="https://mirror.example/simple")
+    final = final_stage(parse((ctx.path / "Dockerfile").read_text()))
+    assert 0 < index_of(final, 'PIP_INDEX_URL="https://mirror.example/simple"') < index_of(final, "pip install")
+    with pytest.raises(PlanError, match="carries credentials"):
+        _render(root, tmp_path / "ctx2", pip_index_url="https://user:pw@mirror.example/simple")
