@@ -11,6 +11,9 @@ Semantics (pack; chains-compat §10 and §11 defects 1, 3, 11):
   closed.
 * streams between pack chainlets are framed (one ITEM frame per yielded item) so boundaries and
   multi-byte characters survive; `predict_async_stream` gives raw bytes for any other server.
+* defect 10: a sync call never needs to run on an event loop: every generated stub of a sync
+  dependency also has `async def run_remote_async` (the async client), and a sync call made on
+  an event loop's thread logs, once per dependency, where it happened and what to write instead.
 
 The client is the standard library (asyncio streams / http.client): the image needs nothing more.
 """
@@ -25,6 +28,7 @@ import logging
 import os
 import random
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -187,6 +191,7 @@ class RemoteSession:
         self._api_key = api_key
         self._async_permits: dict[int, asyncio.Semaphore] = {}
         self._sync_permits = threading.BoundedSemaphore(self.options.concurrency_limit)
+        self._warned_on_loop = False
         self.ongoing = 0
         self.queued = 0
         self.total = 0
@@ -411,6 +416,7 @@ class RemoteSession:
 
     # --- sync unary ------------------------------------------------------------------------------
     def call_sync(self, inputs: Any, binary: Optional[bool] = None) -> Any:
+        self._warn_if_on_event_loop()
         binary = self.options.use_binary if binary is None else binary
         body = self._encode(inputs, binary)
         with self._sync_permits:
@@ -426,6 +432,26 @@ class RemoteSession:
                                 self.name, exc, retry + 1, self.options.retries, delay)
                     time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _warn_if_on_event_loop(self) -> None:
+        """A sync call made on a thread that runs an event loop (an async run_remote calling a
+        sync dependency's stub) stalls that loop, and every request it serves, for the whole
+        call (chains-compat §11 defect 10): say so once per dependency, naming the caller."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._warned_on_loop:
+            return
+        self._warned_on_loop = True
+        try:
+            frame = sys._getframe(3)  # call_sync <- the stub's run_remote (or predict_sync) <- caller
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        except ValueError:
+            where = "<unknown>"
+        log.warning("%s: the sync call of Chainlet `%s` runs on the event loop's thread and blocks "
+                    "it (and every other request) until it returns; from async code write "
+                    "`await <dependency>.run_remote_async(...)`", where, self.name)
 
     def _attempt_sync(self, body: bytes, binary: bool) -> Any:
         t = self._target
@@ -481,6 +507,7 @@ class StubBase:
         return cls(descriptor, api_key)
 
     def predict_sync(self, inputs: Any, output_model: Optional[type[OutputT]] = None) -> Any:
+        """Blocks its thread: from async code use predict_async."""
         value = self._remote.call_sync(inputs)
         return output_model.model_validate(value) if output_model is not None else value
 

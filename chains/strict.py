@@ -3,6 +3,7 @@ and stream framing, so local tests reveal what would only fail remotely."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,16 @@ class StrictProxy:
         self._input_model, self._output_model = io_models(descriptor)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "run_remote_async":  # the strict endpoint, awaitable (a sync one in a thread)
+            strict_endpoint = self.__getattr__(self._descriptor.endpoint.name)
+            is_async = self._descriptor.endpoint.is_async
+
+            async def run_remote_async(*args: Any, **kwargs: Any) -> Any:
+                if is_async:
+                    return await strict_endpoint(*args, **kwargs)
+                return await asyncio.to_thread(strict_endpoint, *args, **kwargs)
+
+            return run_remote_async
         attr = getattr(self._instance, name)
         if name != self._descriptor.endpoint.name:
             return attr

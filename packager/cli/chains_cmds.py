@@ -85,13 +85,15 @@ def render_command(source: Path, entrypoint: Optional[str], name: Optional[str],
     output.text(f"check one: pack check {chain.chainlets[-1].path}")
 
 
-def _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, progress) -> list[Any]:
+def _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, progress,
+               pip_index_url: Optional[str] = None) -> list[Any]:
     results = []
     for c in chain.chainlets:
         output.note(f"building chainlet {c.name} ({c.path})")
         view = make_progress(progress)
         try:
-            results.append(api.build(c.path, options_from(base_image, ca_bundle, build_commands_after_code),
+            options = options_from(base_image, ca_bundle, build_commands_after_code, pip_index_url)
+            results.append(api.build(c.path, options,
                                      locked=locked, progress=view))
         finally:
             if view is not None:
@@ -107,12 +109,12 @@ def _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, 
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
 def build_command(source: Path, entrypoint, name, base_image, ca_bundle, build_commands_after_code,
-                  locked, out, progress, as_json) -> None:
+                  locked, out, progress, as_json, pip_index_url=None) -> None:
     """Render the chain and build every chainlet's image with pack's build pipeline."""
     chain = _render(source, out, entrypoint, name)
     started = time.monotonic()
     results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked,
-                         "quiet" if as_json else progress)
+                         "quiet" if as_json else progress, pip_index_url)
     rows = [{"chainlet": c.name, "display_name": c.display_name, "tag": r.tag, "image_id": r.image.id,
              "size": r.image.size} for c, r in zip(chain.chainlets, results)]
     if as_json:
@@ -134,7 +136,7 @@ def build_command(source: Path, entrypoint, name, base_image, ca_bundle, build_c
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
 def push_command(source: Path, entrypoint, name, base_image, ca_bundle, build_commands_after_code, locked,
-                 registry, tag, username, password_stdin, out, progress, as_json) -> None:
+                 registry, tag, username, password_stdin, out, progress, as_json, pip_index_url=None) -> None:
     """Build every chainlet image and push them all; print a table of what was pushed."""
     import sys
 
@@ -145,7 +147,7 @@ def push_command(source: Path, entrypoint, name, base_image, ca_bundle, build_co
         raise PackError("--password-stdin needs --username", hint="pass --username USER")
     chain = _render(source, out, entrypoint, name)
     results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked,
-                         "quiet" if as_json else progress)
+                         "quiet" if as_json else progress, pip_index_url)
     rows = []
     for c, r in zip(chain.chainlets, results):
         image_tag = tag or r.tag.rpartition(":")[2]
@@ -182,7 +184,7 @@ def push_command(source: Path, entrypoint, name, base_image, ca_bundle, build_co
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_commands_after_code, locked,
                 out, base_port, secrets_dir, env_items, dependency_urls, no_docker, timeout, detach,
-                progress) -> None:
+                progress, pip_index_url=None) -> None:
     """Start the whole chain locally (host network), wire each dependency's URL, wait for all
     chainlets to be ready and print the entrypoint URL."""
     env = {}
@@ -199,7 +201,8 @@ def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_com
         return
     from ..chains_codegen.local_run import dynamic_config
 
-    results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, progress)
+    results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, progress,
+                         pip_index_url)
     config = dynamic_config(chain, ports)
     for display, url in overrides.items():
         config[display] = {"predict_url": url}
