@@ -4,6 +4,7 @@ the GCS URL path, and the two command-line entry points."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -18,12 +19,22 @@ from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
 from packager.runtime.transfer import LogReporter, digests, fetch
 from packager.runtime.transfer.credentials import hf_token, read_secret, s3_credentials
 from packager.runtime.transfer.digests import PureCrc32c, new_hasher
+from packager.runtime.transfer.job import split
 from packager.runtime.transfer.journal import Interval, Journal, missing
 from packager.runtime.transfer.layout import UnsafeDestination, map_destination
 from packager.runtime.transfer.ordered_hash import OrderedHasher
 from packager.runtime.transfer.settings import default_workers
 
-from .conftest import FAST, KiB, child_env, digest_of, hf_entry, payload, transfer_cmd
+from .conftest import (
+    FAST,
+    KiB,
+    MiB,
+    child_env,
+    digest_of,
+    hf_entry,
+    payload,
+    transfer_cmd,
+)
 
 
 def test_crc32c_and_git_sha1_known_values(monkeypatch):
@@ -66,6 +77,57 @@ def test_journal_ignores_torn_line_and_foreign_header(tmp_path):
     assert j.load() == [Interval(0, 10), Interval(50, 60)]
     assert missing(100, j.load()) == [Interval(10, 50), Interval(60, 100)]
     assert Journal(str(tmp_path / "j"), {"size": 100, "digest": "other"}).load() == []
+
+
+def test_split_ramps_the_first_ranges_of_a_large_interval_and_covers_it_exactly():
+    big = split([Interval(0, 64 * KiB * 1024)], 1024 * KiB, 4)
+    assert [e - s for s, e in big[:5]] == [256 * KiB, 512 * KiB, 768 * KiB, 1024 * KiB, 1024 * KiB]
+    assert big[0][0] == 0 and big[-1][1] == 64 * 1024 * KiB
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(big))  # no gap, no overlap
+    # Below 2 x workers x chunk: plain chunks, as before (small files are not cut finer).
+    assert split([Interval(0, 4 * MiB)], 1 * MiB, 4) == [(i * MiB, (i + 1) * MiB) for i in range(4)]
+    gaps = [Interval(0, 10), Interval(100, 3 * MiB + 100)]
+    assert sum(e - s for s, e in split(gaps, 256 * KiB, 4)) == 10 + 3 * MiB
+
+
+def test_single_range_download_keeps_no_journal_and_resumes_nothing(hub, tmp_path, monkeypatch):
+    """A file that is one range gets no journal file (nothing to resume from), and a stale
+    journal an earlier run left beside it is removed, never believed."""
+    entry = hub.add("one.bin", payload(100 * KiB))
+    part = tmp_path / "m" / ".one.bin.pack-partial"
+    part.parent.mkdir(parents=True)
+    (tmp_path / "m" / ".one.bin.pack-partial.journal").write_text("not json\n0 10\n")
+    opened = []
+    real_open = Journal.open
+
+    def spy(self, fresh):
+        opened.append(self.enabled)
+        return real_open(self, fresh)
+
+    monkeypatch.setattr(Journal, "open", spy)
+    result = fetch(hub.manifest(), str(tmp_path), settings=FAST, env=hub.env)
+    hub.assert_placed(str(tmp_path))
+    assert opened == [False] and result.files[0].resumed_bytes == 0
+    assert result.files[0].bytes_downloaded == entry.size
+    assert sorted(os.listdir(tmp_path / "m")) == [".one.bin.pack-ok", "one.bin"]
+
+
+def test_disabled_journal_deletes_a_journal_it_found(tmp_path):
+    """A single-range download resets its partial file and keeps no journal; a journal left by
+    an earlier run (here one that matches and claims the whole file) must go at once, or after a
+    kill it would vouch for the reset, zero-filled partial file."""
+    header = {"size": 100, "digest": "d"}
+    old = Journal(str(tmp_path / "j"), header)
+    old.open(fresh=True)
+    old.record(0, 100)
+    old.close()
+    j = Journal(str(tmp_path / "j"), header)
+    assert j.load() == [Interval(0, 100)]
+    j.disable()
+    assert not (tmp_path / "j").exists()
+    j.open(fresh=True)
+    j.record(0, 100)
+    assert not (tmp_path / "j").exists() and Journal(str(tmp_path / "j"), header).load() == []
 
 
 def test_secret_lookup_order_and_placeholder(tmp_path):

@@ -36,6 +36,13 @@ class Transfer:
         self.results: list[FileResult] = []
         self._results_lock = threading.Lock()
         self._local = threading.local()
+        self._made_dirs: set[str] = set()
+
+    def _makedirs(self, path: str) -> None:
+        """os.makedirs once per directory per run (a stat per level per file otherwise)."""
+        if path not in self._made_dirs:
+            os.makedirs(path, exist_ok=True)
+            self._made_dirs.add(path)
 
     # --- prepare -----------------------------------------------------------------------------
     def prepare(self, job: FileJob) -> None:
@@ -94,9 +101,10 @@ class Transfer:
         hasher = new_hasher(job.entry.hash.algorithm, job.size, self.settings.pure_crc32c_limit)
         if hasher is None:
             return False  # size alone is never proof
-        with open(target.final, "rb") as fh:
-            while block := fh.read(4 * 1024 * 1024):
-                hasher.update(block)
+        buf = self._buffer()
+        with open(target.final, "rb", buffering=0) as fh:
+            while n := fh.readinto(buf):
+                hasher.update(buf[:n])
         if hasher.hexdigest() != job.entry.hash.digest.lower():
             return False
         job.verification = job.entry.hash.algorithm
@@ -109,17 +117,27 @@ class Transfer:
         if job.source is None:
             job.source = self.sources.make(entry)
         job.work_path = self.cache.partial(job.key) if self.cache else partial_path(job.targets[0].final)
-        os.makedirs(os.path.dirname(job.work_path), exist_ok=True)
+        self._makedirs(os.path.dirname(job.work_path))
         header = {"size": size, "algorithm": entry.hash.algorithm, "digest": entry.hash.digest,
                   "source": job.description}
         job.journal = Journal(journal_path(job.work_path), header)
         done = [] if fresh else job.journal.load()
-        job.fd = os.open(job.work_path, os.O_RDWR | os.O_CREAT, 0o644)
-        if done and os.fstat(job.fd).st_size != size:
-            done = []
+        if done:
+            job.fd = os.open(job.work_path, os.O_RDWR | os.O_CREAT, 0o644)
+            if os.fstat(job.fd).st_size != size:
+                done = []
+                os.close(job.fd)
+                job.fd = -1
         if not done:
-            os.ftruncate(job.fd, 0)
+            # A stale partial file is replaced, never truncated to zero: ext4 (auto_da_alloc)
+            # flushes a file that was truncated to zero when it is closed, which made the close
+            # before the rename write the whole download out synchronously (~0.2 s per 512 MiB).
+            remove_quietly(job.work_path)
+            job.fd = os.open(job.work_path, os.O_RDWR | os.O_CREAT, 0o644)
             os.ftruncate(job.fd, size)  # pre-sized (sparse): ranges land with pwrite in place
+        ranges = split(missing(size, done), self.settings.chunk_size, self.settings.workers)
+        if not done and len(ranges) <= 1:
+            job.journal.disable()  # one range: nothing to resume from, no journal file
         job.journal.open(fresh=not done)
         hasher = new_hasher(entry.hash.algorithm, size, self.settings.pure_crc32c_limit)
         job.verification = verification_label(entry.hash.algorithm, hasher)
@@ -127,7 +145,6 @@ class Transfer:
         for iv in done:
             job.hasher.seed(iv.start, iv.end)
         job.resumed_bytes = sum(iv.length for iv in done)
-        ranges = split(missing(size, done), self.settings.chunk_size)
         if not ranges:
             return self._finalize(job)
         tasks = [RangeTask(job, s, e, s) for s, e in ranges]
@@ -139,6 +156,10 @@ class Transfer:
             tasks[0].probe = True
             job.deferred = tasks[1:]
             tasks = tasks[:1]
+        if len(tasks) == 1 and not job.deferred:
+            # A small file is one range: this worker fetches it now, without a trip through the
+            # queue (a put, a wake-up and a thread switch per file add up over many small files).
+            return self.run_range(tasks[0])
         for task in tasks:
             self.scheduler.submit(job, task.start, partial(self.run_range, task))
 
@@ -272,7 +293,7 @@ class Transfer:
                 self._release_lock(job)
         else:
             first = job.targets[0].final
-            os.makedirs(os.path.dirname(first), exist_ok=True)
+            self._makedirs(os.path.dirname(first))
             os.replace(job.work_path, first)
             for t in job.targets[1:]:
                 link_or_copy(first, t.final)

@@ -103,12 +103,24 @@ def group_jobs(targets: list[Target]) -> list[FileJob]:
     return [FileJob(index=i, targets=group, key=key) for i, (key, group) in enumerate(ordered)]
 
 
-def split(intervals: list[Interval], chunk: int) -> list[tuple[int, int]]:
+def split(intervals: list[Interval], chunk: int, lead: int = 0) -> list[tuple[int, int]]:
+    """Cut the missing intervals into ranges of about `chunk` bytes.
+
+    With `lead` (the worker count) and an interval of at least 2 x lead x chunk bytes, its first
+    `lead` ranges ramp up (chunk/lead, 2*chunk/lead, ... chunk): ranges started together then
+    finish one after another instead of in one wave, so the hash frontier (ordered_hash) gets a
+    finished range to hash early and keeps getting them, instead of idling for a whole wave and
+    then facing a backlog of `lead` ranges when the download ends.
+    """
     ranges = []
     for iv in intervals:
         pos = iv.start
+        ramp = lead if lead > 1 and iv.length >= 2 * lead * chunk else 0
+        step = 0
         while pos < iv.end:
-            end = min(iv.end, pos + chunk)
+            size = chunk * (step + 1) // ramp if step < ramp else chunk
+            step += 1
+            end = min(iv.end, pos + size)
             # Avoid a runt last range: fold anything under a quarter chunk into its neighbour.
             if iv.end - end < chunk // 4:
                 end = iv.end

@@ -55,6 +55,24 @@ class Journal:
         self.path = path
         self._header = dict(header, v=1)
         self._fd: int | None = None
+        self.enabled = True
+        self._found = False  # load() found a journal file (possibly stale or foreign)
+
+    def disable(self) -> None:
+        """No journal file for this attempt: a download that is a single range has nothing to
+        resume from (a range is recorded only once complete, just before the file is verified),
+        so its journal would cost three syscalls and a file for nothing. A journal file that
+        load() found (stale, foreign, or describing a partial file that was just reset) is deleted
+        now: left beside the reset partial file it could vouch for its zero-filled bytes after a
+        kill."""
+        self.close()
+        self.enabled = False
+        if self._found:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self._found = False
 
     def load(self) -> list[Interval]:
         """Completed ranges recorded by an earlier run of the same download ([] if none)."""
@@ -63,6 +81,7 @@ class Journal:
                 lines = fh.read().split("\n")
         except FileNotFoundError:
             return []
+        self._found = True
         try:
             if json.loads(lines[0]) != self._header:
                 return []
@@ -82,6 +101,8 @@ class Journal:
 
     def open(self, fresh: bool) -> None:
         """Start appending; `fresh` truncates it and writes the header first."""
+        if not self.enabled:
+            return
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
         self._fd = os.open(self.path, flags, 0o644)
         if fresh:

@@ -90,8 +90,11 @@ class Marker:
 def write_marker(final: str, marker: Marker) -> None:
     path = sidecar(final, "ok")
     tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(marker.__dict__, fh, sort_keys=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, json.dumps(marker.__dict__, sort_keys=True).encode())
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
