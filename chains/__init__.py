@@ -25,11 +25,10 @@ from .framework import (
     EngineBuilderLLMChainlet,
     ModelBase,
     TrussChainlet,
-    depends,
-    depends_context,
     mark_entrypoint,
-    run_local,
 )
+from .local_run import run_local
+from .markers import depends, depends_context
 from .public_types import (
     AbsPath,
     Assets,

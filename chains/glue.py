@@ -20,7 +20,7 @@ import pydantic
 
 from . import streaming
 from .errors import MissingDependencyError
-from .framework import allow_instantiation
+from .local_run import allow_instantiation
 from .public_types import (
     DeployedServiceDescriptor,
     DeploymentContext,
@@ -28,7 +28,7 @@ from .public_types import (
     RPCOptions,
 )
 from .remote_errors import exception_to_detail, to_http_exception
-from .rpc import FORWARDED_HEADERS, inbound_headers
+from .remote_session import FORWARDED_HEADERS, inbound_headers
 
 log = logging.getLogger("chains.glue")
 DYNAMIC_CONFIG_KEY = "dynamic_chainlet_config"

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from .framework import chain_name as _chain_name
-from .framework import find_entrypoint, raise_validation_errors
+from .framework import find_entrypoint
+from .validation import raise_validation_errors
 
 SHIMS_DIR = Path(__file__).resolve().parent / "_shims"
 ALIAS_DIR = SHIMS_DIR / "alias"

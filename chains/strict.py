@@ -13,7 +13,7 @@ import pydantic
 from . import streaming
 
 if TYPE_CHECKING:
-    from .framework import ChainletDescriptor
+    from .descriptors import ChainletDescriptor
 
 
 def io_models(descriptor: "ChainletDescriptor") -> tuple[type[pydantic.BaseModel], type[pydantic.RootModel] | None]:

@@ -1,0 +1,378 @@
+"""The session of one dependency: calls to one service over HTTP, with its RPCOptions.
+
+Semantics (pack; chains-compat §10 and §11 defects 1, 3, 11):
+* `retries` = retries after the first attempt; only transport failures (connect errors, resets,
+  a timeout before any response byte) and 429/502/503/504 answers are retried, with exponential
+  backoff and jitter. A response carrying a remote error is never retried.
+* remote errors are re-raised with the remote traceback (remote_errors.make_remote_exception).
+* `timeout_sec` bounds a whole unary call; a stream gets it for the response headers and as the
+  idle limit between chunks.
+* a semaphore of `concurrency_limit` per dependency; a stream holds its permit until consumed or
+  closed.
+* streams between pack chainlets are framed (one ITEM frame per yielded item) so boundaries and
+  multi-byte characters survive; `predict_async_stream` gives raw bytes for any other server.
+* defect 10: a sync call never needs to run on an event loop: every generated stub of a sync
+  dependency also has `async def run_remote_async` (the async client), and a sync call made on
+  an event loop's thread logs, once per dependency, where it happened and what to write instead.
+
+The clients are the standard library (http_client.py's asyncio streams, http.client for sync
+calls): the image needs nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import http.client
+import json
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Optional
+
+import pydantic
+
+from . import streaming
+from .errors import GenericRemoteException, RemoteErrorDetail
+from .http_client import _AsyncResponse, _open, _Target, _Transient
+from .public_types import DeployedServiceDescriptor, RPCOptions
+from .remote_errors import make_remote_exception
+
+# Still "chains.rpc": the name users and tests filter retry and event-loop warnings by.
+log = logging.getLogger("chains.rpc")
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+FORWARDED_HEADERS = ("traceparent", "x-baseten-request-id", "x-baseten-chain-request-id")
+BACKOFF_BASE_ENV = "PACK_CHAINS_RETRY_BACKOFF_SECONDS"  # first delay; doubles per retry
+BACKOFF_CAP_SECONDS = 10.0
+JSON = "application/json"
+BINARY = "application/octet-stream"
+
+# Headers of the request being served, forwarded on every call made while serving it.
+inbound_headers: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "chains_inbound_headers", default={})
+
+
+def _backoff(retry: int) -> float:
+    try:
+        base = float(os.environ.get(BACKOFF_BASE_ENV, "") or 0.25)
+    except ValueError:
+        base = 0.25
+    delay = min(BACKOFF_CAP_SECONDS, base * (2 ** retry))
+    return delay * random.uniform(0.5, 1.0)
+
+
+class RemoteSession:
+    """Calls to one service with its RPCOptions (used by StubBase)."""
+
+    def __init__(self, service: DeployedServiceDescriptor, api_key: Optional[str]):
+        self.service = service
+        self.options: RPCOptions = service.options
+        if service.internal_url is not None:
+            self._target = _Target.parse(service.internal_url.gateway_run_remote_url,
+                                         service.internal_url.hostname)
+        else:
+            assert service.predict_url is not None
+            self._target = _Target.parse(service.predict_url)
+        self._api_key = api_key
+        self._async_permits: dict[int, asyncio.Semaphore] = {}
+        self._sync_permits = threading.BoundedSemaphore(self.options.concurrency_limit)
+        self._warned_on_loop = False
+        self.ongoing = 0
+        self.queued = 0
+        self.total = 0
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    # --- request pieces --------------------------------------------------------------------------
+    def _headers(self, binary: bool, framed: bool = False) -> dict[str, str]:
+        headers = {"Content-Type": BINARY if binary else JSON, "Accept": BINARY if binary else JSON}
+        if framed:
+            headers["Accept"] = BINARY
+            headers[streaming.FRAMED_STREAM_HEADER] = streaming.FRAMED_STREAM_VALUE
+        if self._api_key:
+            headers["Authorization"] = f"Api-Key {self._api_key}"
+        for name in FORWARDED_HEADERS:
+            value = inbound_headers.get().get(name)
+            if value:
+                headers[name] = value
+        return headers
+
+    def _encode(self, inputs: Any, binary: bool) -> bytes:
+        if binary:
+            from packager.runtime import serialization
+
+            value = inputs.model_dump(mode="python", exclude_unset=True) if isinstance(
+                inputs, pydantic.BaseModel) else inputs
+            return serialization.to_msgpack(value)
+        if isinstance(inputs, pydantic.BaseModel):
+            return inputs.model_dump_json(exclude_unset=True).encode()
+        return json.dumps(inputs).encode()
+
+    @staticmethod
+    def _decode(body: bytes, binary: bool) -> Any:
+        if binary:
+            from packager.runtime import serialization
+
+            return serialization.parse_msgpack(body)
+        return json.loads(body) if body else None
+
+    def _trace_id(self) -> str:
+        return inbound_headers.get().get("traceparent") or "-"
+
+    def _failure(self, status: int, body: bytes) -> Exception:
+        """The exception for a >= 400 answer: _Transient when worth retrying."""
+        error: Any = None
+        try:
+            error = json.loads(body).get("error") if body else None
+        except (ValueError, AttributeError):
+            error = None
+        if isinstance(error, dict):
+            try:
+                detail = RemoteErrorDetail.model_validate(error)
+            except pydantic.ValidationError:
+                detail = None
+            if detail is not None:  # the remote code raised: never retried
+                return make_remote_exception(detail, self.name, status, self._trace_id())
+        text = error if isinstance(error, str) else body[:2000].decode("utf-8", "replace")
+        message = f"Chainlet `{self.name}` answered HTTP {status}: {text}"
+        if status in RETRY_STATUSES:
+            return _Transient(message)
+        if error is None and status >= 500:
+            return ValueError(message)
+        return GenericRemoteException(message)
+
+    def _timeout_error(self) -> TimeoutError:
+        return TimeoutError(f"Timeout calling remote Chainlet `{self.name}` "
+                            f"({self.options.timeout_sec} seconds limit).")
+
+    def _permits(self) -> asyncio.Semaphore:
+        loop_id = id(asyncio.get_running_loop())
+        permits = self._async_permits.get(loop_id)
+        if permits is None:
+            permits = self._async_permits[loop_id] = asyncio.Semaphore(self.options.concurrency_limit)
+        return permits
+
+    # --- async unary -----------------------------------------------------------------------------
+    async def call_async(self, inputs: Any, binary: Optional[bool] = None) -> Any:
+        binary = self.options.use_binary if binary is None else binary
+        body = self._encode(inputs, binary)
+        permits = self._permits()
+        self.queued += 1
+        async with permits:
+            self.queued -= 1
+            self.ongoing += 1
+            self.total += 1
+            try:
+                return await self._with_retries_async(lambda: self._attempt_async(body, binary))
+            finally:
+                self.ongoing -= 1
+
+    async def _with_retries_async(self, attempt: Any) -> Any:
+        for retry in range(self.options.retries + 1):
+            try:
+                return await attempt()
+            except _Transient as exc:
+                if retry == self.options.retries:
+                    raise ConnectionError(f"calling Chainlet `{self.name}` failed after "
+                                          f"{retry + 1} attempt(s): {exc}") from None
+                delay = _backoff(retry)
+                log.warning("calling Chainlet `%s` failed (%s); retry %d of %d in %.2f s",
+                            self.name, exc, retry + 1, self.options.retries, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _attempt_async(self, body: bytes, binary: bool) -> Any:
+        headers = self._headers(binary)
+        deadline = time.monotonic() + self.options.timeout_sec
+        try:
+            response = await asyncio.wait_for(_open(self._target, "POST", headers, body),
+                                              self.options.timeout_sec)
+        except asyncio.TimeoutError:
+            raise _Transient(f"no response within {self.options.timeout_sec} s") from None
+        try:
+            remaining = max(0.001, deadline - time.monotonic())
+            try:
+                data = await asyncio.wait_for(response.read(), remaining)
+            except asyncio.TimeoutError:
+                raise self._timeout_error() from None
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                raise ConnectionError(f"Chainlet `{self.name}`: the response broke off: {exc}") from exc
+        finally:
+            response.close()
+        if response.status >= 400:
+            raise self._failure(response.status, data)
+        return self._decode(data, binary)
+
+    # --- async streams ---------------------------------------------------------------------------
+    async def _open_stream(self, body: bytes, binary: bool, framed: bool) -> _AsyncResponse:
+        async def attempt() -> _AsyncResponse:
+            try:
+                response = await asyncio.wait_for(
+                    _open(self._target, "POST", self._headers(binary, framed), body),
+                    self.options.timeout_sec)
+            except asyncio.TimeoutError:
+                raise _Transient(f"no response within {self.options.timeout_sec} s") from None
+            if response.status >= 400:
+                try:
+                    data = await asyncio.wait_for(response.read(), self.options.timeout_sec)
+                except (asyncio.TimeoutError, OSError, asyncio.IncompleteReadError):
+                    data = b""
+                finally:
+                    response.close()
+                raise self._failure(response.status, data)
+            return response
+
+        result: _AsyncResponse = await self._with_retries_async(attempt)
+        return result
+
+    async def _chunks_with_idle_timeout(self, response: _AsyncResponse) -> AsyncIterator[bytes]:
+        iterator = response.chunks().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(iterator.__anext__(), self.options.timeout_sec)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise self._timeout_error() from None
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                raise ConnectionError(f"Chainlet `{self.name}`: the stream broke off: {exc}") from exc
+            yield chunk
+
+    async def stream_items(self, inputs: Any, item_type: type) -> AsyncIterator[Any]:
+        """Items of a framed stream, exactly as the remote run_remote yielded them."""
+        body = self._encode(inputs, self.options.use_binary)
+        permits = self._permits()
+        await permits.acquire()
+        self.ongoing += 1
+        self.total += 1
+        response: Optional[_AsyncResponse] = None
+        try:
+            response = await self._open_stream(body, self.options.use_binary, framed=True)
+            decoder = streaming.FrameDecoder()
+            chunks = self._chunks_with_idle_timeout(response)
+            start = streaming.START_FRAME
+            head = b""
+            async for chunk in chunks:
+                head += chunk
+                if len(head) >= len(start) or not start.startswith(head):
+                    break
+            if not head.startswith(start):
+                # A server that does not frame: decode incrementally; boundaries are not kept.
+                import codecs
+
+                text_decoder = codecs.getincrementaldecoder("utf-8")()
+                pending = [head] if head else []
+                async for chunk in _prepend(pending, chunks):
+                    yield text_decoder.decode(chunk) if item_type is str else chunk
+                if item_type is str and (rest := text_decoder.decode(b"", final=True)):
+                    yield rest
+                return
+            async for chunk in _prepend([head[len(start):]], chunks):
+                for tag, payload in decoder.feed(chunk):
+                    if tag == streaming.Tag.ITEM:
+                        yield payload.decode("utf-8") if item_type is str else payload
+                    elif tag == streaming.Tag.ERROR:
+                        detail = RemoteErrorDetail.model_validate_json(payload)
+                        raise make_remote_exception(detail, self.name, 200, self._trace_id())
+                    else:
+                        raise ValueError(f"unexpected {tag.name} frame from Chainlet `{self.name}`")
+            decoder.finish()
+        finally:
+            if response is not None:
+                response.close()
+            self.ongoing -= 1
+            permits.release()
+
+    async def stream_raw(self, inputs: Any) -> AsyncIterator[bytes]:
+        body = self._encode(inputs, self.options.use_binary)
+        permits = self._permits()
+        await permits.acquire()
+        response: Optional[_AsyncResponse] = None
+        try:
+            response = await self._open_stream(body, self.options.use_binary, framed=False)
+            async for chunk in self._chunks_with_idle_timeout(response):
+                yield chunk
+        finally:
+            if response is not None:
+                response.close()
+            permits.release()
+
+    # --- sync unary ------------------------------------------------------------------------------
+    def call_sync(self, inputs: Any, binary: Optional[bool] = None) -> Any:
+        self._warn_if_on_event_loop()
+        binary = self.options.use_binary if binary is None else binary
+        body = self._encode(inputs, binary)
+        with self._sync_permits:
+            for retry in range(self.options.retries + 1):
+                try:
+                    return self._attempt_sync(body, binary)
+                except _Transient as exc:
+                    if retry == self.options.retries:
+                        raise ConnectionError(f"calling Chainlet `{self.name}` failed after "
+                                              f"{retry + 1} attempt(s): {exc}") from None
+                    delay = _backoff(retry)
+                    log.warning("calling Chainlet `%s` failed (%s); retry %d of %d in %.2f s",
+                                self.name, exc, retry + 1, self.options.retries, delay)
+                    time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _warn_if_on_event_loop(self) -> None:
+        """A sync call made on a thread that runs an event loop (an async run_remote calling a
+        sync dependency's stub) stalls that loop, and every request it serves, for the whole
+        call (chains-compat §11 defect 10): say so once per dependency, naming the caller."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._warned_on_loop:
+            return
+        self._warned_on_loop = True
+        try:
+            frame = sys._getframe(3)  # call_sync <- the stub's run_remote (or predict_sync) <- caller
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        except ValueError:
+            where = "<unknown>"
+        log.warning("%s: the sync call of Chainlet `%s` runs on the event loop's thread and blocks "
+                    "it (and every other request) until it returns; from async code write "
+                    "`await <dependency>.run_remote_async(...)`", where, self.name)
+
+    def _attempt_sync(self, body: bytes, binary: bool) -> Any:
+        t = self._target
+        cls = http.client.HTTPSConnection if t.scheme == "https" else http.client.HTTPConnection
+        conn = cls(t.host, t.port, timeout=self.options.timeout_sec)
+        try:
+            try:
+                conn.connect()
+                headers = {**self._headers(binary), "Host": t.host_header}
+                conn.request("POST", t.path, body=body, headers=headers)
+                response = conn.getresponse()
+            except TimeoutError:
+                raise _Transient(f"no response within {self.options.timeout_sec} s") from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+            try:
+                data = response.read()
+            except TimeoutError:
+                raise self._timeout_error() from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise ConnectionError(f"Chainlet `{self.name}`: the response broke off: {exc}") from exc
+        finally:
+            conn.close()
+        if response.status >= 400:
+            raise self._failure(response.status, data)
+        return self._decode(data, binary)
+
+
+async def _prepend(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        if chunk:
+            yield chunk
+    async for chunk in rest:
+        yield chunk
+

@@ -1,0 +1,367 @@
+"""Validation of a chainlet class at definition, and the collector of its errors.
+
+Errors are collected while classes are created and raised together as one ChainsUsageError (by
+the chain loader, at run_local entry, or before codegen) rather than at the first bad class, so a
+chain file shows all its problems at once; each line names the file and line of the offending
+code (chains-compat §5). Errors never raised are printed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections.abc
+import dataclasses
+import enum
+import inspect
+import os
+import sys
+import threading
+import types
+import typing
+import warnings
+from typing import Any, Optional, Union
+
+import pydantic
+
+from .descriptors import (
+    CONTEXT_ARG_NAME,
+    ENDPOINT_NAME,
+    DependencyDescriptor,
+    EndpointAPI,
+    InputArg,
+)
+from .errors import ChainsUsageError
+from .markers import ContextMarker, DependencyMarker
+from .public_types import DISPLAY_NAME_RE, DeploymentContext, RemoteConfig
+
+_SIMPLE_TYPES = (int, float, complex, bool, str, bytes, type(None))
+_STREAM_ORIGINS = (collections.abc.AsyncIterator, collections.abc.AsyncGenerator,
+                   collections.abc.Iterator, collections.abc.Generator)
+SPEC_HEADER = "The user defined code does not comply with the required spec, please fix below:"
+
+
+# --- errors, collected ---------------------------------------------------------------------------
+class ErrorKind(str, enum.Enum):
+    TYPE_ERROR = "TYPE_ERROR"
+    IO_TYPE_ERROR = "IO_TYPE_ERROR"
+    MISSING_API_ERROR = "MISSING_API_ERROR"
+    INVALID_CONFIG_ERROR = "INVALID_CONFIG_ERROR"
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationError:
+    file: str
+    line: Optional[int]
+    location: str  # "Class" or "Class.method"
+    kind: ErrorKind
+    message: str
+
+    def format(self) -> str:
+        return f"{self.file}:{self.line or 0} ({self.location}) [kind: {self.kind.value}]: {self.message}"
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self._errors: list[ValidationError] = []
+        self._lock = threading.Lock()
+        atexit.register(self._report_at_exit)
+
+    def add(self, error: ValidationError) -> None:
+        with self._lock:
+            self._errors.append(error)
+
+    @property
+    def pending(self) -> list[ValidationError]:
+        with self._lock:
+            return list(self._errors)
+
+    def take(self) -> list[ValidationError]:
+        with self._lock:
+            errors, self._errors = self._errors, []
+        return errors
+
+    def raise_if_errors(self) -> None:
+        errors = self.take()
+        if errors:
+            raise ChainsUsageError("\n".join([SPEC_HEADER] + [e.format() for e in errors]))
+
+    def _report_at_exit(self) -> None:
+        errors = self.take()
+        if errors:
+            sys.stderr.write("\n".join([SPEC_HEADER] + [e.format() for e in errors]) + "\n")
+
+
+errors = _Collector()
+
+
+def raise_validation_errors() -> None:
+    """Raise every collected validation error as one ChainsUsageError."""
+    errors.raise_if_errors()
+
+
+# --- validation ----------------------------------------------------------------------------------
+def _code_location(obj: Any) -> tuple[str, Optional[int]]:
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return os.path.abspath(code.co_filename), code.co_firstlineno
+    try:
+        return os.path.abspath(inspect.getsourcefile(obj) or "<unknown>"), inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return "<unknown>", None
+
+
+class _Validator:
+    def __init__(self, cls: type, file: str, line: int):
+        self.cls = cls
+        self.file = file
+        self.line = line
+        self.ok = True
+
+    def error(self, kind: ErrorKind, message: str, method: Optional[str] = None,
+              obj: Any = None) -> None:
+        self.ok = False
+        file, line = (self.file, self.line) if obj is None else _code_location(obj)
+        location = self.cls.__name__ + (f".{method}" if method else "")
+        errors.add(ValidationError(file, line, location, kind, message))
+
+    # --- I/O types -------------------------------------------------------------------------------
+    def _atom_ok(self, annotation: Any) -> bool:
+        if annotation is None or annotation in _SIMPLE_TYPES:
+            return True
+        return isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
+
+    def check_io_type(self, annotation: Any, what: str, fn: Any, allow_tuple: bool) -> bool:
+        def fail(reason: str) -> bool:
+            self.error(ErrorKind.IO_TYPE_ERROR,
+                       f"{what}: unsupported type `{_type_text(annotation)}`: {reason}. Supported: "
+                       "int, float, complex, bool, str, bytes, None, pydantic models, and "
+                       "`list[...]`/`dict[...]` of those (`tuple[...]` as return only).",
+                       ENDPOINT_NAME, fn)
+            return False
+
+        if isinstance(annotation, str):
+            return fail("string annotations cannot be resolved (remove `from __future__ import "
+                        "annotations` from the chain file)")
+        if self._atom_ok(annotation):
+            return True
+        origin = typing.get_origin(annotation)
+        if origin in (Union, types.UnionType):
+            return fail("Optional/Union are not supported")
+        if not isinstance(annotation, types.GenericAlias):
+            if origin is not None:
+                return fail("use the builtin generics (`list[int]`), not `typing.List`")
+            return fail("not a supported type")
+        args = typing.get_args(annotation)
+        if origin is tuple and not allow_tuple:
+            return fail("`tuple` is only supported as the return type")
+        if origin not in (list, dict, tuple):
+            return fail(f"container `{getattr(origin, '__name__', origin)}` is not supported")
+        for arg in args:
+            if arg is Ellipsis and origin is tuple:
+                continue
+            if origin is tuple and isinstance(arg, types.GenericAlias) and typing.get_origin(arg) in (list, dict):
+                if all(self._atom_ok(a) for a in typing.get_args(arg)):
+                    continue
+            if not self._atom_ok(arg):
+                return fail("nested containers are not supported (wrap them in a pydantic model)")
+        return True
+
+    # --- run_remote ------------------------------------------------------------------------------
+    def endpoint(self) -> Optional[EndpointAPI]:
+        fn = getattr(self.cls, ENDPOINT_NAME, None)
+        if fn is None:
+            self.error(ErrorKind.MISSING_API_ERROR, "CHAINLETs must have a `run_remote` method.")
+            return None
+        if not inspect.isfunction(fn):
+            self.error(ErrorKind.TYPE_ERROR, f"`{ENDPOINT_NAME}` must be a method (a function "
+                       f"defined with `def` in the class body), got {type(fn).__name__}")
+            return None
+        signature = inspect.signature(fn)
+        params = list(signature.parameters.values())
+        if not params or params[0].name != "self":
+            self.error(ErrorKind.TYPE_ERROR, f"the first parameter of `{ENDPOINT_NAME}` must be "
+                       "`self` (no staticmethods/classmethods)", ENDPOINT_NAME, fn)
+            return None
+        is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        is_generator = inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:
+            hints = dict(fn.__annotations__)
+        args: list[InputArg] = []
+        ok = True
+        for param in params[1:]:
+            if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                self.error(ErrorKind.TYPE_ERROR, f"parameter `{param.name}`: *args, **kwargs and "
+                           "positional-only parameters are not supported", ENDPOINT_NAME, fn)
+                ok = False
+                continue
+            if param.name not in hints:
+                self.error(ErrorKind.IO_TYPE_ERROR, f"parameter `{param.name}` has no type "
+                           "annotation; every parameter of run_remote must be annotated",
+                           ENDPOINT_NAME, fn)
+                ok = False
+                continue
+            ann = hints[param.name]
+            ok = self.check_io_type(ann, f"parameter `{param.name}`", fn, allow_tuple=False) and ok
+            has_default = param.default is not param.empty
+            args.append(InputArg(param.name, ann, has_default, param.default if has_default else None))
+        if "return" not in hints:
+            self.error(ErrorKind.IO_TYPE_ERROR, "the return type is not annotated; annotate it "
+                       "(`-> None` if nothing is returned)", ENDPOINT_NAME, fn)
+            return None
+        ret = hints["return"]
+        origin = typing.get_origin(ret)
+        is_streaming = isinstance(origin, type) and issubclass(origin, _STREAM_ORIGINS) if origin else False
+        streaming_type = None
+        if is_streaming or is_generator:
+            if not is_generator:
+                self.error(ErrorKind.IO_TYPE_ERROR, "the return type is an iterator but run_remote "
+                           "does not `yield`", ENDPOINT_NAME, fn)
+                return None
+            if not is_streaming:
+                self.error(ErrorKind.IO_TYPE_ERROR, "run_remote yields, so its return type must be "
+                           "`AsyncIterator[str]` or `AsyncIterator[bytes]`", ENDPOINT_NAME, fn)
+                return None
+            if not is_async:
+                self.error(ErrorKind.IO_TYPE_ERROR, "a streaming run_remote must be `async def`",
+                           ENDPOINT_NAME, fn)
+                return None
+            item = (typing.get_args(ret) or (None,))[0]
+            if item not in (str, bytes):
+                self.error(ErrorKind.IO_TYPE_ERROR, f"streamed items must be `str` or `bytes`, got "
+                           f"`{_type_text(item)}` (send structured items with the `chains.streaming` "
+                           "module)", ENDPOINT_NAME, fn)
+                return None
+            streaming_type = item
+            outputs: tuple[Any, ...] = (item,)
+            is_tuple = False
+        else:
+            if not self.check_io_type(ret, "return type", fn, allow_tuple=True):
+                return None
+            is_tuple = typing.get_origin(ret) is tuple
+            outputs = (ret,)
+        if not ok:
+            return None
+        if not is_async:
+            warnings.warn(f"{_code_location(fn)[0]}:{_code_location(fn)[1]}: `{self.cls.__name__}."
+                          f"{ENDPOINT_NAME}` is synchronous; prefer `async def` (a sync endpoint runs "
+                          "in a thread and its stubs block)", DeprecationWarning, stacklevel=4)
+        return EndpointAPI(ENDPOINT_NAME, tuple(args), outputs, is_tuple, is_async, is_streaming,
+                           streaming_type)
+
+    # --- __init__ --------------------------------------------------------------------------------
+    def init(self) -> tuple[tuple[DependencyDescriptor, ...], bool]:
+        # Imported here: framework imports this module to validate each class as it is defined,
+        # so ChainletBase exists by the time any class gets this far.
+        from .framework import ChainletBase
+
+        init = self.cls.__init__  # type: ignore[misc]
+        if init in (object.__init__, ChainletBase.__init__):
+            return (), False
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return (), False
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:
+            hints = dict(getattr(init, "__annotations__", {}))
+        deps: list[DependencyDescriptor] = []
+        seen: dict[type, str] = {}
+        has_context = False
+        for i, param in enumerate(params):
+            default = param.default
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+                self.error(ErrorKind.TYPE_ERROR, f"`__init__` parameter `{param.name}`: only "
+                           "keyword parameters with a `chains.depends(...)`/`depends_context()` "
+                           "default are allowed", "__init__", init)
+                continue
+            if param.name == CONTEXT_ARG_NAME:
+                has_context = True
+                if i != len(params) - 1:
+                    self.error(ErrorKind.TYPE_ERROR, "`context` must be the last parameter of "
+                               "`__init__`", "__init__", init)
+                if not isinstance(default, ContextMarker):
+                    self.error(ErrorKind.TYPE_ERROR, "`context` must default to "
+                               "`chains.depends_context()`", "__init__", init)
+                ann = hints.get(param.name, param.empty)
+                if ann is not param.empty and not (isinstance(ann, type) and issubclass(ann, DeploymentContext)):
+                    self.error(ErrorKind.TYPE_ERROR, f"`context` must be annotated "
+                               f"`chains.DeploymentContext` (or not at all), got `{_type_text(ann)}`",
+                               "__init__", init)
+                continue
+            if isinstance(default, ContextMarker):
+                self.error(ErrorKind.TYPE_ERROR, f"`depends_context()` must be the default of the "
+                           f"parameter named `context`, not `{param.name}`", "__init__", init)
+                continue
+            if not isinstance(default, DependencyMarker):
+                self.error(ErrorKind.TYPE_ERROR, f"`__init__` parameter `{param.name}` must default "
+                           "to `chains.depends(OtherChainlet)` (dependencies), or be "
+                           "`context=chains.depends_context()`", "__init__", init)
+                continue
+            dep_cls = default.chainlet_cls
+            if not (isinstance(dep_cls, type) and issubclass(dep_cls, ChainletBase)) or dep_cls is ChainletBase:
+                self.error(ErrorKind.TYPE_ERROR, f"`depends()` of `{param.name}` takes a chainlet "
+                           f"class (a subclass of ChainletBase), got {dep_cls!r}", "__init__", init)
+                continue
+            if dep_cls is self.cls:
+                self.error(ErrorKind.TYPE_ERROR, f"`{param.name}`: a chainlet cannot depend on "
+                           "itself", "__init__", init)
+                continue
+            if dep_cls in seen:
+                self.error(ErrorKind.TYPE_ERROR, f"`{dep_cls.__name__}` is used twice as a dependency "
+                           f"(`{seen[dep_cls]}` and `{param.name}`); use it once", "__init__", init)
+                continue
+            seen[dep_cls] = param.name
+            ann = hints.get(param.name, param.empty)
+            if ann is not param.empty and not _dependency_annotation_ok(ann, dep_cls):
+                self.error(ErrorKind.TYPE_ERROR, f"`{param.name}` is annotated `{_type_text(ann)}`, "
+                           f"but its dependency is `{dep_cls.__name__}`: annotate it with that "
+                           "class, a superclass or a Protocol (or not at all)", "__init__", init)
+                continue
+            deps.append(DependencyDescriptor(param.name, dep_cls, default.options))
+        return tuple(deps), has_context
+
+    # --- the rest ---------------------------------------------------------------------------------
+    def config(self) -> None:
+        remote_config = getattr(self.cls, "remote_config", None)
+        if not isinstance(remote_config, RemoteConfig):
+            self.error(ErrorKind.INVALID_CONFIG_ERROR, "`remote_config` must be a "
+                       f"`chains.RemoteConfig`, got {type(remote_config).__name__}")
+            return
+        name = remote_config.name
+        if name is not None and not DISPLAY_NAME_RE.match(name):
+            self.error(ErrorKind.INVALID_CONFIG_ERROR, f"`remote_config.name` {name!r} must match "
+                       f"{DISPLAY_NAME_RE.pattern}")
+        transport = remote_config.options.transport
+        if transport is not None and transport.kind != "http":
+            self.error(ErrorKind.INVALID_CONFIG_ERROR, f"transport `{transport.kind}` is not "
+                       "supported by pack's chainlets (run_remote is an HTTP endpoint)")
+
+    def health_check(self) -> Optional[bool]:
+        fn = getattr(self.cls, "is_healthy", None)
+        if fn is None:
+            return None
+        if not inspect.isfunction(fn) or list(inspect.signature(fn).parameters) != ["self"]:
+            self.error(ErrorKind.TYPE_ERROR, "`is_healthy` must be a method taking only `self` and "
+                       "returning bool", "is_healthy", fn if inspect.isfunction(fn) else None)
+            return None
+        ret = fn.__annotations__.get("return", bool)
+        if ret not in (bool, "bool"):
+            self.error(ErrorKind.TYPE_ERROR, "`is_healthy` must return `bool`", "is_healthy", fn)
+        return inspect.iscoroutinefunction(fn)
+
+
+def _dependency_annotation_ok(annotation: Any, dep_cls: type) -> bool:
+    if not isinstance(annotation, type):
+        return False
+    if getattr(annotation, "_is_protocol", False):
+        return True
+    return issubclass(dep_cls, annotation)
+
+
+def _type_text(annotation: Any) -> str:
+    if isinstance(annotation, type) and not isinstance(annotation, types.GenericAlias):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "")
