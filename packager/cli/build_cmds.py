@@ -11,17 +11,7 @@ import click
 from .. import api
 from . import output
 from .build_progress import make_progress
-from .plan_cmds import build_options, options_from, truss_dir_argument
-
-
-def _build_args(values: tuple[str, ...]) -> dict[str, str]:
-    args = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--build-arg")
-        args[key] = value
-    return args
+from .plan_cmds import build_options, key_values, options_from, truss_dir_argument
 
 
 @click.command("build")
@@ -41,7 +31,7 @@ def build_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_c
     view = make_progress("quiet" if as_json and progress == "auto" else progress)
     try:
         result = api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code, pip_index_url),
-                           locked=locked, tag=tag, no_cache=no_cache, build_args=_build_args(build_arg),
+                           locked=locked, tag=tag, no_cache=no_cache, build_args=key_values(build_arg, "--build-arg"),
                            platform=platform, progress=view)
     finally:
         if view is not None:

@@ -17,7 +17,7 @@ from .. import api, runner
 from ..errors import PackError
 from . import output
 from .build_progress import make_progress
-from .plan_cmds import build_options, options_from
+from .plan_cmds import build_options, key_values, options_from
 
 DYNAMIC_CONFIG_ENV = "PACK_CHAINS_DYNAMIC_CONFIG"
 
@@ -187,12 +187,7 @@ def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_com
                 progress, pip_index_url=None) -> None:
     """Start the whole chain locally (host network), wire each dependency's URL, wait for all
     chainlets to be ready and print the entrypoint URL."""
-    env = {}
-    for item in env_items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
-        env[key] = value
+    env = key_values(env_items, "--env")
     chain = _render(source, out, entrypoint, name)
     overrides = _url_overrides(chain, dependency_urls)
     ports = {c.name: base_port + i for i, c in enumerate(chain.chainlets)}

@@ -32,6 +32,17 @@ def options_from(base_image: str | None, ca_bundle: Path | None, build_commands_
                         build_commands_after_code=build_commands_after_code, pip_index_url=pip_index_url)
 
 
+def key_values(items: tuple[str, ...], option: str) -> dict[str, str]:
+    """KEY=VALUE options (--env, --build-arg) as a mapping; a malformed item is a usage error."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
+        values[key] = value
+    return values
+
+
 @click.command("lock")
 @truss_dir_argument
 def lock_command(truss_dir: Path) -> None:

@@ -13,7 +13,7 @@ from .. import api, runner
 from ..errors import PackError
 from . import output
 from .build_progress import make_progress
-from .plan_cmds import build_options, options_from, truss_dir_argument
+from .plan_cmds import build_options, key_values, options_from, truss_dir_argument
 
 
 def _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, progress):
@@ -70,12 +70,7 @@ def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_co
 def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, port,
                 secrets_dir, secret_names, env_items, name, timeout, detach, progress) -> None:
     """Build TRUSS_DIR if needed, run it locally and wait until it is ready."""
-    env = {}
-    for item in env_items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
-        env[key] = value
+    env = key_values(env_items, "--env")
     named = _host_secrets(secret_names)
     result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, progress)
     container_name = name or f"pack-{runner.cache_volume_name(result.plan).removeprefix('pack-weights-')}"
