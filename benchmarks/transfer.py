@@ -1,38 +1,41 @@
-"""Benchmark the weight transfer engine against a local range server; prints a table.
+"""Benchmark the weight transfer engine against its peers on a local server; prints a table.
 
-    python benchmarks/transfer.py [--scale 1.0] [--workers N] [--keep]
+    python benchmarks/transfer.py [--scale 1.0] [--workers N] [--repeat 3] [--no-prefault]
+    bash scripts/install-bench-peers.sh   # once, for the hf_transfer column
 
-Workloads (sizes x scale): one 512 MiB file, eight 64 MiB shards, two hundred 1 MiB files.
-Each is fetched by pack with sha256 verification and with size-only checks (as the peers do),
-by a naive single-stream client (one connection, files one after another, no hashing), and
-by truss-transfer (the Rust downloader Truss ships, when a Python with the `truss_transfer`
-package is found: --truss-python, else /opt/pack-truss-venv, /opt/truss-venv, this interpreter)
-and compared with the machine's limit: a parallel ranged reader that discards the bytes
-(loopback plus server cost) and a raw page-cache write of the same bytes.
+Workloads (the issue's sizes, times --scale): one 2 GiB file, eight 256 MiB shards, two hundred
+1 MiB files, served from one directory by tests.fixtures.range_server in its own process
+(sendfile, keep-alive, plus the two HF API calls snapshot_download makes). Columns:
 
-truss-transfer reads its manifest only from fixed paths (/bptr/bptr-manifest.json,
-/static-bptr/static-bptr-manifest.json); the benchmark writes /bptr/bptr-manifest.json (a Truss
-bptr manifest whose http URLs point at the local server and whose file_name is under the work
-directory), so that column needs write access to /bptr and is skipped, with the reason, when the
-file already exists (never clobbered) or cannot be created. Its time is measured around
-lazy_data_resolve() inside its own process (interpreter start-up excluded, as for pack); it
-checks sizes only, so compare it with "pack size-only" and "pack sha256". The server runs in its own
-process with sendfile, so it does not compete with the client for the GIL. pack runs in a
-subprocess per measurement; its peak RSS comes from wait4. No assertions: figures only.
+* pack sha256 / pack size-only: `python -m packager.runtime.transfer` on a manifest with the
+  files' sha256, then with no digest (size only, as every peer checks).
+* snapshot_download: huggingface_hub's own downloader from pack's environment (plain HTTP).
+* hf_transfer: huggingface_hub 0.36 with HF_HUB_ENABLE_HF_TRANSFER=1 (the Rust parallel
+  downloader), from /opt/pack-bench-peers (scripts/install-bench-peers.sh; skipped otherwise).
+* truss-transfer: the Rust downloader Truss ships (--truss-python, else /opt/pack-truss-venv,
+  /opt/truss-venv, this interpreter), on a bptr manifest whose URLs point at the local server.
+  It reads its manifest only from /bptr/bptr-manifest.json, so that column needs write access
+  to /bptr and is skipped, with the reason, when that file already exists (never clobbered).
+* naive 1-stream: one connection, whole files in order, no hashing.
+* curl limit: 8 parallel curl transfers of 16 MiB ranges to /dev/null (loopback plus server
+  cost); disk limit: a raw page-cache write of the same bytes. Together: the machine's limit.
+
+Every peer's time is measured around its download call inside its own process (interpreter
+start-up and imports excluded, as for pack, whose seconds come from its stats file). Peers
+check sizes only; compare them with "pack size-only" and, for the cost of verification, with
+"pack sha256". pack's peak RSS comes from wait4. No assertions: figures only.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
@@ -183,34 +186,67 @@ def run_truss(python: str, files, base_url: str, work: str) -> float:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def run_wire_limit(files, base_url: str, threads: int = 8, chunk: int = 16 * MiB) -> float:
-    """Parallel ranged GETs whose bytes are discarded: what loopback + server can deliver."""
-    host_port = base_url.split("://", 1)[1]
-    jobs = [(rel, start, min(size, start + chunk)) for rel, size, _ in files
-            for start in range(0, size, chunk)]
-    lock = threading.Lock()
+PEERS_PYTHON = "/opt/pack-bench-peers/bin/python"
+_SNAPSHOT_CODE = (
+    "import sys, time, huggingface_hub as h\n"
+    "t = time.monotonic()\n"
+    "path = h.snapshot_download(sys.argv[1], revision=sys.argv[2], allow_patterns=[sys.argv[3]])\n"
+    "print(time.monotonic() - t); print(path)\n"
+)
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection(host_port)
-        buf = memoryview(bytearray(MiB))
-        while True:
-            with lock:
-                if not jobs:
-                    break
-                rel, start, end = jobs.pop()
-            conn.request("GET", f"/{REPO}/resolve/{SHA}/{rel}",
-                         headers={"Range": f"bytes={start}-{end - 1}"})
-            resp = conn.getresponse()
-            while resp.readinto(buf):
-                pass
-        conn.close()
 
+def find_hf_transfer() -> tuple[str | None, str]:
+    code = ("import hf_transfer, huggingface_hub as h, importlib.metadata as m; "
+            "print(h.__version__, m.version('hf_transfer'))")
+    if not os.path.exists(PEERS_PYTHON):
+        return None, f"{PEERS_PYTHON} missing (bash scripts/install-bench-peers.sh)"
+    probe = subprocess.run([PEERS_PYTHON, "-c", code], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return None, f"{PEERS_PYTHON} cannot import hf_transfer (bash scripts/install-bench-peers.sh)"
+    hub, hft = probe.stdout.split()
+    return PEERS_PYTHON, f"huggingface_hub {hub} + hf_transfer {hft} ({PEERS_PYTHON})"
+
+
+def run_snapshot(python: str, files, base_url: str, work: str, hf_transfer: bool) -> float:
+    """huggingface_hub.snapshot_download of one workload's folder into a fresh cache."""
+    cache = os.path.join(work, "hf-cache")
+    shutil.rmtree(cache, ignore_errors=True)
+    folder = files[0][0].split("/", 1)[0]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=base_url, HF_HUB_CACHE=cache, HF_HUB_DISABLE_TELEMETRY="1",
+               HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_ETAG_TIMEOUT="60",
+               HF_HUB_DOWNLOAD_TIMEOUT="60")
+    if hf_transfer:
+        env["HF_HUB_ENABLE_HF_TRANSFER"] = "1"
+    try:
+        proc = subprocess.run([python, "-c", _SNAPSHOT_CODE, REPO, SHA, f"{folder}/*"],
+                              capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"snapshot_download failed: {proc.stderr[-2000:]}")
+        seconds, snapshot = proc.stdout.strip().splitlines()[-2:]
+        for rel, size, _ in files:
+            if os.path.getsize(os.path.join(snapshot, rel)) != size:
+                raise RuntimeError(f"snapshot_download wrote a wrong size for {rel}")
+        return float(seconds)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def run_curl_limit(files, base_url: str, work: str, parallel: int = 8, chunk: int = 16 * MiB) -> float:
+    """curl --parallel over 16 MiB ranges into /dev/null: what loopback + server can deliver."""
+    config = os.path.join(work, "curl.cfg")
+    # Options reset at each `next`, so every transfer carries its own.
+    groups = [f'url = "{base_url}/{REPO}/resolve/{SHA}/{rel}"\nrange = "{start}-{min(size, start + chunk) - 1}"\n'
+              'output = "/dev/null"\nsilent\nshow-error\nfail\n'
+              for rel, size, _ in files for start in range(0, size, chunk)]
+    with open(config, "w") as fh:
+        fh.write("next\n".join(groups))
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     t0 = time.monotonic()
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    proc = subprocess.run(["curl", "--parallel", "--parallel-max", str(parallel), "--config", config],
+                          env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"curl failed: {proc.stderr[-2000:]}")
     return time.monotonic() - t0
 
 
@@ -225,9 +261,26 @@ def run_disk_limit(total: int, work: str) -> float:
     return seconds
 
 
+PAGE_REPORTING = "/sys/module/page_reporting/parameters/reported_kib"
+
+
+def prefault(nbytes: int) -> None:
+    """Touch and free `nbytes` of memory just before a measured run.
+
+    Some VMs (this sandbox's Firecracker guests among them) report freed pages to the host,
+    which takes them back; the next write into the page cache then faults each one in from
+    the host, measured here at about 2 CPU-seconds per GiB, and whether a run pays that
+    depends on how long ago the previous run freed its pages. Touching the memory first
+    gives every tool the same backed memory a bare-metal host has."""
+    code = ("import ctypes, mmap, sys; n = int(sys.argv[1]); "
+            "m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); "
+            "ctypes.memset(ctypes.addressof(ctypes.c_char.from_buffer(m)), 1, n)")
+    subprocess.run([sys.executable, "-c", code, str(nbytes)], check=True)
+
+
 def start_server(directory: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.range_server", directory],
+        [sys.executable, "-m", "tests.fixtures.range_server", directory, "--hf-repo", f"{REPO}@{SHA}"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
     return proc, proc.stdout.readline().strip()
@@ -237,64 +290,93 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every file size")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=2, help="best of N runs")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
     parser.add_argument("--truss-python", default=None,
                         help="a Python with truss_transfer installed (default: look in /opt)")
-    parser.add_argument("--no-truss", action="store_true", help="skip the truss-transfer column")
+    parser.add_argument("--prefault", action=argparse.BooleanOptionalAction,
+                        default=os.path.exists(PAGE_REPORTING),
+                        help="touch the memory before each run (default: on where the kernel "
+                             "hands freed pages back to a hypervisor)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated columns to run (pack,snapshot,hf_transfer,truss,naive,limits)")
     args = parser.parse_args()
-    truss_python, truss_note = (None, "--no-truss") if args.no_truss else find_truss(args.truss_python)
+    only = set(args.only.split(",")) if args.only else None
+
+    def wanted(column: str) -> bool:
+        return only is None or column in only
+
+    truss_python, truss_note = find_truss(args.truss_python) if wanted("truss") else (None, "--only")
+    peers_python, peers_note = find_hf_transfer() if wanted("hf_transfer") else (None, "--only")
     created_bptr = truss_python is not None and not os.listdir(os.path.dirname(TRUSS_MANIFEST))
     workloads = [
-        ("1 x 512 MiB", 1, int(512 * MiB * args.scale)),
-        ("8 x 64 MiB", 8, int(64 * MiB * args.scale)),
+        ("1 x 2 GiB", 1, int(2048 * MiB * args.scale)),
+        ("8 x 256 MiB", 8, int(256 * MiB * args.scale)),
         ("200 x 1 MiB", 200, max(4096, int(1 * MiB * args.scale))),
     ]
+    columns = ["pack sha256", "pack size-only", "snapshot_download", "hf_transfer",
+               "truss-transfer", "naive 1-stream", "curl limit", "disk limit"]
     with tempfile.TemporaryDirectory(prefix="pack-bench-") as work:
         served = os.path.join(work, "served")
         datasets = {name: make_files(served, f"w{i}", count, size)
                     for i, (name, count, size) in enumerate(workloads)}
         server, base_url = start_server(served)
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        workers = "?"
         try:
-            print(f"cores: {os.cpu_count()}  server: {base_url} (separate process, sendfile)\n")
-            header = (f"{'workload':<13} {'total':>8} {'pack sha256':>13} {'pack size-only':>15} "
-                      f"{'naive 1-stream':>15} {'truss-transfer':>15} {'wire limit':>11} {'disk limit':>11} "
-                      f"{'peak RSS':>9} {'CPU s/GiB':>10}")
+            print(f"cores: {os.cpu_count()}  server: {base_url} (separate process, sendfile)")
+            print("MiB/s, best of", args.repeat, "\n")
+            header = f"{'workload':<12} {'total':>9}" + "".join(f" {c:>17}" for c in columns) + \
+                f" {'pack peak RSS':>14} {'pack CPU s/GiB':>15}"
             print(header)
             print("-" * len(header))
             for name, _, _ in workloads:
                 files = datasets[name]
                 total = sum(size for _, size, _ in files)
-                def rate(seconds: float, total: int = total) -> str:
-                    return f"{total / seconds / MiB:,.0f} MiB/s"
 
-                def best(measure, repeat: int = args.repeat) -> float:
-                    return min(measure() for _ in range(repeat))
-
-                runs_v = [run_pack(manifest_for(files, True), base_url, work, args.workers)
-                          for _ in range(args.repeat)]
-                runs_n = [run_pack(manifest_for(files, False), base_url, work, args.workers)
-                          for _ in range(args.repeat)]
-                verified = min(r["seconds"] for r in runs_v)
-                size_only = min(r["seconds"] for r in runs_n)
-                naive = best(lambda files=files: run_naive(files, base_url, work))
-                truss = rate(best(lambda files=files: run_truss(truss_python, files, base_url, work))) \
-                    if truss_python else "skipped"
-                wire = best(lambda files=files: run_wire_limit(files, base_url))
-                disk = best(lambda total=total: run_disk_limit(total, work))
-                rss = max(r["rss_mib"] for r in runs_v + runs_n)
-                # CPU seconds per GiB (sha256 / size-only): comparable even on a busy machine.
-                cpu_v = min(r["cpu"] for r in runs_v) * 1024 * MiB / total
-                cpu_n = min(r["cpu"] for r in runs_n) * 1024 * MiB / total
-                print(f"{name:<13} {total / MiB:>5.0f} MiB {rate(verified):>13} "
-                      f"{rate(size_only):>15} {rate(naive):>15} {truss:>15} {rate(wire):>11} "
-                      f"{rate(disk):>11} {rss:>5.0f} MiB {cpu_v:>4.1f}/{cpu_n:<4.1f}")
-            print(f"\nload average before the run: {load}; CPU s/GiB = pack's user+sys time per "
-                  "GiB (sha256 / size-only)")
+                # Columns take turns within each repetition, so a slow spell of the machine hits
+                # every tool alike; each column keeps its best run.
+                measures: dict[str, object] = {}
+                if wanted("pack"):
+                    measures["pack sha256"] = lambda: run_pack(manifest_for(files, True), base_url, work, args.workers)
+                    measures["pack size-only"] = lambda: run_pack(manifest_for(files, False), base_url, work, args.workers)
+                if wanted("snapshot"):
+                    measures["snapshot_download"] = lambda: run_snapshot(sys.executable, files, base_url, work, False)
+                if peers_python:
+                    measures["hf_transfer"] = lambda: run_snapshot(peers_python, files, base_url, work, True)
+                if truss_python:
+                    measures["truss-transfer"] = lambda: run_truss(truss_python, files, base_url, work)
+                if wanted("naive"):
+                    measures["naive 1-stream"] = lambda: run_naive(files, base_url, work)
+                if wanted("limits"):
+                    measures["curl limit"] = lambda: run_curl_limit(files, base_url, work)
+                    measures["disk limit"] = lambda: run_disk_limit(total, work)
+                runs: dict[str, list] = {c: [] for c in measures}
+                for _ in range(args.repeat):
+                    for column, measure in measures.items():
+                        if args.prefault:
+                            prefault(total + 512 * MiB)
+                        runs[column].append(measure())
+                cells: dict[str, str] = dict.fromkeys(columns, "-")
+                for column, results in runs.items():
+                    seconds = min(r["seconds"] if isinstance(r, dict) else r for r in results)
+                    cells[column] = f"{total / seconds / MiB:,.0f}"
+                rss = cpu = "-"
+                if "pack sha256" in runs:
+                    runs_v, runs_n = runs["pack sha256"], runs["pack size-only"]
+                    workers = runs_v[0]["workers"]
+                    rss = f"{max(r['rss_mib'] for r in runs_v + runs_n):.0f} MiB"
+                    # CPU seconds per GiB (sha256 / size-only): comparable even on a busy machine.
+                    cpu = (f"{min(r['cpu'] for r in runs_v) * 1024 * MiB / total:.1f}/"
+                           f"{min(r['cpu'] for r in runs_n) * 1024 * MiB / total:.1f}")
+                print(f"{name:<12} {total / MiB:>5.0f} MiB" + "".join(f" {cells[c]:>17}" for c in columns)
+                      + f" {rss:>14} {cpu:>15}", flush=True)
+            print(f"\nload average before the run: {load}; pack CPU s/GiB = user+sys seconds per "
+                  "GiB (sha256/size-only)")
+            print(f"hf_transfer: {peers_note}")
             print(f"truss-transfer: {truss_note}")
-            print(f"pack workers: {runs_v[0]['workers']}; pack figures exclude interpreter "
-                  "start-up (seconds from the stats file); best of "
-                  f"{args.repeat}. Dest and source share one disk.")
+            print(f"pack workers: {workers}. Every figure excludes interpreter start-up. "
+                  "Source and destination share one disk.")
+            print("memory touched before each run: " + ("yes (--prefault)" if args.prefault else "no"))
         finally:
             server.terminate()
             server.wait()

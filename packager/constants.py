@@ -28,6 +28,9 @@ PACK_MANIFEST = "PACK_MANIFEST"  # path of the weights manifest the runtime pref
 PACK_CACHE_DIR = "PACK_CACHE_DIR"  # content-addressed blob cache shared by containers on a node
 PACK_TRANSFER_WORKERS = "PACK_TRANSFER_WORKERS"
 PACK_TRANSFER_CHUNK_BYTES = "PACK_TRANSFER_CHUNK_BYTES"  # size of one ranged request
+# Nice increment of the in-image prefetch's download threads while the model imports (0 = off).
+PACK_PREFETCH_NICE = "PACK_PREFETCH_NICE"
+PACK_TRANSFER_FILES_IN_FLIGHT = "PACK_TRANSFER_FILES_IN_FLIGHT"  # files downloaded side by side
 PACK_CACHE_MAX_BYTES = "PACK_CACHE_MAX_BYTES"  # LRU eviction cap of PACK_CACHE_DIR
 
 # --- variables the in-image runtime reads besides the above ---------------------------------

@@ -166,5 +166,6 @@ def load_model(paths: RuntimePaths, config: dict, settings: ServingSettings, pre
         load_with_retries(load, run_coroutine)
     resolver.raise_if_not_collected()
     timeline.mark("load_end")
+    prefetch.boost()  # files the model has not waited for yet (other folders) now go full speed
     return LoadedModel(instance, spec, str(module.__file__), resolver, environment)
 

@@ -14,6 +14,11 @@ lazy_data_resolver, the docker_server supervisor and truss-transfer-cli can wait
 manifest or for one volume_folder, each folder completing as soon as its own files are verified
 in place. If the worker dies (killed, crashed) the pipe closes without an "end" event and every
 waiter gets a PrefetchFailed that says how it died; stop() ends and reaps it with the server.
+
+Priority: the worker downloads at background priority (niced threads) while the model imports,
+because then the import is what readiness waits for; boost() -- sent down a second pipe the first
+time anyone waits for the weights, and once the model is ready -- puts it back to normal
+priority, because from then on the download is what everything waits for.
 """
 
 from __future__ import annotations
@@ -84,6 +89,8 @@ class Prefetch:
         self._reaped = threading.Event()
         self._thread: threading.Thread | None = None
         self._cache_pin: object | None = None
+        self._control_fd: int | None = None
+        self.boosted_at: float | None = None
         if not self.active:
             self._parsed.set()
             self._done.set()
@@ -108,17 +115,22 @@ class Prefetch:
             except OSError as exc:
                 log.warning("node cache %s: cannot register this server: %s", cache_dir, exc)
         read_fd, write_fd = os.pipe()
-        argv += ["--events-fd", str(write_fd)]
+        control_read, control_write = os.pipe()
+        argv += ["--events-fd", str(write_fd), "--control-fd", str(control_read)]
         try:
             os.set_inheritable(write_fd, True)
+            os.set_inheritable(control_read, True)
             self.pid = os.posix_spawn(sys.executable, argv, os.environ)
         except OSError as exc:
             os.close(read_fd)
+            os.close(control_write)
             self._finish(f"cannot start the prefetch process: {exc}", None)
             self._reaped.set()
             return self
         finally:
             os.close(write_fd)
+            os.close(control_read)
+        self._control_fd = control_write
         self._thread = threading.Thread(target=self._read, args=(read_fd,), name="pack-prefetch",
                                         daemon=True)
         self._thread.start()
@@ -145,13 +157,29 @@ class Prefetch:
         self._parsed.wait()
         return "" in self._folders
 
+    def boost(self) -> None:
+        """Someone now waits for the weights: the worker leaves background priority (once)."""
+        with self._lock:
+            fd, self._control_fd = self._control_fd, None
+        if fd is None:
+            return
+        if not self._done.is_set():
+            self.boosted_at = time.monotonic()
+            try:
+                os.write(fd, b"boost\n")
+            except OSError:  # the worker already exited: nothing left to speed up
+                pass
+        os.close(fd)
+
     def wait(self, timeout: float | None = None) -> None:
+        self.boost()
         if not self._done.wait(timeout):
             raise TimeoutError(f"the weights were not in place within {timeout} s")
         if self.error:
             raise PrefetchFailed(self.error)
 
     def wait_folder(self, name: str, timeout: float | None = None) -> str:
+        self.boost()
         self._parsed.wait()
         if self.error and not self._folders:
             raise PrefetchFailed(self.error)
@@ -167,6 +195,7 @@ class Prefetch:
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """End the worker if it still runs (server shutdown) and reap it: no orphan, no zombie."""
+        self.boost()  # closes the control pipe
         pid = self.pid
         if pid is None or self._reaped.is_set():
             return

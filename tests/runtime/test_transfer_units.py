@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -23,7 +24,8 @@ from packager.runtime.transfer.job import split
 from packager.runtime.transfer.journal import Interval, Journal, missing
 from packager.runtime.transfer.layout import UnsafeDestination, map_destination
 from packager.runtime.transfer.ordered_hash import OrderedHasher
-from packager.runtime.transfer.settings import default_workers
+from packager.runtime.transfer.engine import Scheduler
+from packager.runtime.transfer.settings import TransferSettings, default_workers
 
 from .conftest import (
     FAST,
@@ -156,6 +158,25 @@ def test_destination_mapping():
 
 def test_default_workers_scale_with_cores():
     assert default_workers(2) == 8 and default_workers(8) == 32 and default_workers(64) == 64
+
+
+def test_ranges_are_handed_out_breadth_first_within_a_group_of_files():
+    """Every file of a group gets a worker at its hash frontier before any file gets a second
+    range, so the group's digests run side by side; the next group waits its turn."""
+    settings = TransferSettings(files_in_flight=2, chunk_size=MiB).resolved({}, workers=4)
+    scheduler = Scheduler(settings, reporter=None, cache=None)
+    jobs = [SimpleNamespace(index=i) for i in range(3)]
+    for job in reversed(jobs):  # submission order must not matter
+        for offset in (2 * MiB, 0, MiB):
+            scheduler.submit(job, offset, lambda job=job, offset=offset: (job.index, offset // MiB))
+        scheduler.submit(job, -1, lambda job=job: (job.index, "prepare"))
+    order = [scheduler._queue.get_nowait()[-1]() for _ in range(12)]
+    assert order == [
+        (0, "prepare"), (1, "prepare"), (0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2),
+        (2, "prepare"), (2, 0), (2, 1), (2, 2),
+    ]
+    assert TransferSettings().resolved({}, workers=6).files_in_flight == 6
+    assert TransferSettings().resolved({"PACK_TRANSFER_FILES_IN_FLIGHT": "3"}).files_in_flight == 3
 
 
 def test_gcs_media_download_through_emulator_host(hub, tmp_path):

@@ -344,3 +344,38 @@ def test_truss_transfer_cli_waits_for_the_servers_worker(tmp_path, runtimes, ser
     assert result.returncode == 0 and "already in place" in result.stderr, result.stderr
     rt.wait_ready(30)
     assert server.counters.bytes_served == 8 * MiB  # fetched once, by the server's worker
+
+
+def _thread_nice_values(pid: int) -> list[int]:
+    """The nice value of every thread of `pid` (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    import os
+
+    values = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                values.append(int(fh.read().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return values
+
+
+def test_download_threads_stay_niced_until_the_model_waits_for_the_weights(tmp_path, runtimes, server):
+    """While model.py imports, the import is what readiness waits for: the worker's download
+    threads run niced (19 by default). Once load() waits, the download is: they are replaced by threads at
+    normal priority and the file still arrives whole."""
+    app = _slow_app(tmp_path, server, SLOW_IMPORT_MODEL)  # 2 s import, 8 MiB at 2 MiB/s
+    started = time.monotonic()
+    rt = runtimes(app)
+    pid = _worker_pid(app)
+    during_import: set[int] = set()
+    while time.monotonic() < started + 1.5 and 19 not in during_import:
+        during_import.update(_thread_nice_values(pid))
+        time.sleep(0.05)
+    assert 19 in during_import
+    # The import ends about 2.3 s in and load() waits; the download runs until about 4.3 s.
+    time.sleep(max(0.0, started + 3.2 - time.monotonic()))
+    assert server.counters.bytes_served < 8 * MiB, "the download ended too early to look at"
+    assert 19 not in _thread_nice_values(pid), "niced download threads still running after the wait"
+    rt.wait_ready(30)
+    assert rt.predict({}) == (200, hashlib.sha256(blob(8 * MiB, 7)).hexdigest())

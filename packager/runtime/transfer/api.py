@@ -10,7 +10,7 @@ from ..manifest import Manifest
 from .cache import BlobCache
 from .credentials import secrets_dir_from
 from .download import Transfer
-from .engine import Scheduler
+from .engine import Priority, Scheduler
 from .errors import FileFailure, TransferFailed
 from .http_pool import ConnectionPool
 from .job import Target, group_jobs
@@ -47,6 +47,7 @@ def fetch(
     stats_path: str | None = None,
     settings: TransferSettings | None = None,
     env: Mapping[str, str] | None = None,
+    priority: Priority | None = None,
 ) -> FetchResult:
     """Fetch, verify and place every manifest entry; raise TransferFailed if any file failed.
 
@@ -59,6 +60,7 @@ def fetch(
     eviction then keeps (without it, a copy). secrets_dir defaults to
     $PACK_SECRETS_DIR, then /secrets. env: the environment to read (default: a snapshot of
     os.environ, which is never modified). The stats file is written even when files failed.
+    priority: lifts settings.worker_nice from another thread (engine.Priority).
     Raises manifest.ManifestError (UnsafeDestination) before any download for unsafe paths.
     """
     env = dict(os.environ) if env is None else env
@@ -69,7 +71,7 @@ def fetch(
     cache = BlobCache(cache_dir, settings.cache_max_bytes, cache_instance) if cache_dir else None
     pool = ConnectionPool(env, settings.connect_timeout, settings.stall_timeout)
     sources = SourceFactory(env, secrets_dir_from(secrets_dir, env), settings, pool)
-    scheduler = Scheduler(settings, reporter, cache)
+    scheduler = Scheduler(settings, reporter, cache, priority)
     scheduler.on_thread_exit = pool.close_thread
     transfer = Transfer(settings, reporter, sources, cache, scheduler)
 

@@ -9,7 +9,7 @@ from functools import partial
 
 from .cache import BlobCache, link_or_copy
 from .digests import new_hasher, verification_label
-from .engine import Scheduler
+from .engine import Handoff, Scheduler
 from .errors import FetchError, PermanentError, TransientError
 from .job import FileJob, RangeTask, split
 from .journal import Journal, missing
@@ -181,6 +181,8 @@ class Transfer:
                     self.scheduler.retry_or_raise(task, exc)
             if not job.finished:
                 self._range_done(task)
+        except Handoff:  # this worker was retired by a boost: the rest goes back to the queue
+            self.scheduler.submit(job, task.start, partial(self.run_range, task))
         except Exception as exc:  # noqa: BLE001 - a bug or disk error fails the file, not the run
             self.fail(job, exc)
         finally:
@@ -215,6 +217,8 @@ class Transfer:
             while task.pos < task.end:
                 if job.finished:
                     return
+                if job.range_support is not False:  # a Range-less server would restart at 0
+                    self.scheduler.check_retired()
                 n = body.readinto(mv[: min(len(mv), task.end - task.pos)])
                 if not n:
                     raise TransientError(

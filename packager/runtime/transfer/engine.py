@@ -1,9 +1,19 @@
 """The scheduler: a fixed pool of worker threads draining one priority queue of tasks.
 
-Tasks are ordered by (job index, offset): workers crowd onto the earliest unfinished file, which
-keeps each file's hash frontier moving (see ordered_hash) and gets whole files done early, while
-idle workers spill over to the next files. Memory is bounded by workers x buffer_size whatever
-the file sizes.
+Files go in groups of `files_in_flight` (as many as workers, by default): a group's ranges are
+handed out breadth-first (the first range of each of its files, then the second of each, ...),
+and workers spill over to the next group only when this one has nothing left to hand out. Every
+file of a group has a worker at its hash frontier, hashing from memory as the bytes arrive (see
+ordered_hash), so the group's digests run on all cores at once, while groups still complete in
+manifest order. Memory is bounded by workers x buffer_size whatever the file sizes.
+
+Background priority (settings.worker_nice > 0, used by the in-image prefetch): the workers start
+niced, so a CPU-bound `import torch` running beside them keeps its core instead of getting a fair
+share against eight download threads (on 2 cores it waited about 0.9 s of a 3 s import).
+Priority cannot be raised again without CAP_SYS_NICE, which containers lack, so `Priority.boost()`
+(called once someone waits for the weights) starts a second set of workers from the caller's
+thread, which is not niced, and retires the niced ones: each hands its range back to the queue
+at the next buffer and exits.
 
 A job whose cache blob is being downloaded by another process waits in a side list polled by a
 single thread; blocking a worker on the lock instead could deadlock two processes that each hold
@@ -13,6 +23,7 @@ some locks the other wants.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import random
 import threading
@@ -26,7 +37,48 @@ from .job import FileJob, RangeTask
 from .progress import Reporter
 from .settings import TransferSettings
 
-_STOP = (float("inf"), 0, 0, None)
+_STOP = (float("inf"), 0, 0, 0, None)
+_worker_state = threading.local()
+
+
+class Handoff(Exception):
+    """Raised inside a retired (niced) worker: put the range back for a boosted worker."""
+
+
+class Priority:
+    """Lifts a transfer out of background priority from another thread (see module docstring).
+
+    boost() may come before the scheduler runs (then it starts at normal priority) or while it
+    runs; the thread that calls it must itself run at normal priority, as new workers inherit
+    their creator's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scheduler: Scheduler | None = None
+        self.boosted = False
+
+    def attach(self, scheduler: Scheduler | None) -> bool:
+        with self._lock:
+            self._scheduler = scheduler
+            return self.boosted
+
+    def boost(self) -> None:
+        with self._lock:
+            if self.boosted:
+                return
+            self.boosted = True
+            scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.boost()
+
+
+def lower_thread_priority(increment: int) -> None:
+    """Nice the calling thread only (Linux nice values are per thread)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except (OSError, AttributeError):
+        pass  # not Linux, or not permitted: run at normal priority
 
 
 def backoff(attempt: int, settings: TransferSettings, retry_after: float | None = None) -> float:
@@ -39,8 +91,13 @@ def backoff(attempt: int, settings: TransferSettings, retry_after: float | None 
 
 
 class Scheduler:
-    def __init__(self, settings: TransferSettings, reporter: Reporter, cache: BlobCache | None):
+    def __init__(self, settings: TransferSettings, reporter: Reporter, cache: BlobCache | None,
+                 priority: Priority | None = None):
         self.settings = settings
+        self.priority = priority
+        self._generation = 0  # 0: niced workers (when worker_nice), 1: after boost()
+        self._threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()
         self.reporter = reporter
         self.cache = cache
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
@@ -54,7 +111,10 @@ class Scheduler:
 
     # --- queue -------------------------------------------------------------------------------
     def submit(self, job: FileJob, offset: int, fn: Callable[[], None]) -> None:
-        self._queue.put((job.index, offset, next(self._seq), fn))
+        """Queue `fn` for the range at `offset` of `job` (-1: the job's preparation)."""
+        ordinal = offset // self.settings.chunk_size if offset >= 0 else -1
+        group = job.index // self.settings.files_in_flight
+        self._queue.put((group, ordinal, job.index, next(self._seq), fn))
 
     def wait_for_lock(self, job: FileJob) -> None:
         with self._waiting_lock:
@@ -67,32 +127,72 @@ class Scheduler:
 
     def run(self, jobs: list[FileJob], prepare: Callable[[FileJob], None]) -> None:
         self._remaining = len(jobs)
-        threads = [threading.Thread(target=self._worker, name=f"pack-transfer-{i}", daemon=True)
-                   for i in range(self.settings.workers)]
+        boosted = self.priority.attach(self) if self.priority else False
+        self._generation = 1 if boosted or self.settings.worker_nice <= 0 else 0
         waiter = threading.Thread(target=self._poll_locks, args=(prepare,), daemon=True,
                                   name="pack-transfer-locks")
         for job in jobs:
             self.submit(job, -1, partial(prepare, job))
-        for t in threads:
-            t.start()
+        with self._threads_lock:
+            self._start_workers(self._generation)
         waiter.start()
-        with self._done:
-            while self._remaining > 0:
-                self._done.wait()
-        self._stopping.set()
-        for _ in threads:
-            self._queue.put(_STOP)
-        for t in threads:
-            t.join()
-        waiter.join()
+        try:
+            with self._done:
+                while self._remaining > 0:
+                    self._done.wait()
+        finally:
+            if self.priority:
+                self.priority.attach(None)
+            with self._threads_lock:
+                self._stopping.set()
+                threads = list(self._threads)
+            for _ in threads:
+                self._queue.put(_STOP)
+            for t in threads:
+                t.join()
+            waiter.join()
 
-    def _worker(self) -> None:
+    def boost(self) -> None:
+        """Replace niced workers with normal-priority ones started from this thread."""
+        with self._threads_lock:
+            if self._generation != 0 or self._stopping.is_set():
+                return
+            self._generation = 1
+            self._start_workers(1)
+
+    def _start_workers(self, generation: int) -> None:
+        """Caller holds _threads_lock."""
+        for i in range(self.settings.workers):
+            t = threading.Thread(target=self._worker, args=(generation,), daemon=True,
+                                 name=f"pack-transfer-{generation}-{i}")
+            self._threads.append(t)
+            t.start()
+
+    def check_retired(self) -> None:
+        """Called by a worker between buffers: raise Handoff once it has been replaced."""
+        if getattr(_worker_state, "generation", self._generation) != self._generation:
+            raise Handoff()
+
+    def _worker(self, generation: int) -> None:
+        _worker_state.generation = generation
+        if generation == 0:
+            lower_thread_priority(self.settings.worker_nice)
+        # A niced worker polls, so that once retired it exits even with nothing left to take.
+        timeout = 0.25 if generation == 0 else None
         try:
             while True:
-                item = self._queue.get()
-                if item[3] is None:
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    if generation != self._generation:
+                        return
+                    continue
+                if item[-1] is None:
                     return
-                item[3]()
+                if generation != self._generation:
+                    self._queue.put(item)  # retired: a boosted worker takes it
+                    return
+                item[-1]()
         finally:
             self.on_thread_exit()
 
