@@ -3,6 +3,7 @@
     python benchmarks/coldstart.py [--size-mib 1024] [--files 4] [--import-seconds 3]
                                    [--import-kind cpu|cpu-process|sleep|all] [--repeat 3]
     python benchmarks/coldstart.py --size-mib 64 --import-seconds 1 --repeat 1   # CI-sized
+    python benchmarks/coldstart.py --samples [--repeat 3]   # the sample trusses, cold and warm
 
 Needs the Docker engine and base image of scripts/setup-dev.sh. The model (a temporary truss,
 built once with the offline base image, removed at the end with its volumes):
@@ -318,13 +319,14 @@ def container_cpu_seconds(container_id: str) -> float | None:
     return None
 
 
-def launch(engine, image: str, volume: str, env: dict[str, str], hub, timeout: float) -> dict:
-    """Start a container, poll readiness, collect the timeline and the model's own marks."""
+def start_until_ready(engine, image: str, volume: str, env: dict[str, str], hub, timeout: float,
+                      name_prefix: str = "pack-bench-coldstart") -> dict:
+    """Start a container and poll readiness; the caller removes result["container"]."""
     from packager.render.context import RUNTIME_CACHE_DIR
     from packager.runner import READY_PATH, source_endpoints
 
     port = free_port()
-    name = f"pack-bench-coldstart-{uuid.uuid4().hex[:8]}"
+    name = f"{name_prefix}-{uuid.uuid4().hex[:8]}"
     hub.reset_stats()
     cpu0 = sum(os.times()[:2])  # this process serves the stand-in: its CPU is the hub's
     busy0 = system_busy_seconds()
@@ -349,18 +351,49 @@ def launch(engine, image: str, volume: str, env: dict[str, str], hub, timeout: f
         start_to_ready = time.monotonic() - t0
         hub_cpu = sum(os.times()[:2]) - cpu0
         busy = system_busy_seconds() - busy0
-        container_cpu = container_cpu_seconds(container.id)
-        timeline = timeline_doc(port)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", "/v1/models/model:predict", body=b"{}",
+    except BaseException:
+        container.remove()
+        raise
+    return {"container": container, "port": port, "start_to_ready": start_to_ready,
+            "hub_cpu": hub_cpu, "busy": busy, "container_cpu": container_cpu_seconds(container.id)}
+
+
+def remove_quietly(client, volumes: list[str], images: list[str]) -> None:
+    """Best-effort removal of what a benchmark created, after a failure too."""
+    for volume in volumes:
+        try:
+            client.api.remove_volume(volume, force=True)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+    for image in images:
+        try:
+            client.api.remove_image(image)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def post_json(port: int, path: str, payload: object, timeout: float = 30.0) -> tuple[int, object]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=json.dumps(payload).encode(),
                      headers={"Content-Type": "application/json"})
-        report = json.loads(conn.getresponse().read())
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
         conn.close()
+
+
+def launch(engine, image: str, volume: str, env: dict[str, str], hub, timeout: float) -> dict:
+    """Start a container, poll readiness, collect the timeline and the model's own marks."""
+    run = start_until_ready(engine, image, volume, env, hub, timeout)
+    container = run.pop("container")
+    try:
+        run["timeline"] = timeline_doc(run["port"])
+        run["model"] = post_json(run["port"], "/v1/models/model:predict", {})[1]
     finally:
         container.remove()
-    return {"start_to_ready": start_to_ready, "timeline": timeline, "model": report,
-            "fetched_bytes": hub.file_bytes(), "hub_cpu": hub_cpu, "busy": busy,
-            "container_cpu": container_cpu}
+    run["fetched_bytes"] = hub.file_bytes()
+    return run
 
 
 def figures(run: dict) -> dict:
@@ -454,7 +487,13 @@ def main() -> None:
     parser.add_argument("--base-image", default=BASE_IMAGE)
     parser.add_argument("--timeout", type=float, default=300.0, help="readiness timeout per start")
     parser.add_argument("--stages", action="store_true", help="also print every run's timeline stages")
+    parser.add_argument("--samples", action="store_true",
+                        help="measure the sample trusses instead (coldstart_samples.py)")
     args = parser.parse_args()
+    if args.samples:
+        import coldstart_samples
+
+        return coldstart_samples.main(args)
     kinds = list(KINDS) if args.import_kind == "all" else args.import_kind.split(",")
     if bad := [k for k in kinds if k not in KINDS]:
         parser.error(f"unknown --import-kind {bad}; choose from {', '.join(KINDS)} or all")
@@ -510,15 +549,7 @@ def main() -> None:
                         client.api.remove_volume(volume, force=True)
                         volumes.remove(volume)
         finally:
-            for volume in volumes:
-                try:
-                    client.api.remove_volume(volume, force=True)
-                except Exception:  # noqa: BLE001 - best effort
-                    pass
-            try:
-                client.api.remove_image(tag)
-            except Exception:  # noqa: BLE001
-                pass
+            remove_quietly(client, volumes, [tag])
 
     for kind, runs in results.items():
         report(kind, runs, args)

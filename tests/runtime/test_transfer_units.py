@@ -68,6 +68,29 @@ def test_ordered_hasher_out_of_order_ranges(tmp_path):
     os.close(fd)
 
 
+def test_ordered_hasher_catch_up_yields_to_a_kick_from_another_thread(tmp_path):
+    """A retired (niced) thread stops hashing between re-read chunks and queues a kick; the kick
+    carries on from the frontier, and finish() never yields."""
+    data = payload(6 * MiB)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    os.ftruncate(fd, len(data))
+    retired = {"now": False}
+    kicks: list[str] = []
+    h = OrderedHasher(hashlib.sha256(), fd, len(data), should_yield=lambda: retired["now"],
+                      on_yield=lambda: kicks.append("queued"))
+    os.pwrite(fd, data[MiB:], MiB)  # everything but the first MiB arrives early
+    h.wrote(MiB, MiB, memoryview(data[MiB:]))
+    retired["now"] = True  # boost: the thread landing at the frontier is a retired one
+    os.pwrite(fd, data[:MiB], 0)
+    h.wrote(0, 0, memoryview(data[:MiB]))  # hashes its own MiB, then yields before re-reading
+    assert kicks == ["queued"] and h.reread_bytes == 0
+    retired["now"] = False  # the kick runs in a normal-priority worker
+    h.kick()
+    assert h.reread_bytes == len(data) - MiB
+    assert h.finish() == hashlib.sha256(data).hexdigest()
+    os.close(fd)
+
+
 def test_journal_ignores_torn_line_and_foreign_header(tmp_path):
     j = Journal(str(tmp_path / "j"), {"size": 100, "digest": "d"})
     j.open(fresh=True)

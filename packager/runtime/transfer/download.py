@@ -141,7 +141,7 @@ class Transfer:
         job.journal.open(fresh=not done)
         hasher = new_hasher(entry.hash.algorithm, size, self.settings.pure_crc32c_limit)
         job.verification = verification_label(entry.hash.algorithm, hasher)
-        job.hasher = OrderedHasher(hasher, job.fd, size)
+        job.hasher = self._ordered_hasher(job, hasher)
         for iv in done:
             job.hasher.seed(iv.start, iv.end)
         job.resumed_bytes = sum(iv.length for iv in done)
@@ -162,6 +162,20 @@ class Transfer:
             return self.run_range(tasks[0])
         for task in tasks:
             self.scheduler.submit(job, task.start, partial(self.run_range, task))
+
+    def _ordered_hasher(self, job: FileJob, hasher) -> OrderedHasher:
+        ordered = OrderedHasher(hasher, job.fd, job.size, should_yield=self.scheduler.is_retired)
+        ordered.on_yield = partial(self.scheduler.submit, job, -1, partial(self._kick, job, ordered))
+        return ordered
+
+    def _kick(self, job: FileJob, hasher: OrderedHasher) -> None:
+        """A retired worker left this file's hashing halfway: carry on from the frontier."""
+        if job.finished or job.hasher is not hasher:
+            return
+        try:
+            hasher.kick()
+        except Exception as exc:  # noqa: BLE001 - a read error fails the file, not the worker
+            self.fail(job, exc)
 
     # --- ranges ------------------------------------------------------------------------------
     def run_range(self, task: RangeTask) -> None:
@@ -246,7 +260,7 @@ class Transfer:
         job.pending = 1
         task.start, task.end, task.pos = 0, job.size, 0
         hasher = new_hasher(job.entry.hash.algorithm, job.size, self.settings.pure_crc32c_limit)
-        job.hasher = OrderedHasher(hasher, job.fd, job.size)
+        job.hasher = self._ordered_hasher(job, hasher)
         job.resumed_bytes = 0
         journal = job.parts()[1]
         journal.close()
@@ -258,8 +272,16 @@ class Transfer:
         with job.mutex:
             job.pending -= 1
             last = job.pending == 0
-        if last:
+        if last and self.scheduler.is_retired():  # the final hashing is no job for a niced thread
+            self.scheduler.submit(job, -1, partial(self._deferred_finalize, job))
+        elif last:
             self._finalize(job)
+
+    def _deferred_finalize(self, job: FileJob) -> None:
+        try:
+            self._finalize(job)
+        except Exception as exc:  # noqa: BLE001 - as in run_range: the file fails, not the worker
+            self.fail(job, exc)
 
     # --- verify and publish ------------------------------------------------------------------
     def _finalize(self, job: FileJob) -> None:

@@ -168,9 +168,13 @@ class Scheduler:
             self._threads.append(t)
             t.start()
 
+    def is_retired(self) -> bool:
+        """True in a niced worker that boost() has replaced."""
+        return getattr(_worker_state, "generation", self._generation) != self._generation
+
     def check_retired(self) -> None:
         """Called by a worker between buffers: raise Handoff once it has been replaced."""
-        if getattr(_worker_state, "generation", self._generation) != self._generation:
+        if self.is_retired():
             raise Handoff()
 
     def _worker(self, generation: int) -> None:

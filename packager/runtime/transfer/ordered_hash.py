@@ -13,12 +13,17 @@ read the whole file a second time and add its full hashing time to the wall cloc
 Only one thread hashes a given file at a time (`_busy`); the others never wait, they just
 record what they wrote. hashlib releases the GIL on large updates, so different files hash on
 different cores.
+
+A thread may have to stop catching up halfway (`should_yield`: a niced prefetch worker that was
+just replaced by a normal-priority one must not keep a whole file's hashing at nice 19); it then
+calls `on_yield`, which queues `kick()` for a worker that carries on from the frontier.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 from .digests import Hasher
 
@@ -36,7 +41,11 @@ def _reread_buffer() -> memoryview:
 
 
 class OrderedHasher:
-    def __init__(self, hasher: Hasher | None, fd: int, size: int):
+    def __init__(self, hasher: Hasher | None, fd: int, size: int,
+                 should_yield: Callable[[], bool] | None = None,
+                 on_yield: Callable[[], None] | None = None):
+        self._should_yield = should_yield
+        self.on_yield = on_yield
         self._hasher = hasher
         self._fd = fd
         self._size = size
@@ -71,6 +80,15 @@ class OrderedHasher:
             raise
         self._catch_up(end)
 
+    def kick(self) -> None:
+        """Hash what is written at the frontier, unless another thread already does."""
+        with self._lock:
+            if self._hasher is None or self._busy or self._contiguous_end(self._frontier) <= self._frontier:
+                return
+            self._busy = True
+            frontier = self._frontier
+        self._catch_up(frontier)
+
     def finish(self) -> str | None:
         """Hash whatever is left (every range is written by now) and return the hex digest."""
         if self._hasher is None:
@@ -80,7 +98,7 @@ class OrderedHasher:
                 self._idle.wait()
             self._busy = True
             frontier = self._frontier
-        self._catch_up(frontier)
+        self._catch_up(frontier, may_yield=False)
         if self._frontier != self._size:
             raise RuntimeError(f"hash frontier stopped at {self._frontier} of {self._size}")
         return self._hasher.hexdigest()
@@ -100,7 +118,7 @@ class OrderedHasher:
                     end, moved = written, True
         return end
 
-    def _catch_up(self, frontier: int) -> None:
+    def _catch_up(self, frontier: int, may_yield: bool = True) -> None:
         """Advance the frontier over data already written; caller holds the busy flag."""
         try:
             while True:
@@ -118,6 +136,13 @@ class OrderedHasher:
                 assert self._hasher is not None  # callers only get here with a hasher
                 buf = _reread_buffer()
                 while frontier < end:
+                    if may_yield and self.on_yield and self._should_yield and self._should_yield():
+                        with self._lock:
+                            self._frontier = frontier
+                            self._busy = False
+                            self._idle.notify_all()
+                        self.on_yield()
+                        return
                     n = os.preadv(self._fd, [buf[: min(len(buf), end - frontier)]], frontier)
                     if not n:
                         raise OSError(f"short read at {frontier} while hashing")
