@@ -90,7 +90,6 @@ class Prefetch:
         self._thread: threading.Thread | None = None
         self._cache_pin: object | None = None
         self._control_fd: int | None = None
-        self.boosted_at: float | None = None
         if not self.active:
             self._parsed.set()
             self._done.set()
@@ -164,7 +163,7 @@ class Prefetch:
         if fd is None:
             return
         if not self._done.is_set():
-            self.boosted_at = time.monotonic()
+            self.timeline.mark("prefetch_boost")
             try:
                 os.write(fd, b"boost\n")
             except OSError:  # the worker already exited: nothing left to speed up

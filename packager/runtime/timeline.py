@@ -23,8 +23,9 @@ import time
 from typing import Any
 
 TIMELINE_EVENT = "pack.startup_timeline"
+# prefetch_boost: the download left background priority (someone started waiting for it).
 STAGES = ("process_start", "prefetch_start", "server_listening", "server_start", "import_end",
-          "init_end", "prefetch_end", "load_end", "ready")
+          "init_end", "prefetch_boost", "prefetch_end", "load_end", "ready")
 
 
 def process_age_seconds() -> float:

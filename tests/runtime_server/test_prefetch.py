@@ -379,3 +379,5 @@ def test_download_threads_stay_niced_until_the_model_waits_for_the_weights(tmp_p
     assert 19 not in _thread_nice_values(pid), "niced download threads still running after the wait"
     rt.wait_ready(30)
     assert rt.predict({}) == (200, hashlib.sha256(blob(8 * MiB, 7)).hexdigest())
+    stages = rt.timeline()["stages"]
+    assert stages["import_end"] <= stages["prefetch_boost"] < stages["prefetch_end"]
