@@ -38,7 +38,7 @@ SAMPLES = {
     "minilm-volume": {"texts": ["pack builds fast-starting model servers"]},
     "minilm-bake": {"texts": ["pack builds fast-starting model servers"]},
 }
-STAGES = ("prefetch_start", "server_listening", "import_end", "init_end", "prefetch_end",
+STAGES = ("prefetch_start", "server_listening", "import_end", "init_end", "prefetch_boost", "prefetch_end",
           "load_end", "server_start", "ready")
 
 

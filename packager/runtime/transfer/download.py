@@ -231,27 +231,41 @@ class Transfer:
             while task.pos < task.end:
                 if job.finished:
                     return
-                if job.range_support is not False:  # a Range-less server would restart at 0
-                    self.scheduler.check_retired()
+                # A Range-less server would restart at 0: such a stream is never handed off.
+                if job.range_support is not False and self.scheduler.is_retired():
+                    self._hand_off(task, body, mv)
+                    continue  # the drain may have finished the range
                 n = body.readinto(mv[: min(len(mv), task.end - task.pos)])
                 if not n:
                     raise TransientError(
                         f"{job.description}: truncated response, connection closed after "
                         f"{task.pos - task.start} of {task.end - task.start} bytes")
-                chunk = mv[:n]
-                written = 0
-                while written < n:
-                    written += os.pwrite(job.fd, chunk[written:], task.pos + written)
-                job.parts()[2].wrote(task.start, task.pos, chunk)
-                task.pos += n
-                job.add_bytes(n)
-                self.reporter.advance(n)
+                self._store(task, mv[:n])
                 if time.monotonic() > deadline:
                     raise TransientError(f"{job.description}: too slow (below "
                                          f"{self.settings.min_bytes_per_second} B/s)")
             complete = True
         finally:
             body.close(complete)
+
+    def _store(self, task: RangeTask, chunk: memoryview) -> None:
+        job, n = task.job, len(chunk)
+        written = 0
+        while written < n:
+            written += os.pwrite(job.fd, chunk[written:], task.pos + written)
+        job.parts()[2].wrote(task.start, task.pos, chunk)
+        task.pos += n
+        job.add_bytes(n)
+        self.reporter.advance(n)
+
+    def _hand_off(self, task: RangeTask, body, mv: memoryview) -> None:
+        """A retired worker keeps the bytes that already arrived (a socket buffer can hold
+        megabytes), then gives the rest of the range back; the connection is dropped."""
+        while task.pos < task.end:
+            n = body.read_ready(mv[: min(len(mv), task.end - task.pos)])
+            if not n:
+                raise Handoff()
+            self._store(task, mv[:n])
 
     def _single_stream(self, job: FileJob, task: RangeTask) -> None:
         """The server ignores Range: this one task now streams the whole file from byte 0."""

@@ -12,8 +12,8 @@ niced, so a CPU-bound `import torch` running beside them keeps its core instead 
 share against eight download threads (on 2 cores it waited about 0.9 s of a 3 s import).
 Priority cannot be raised again without CAP_SYS_NICE, which containers lack, so `Priority.boost()`
 (called once someone waits for the weights) starts a second set of workers from the caller's
-thread, which is not niced, and retires the niced ones: each hands its range back to the queue
-at the next buffer and exits.
+thread, which is not niced, and retires the niced ones: each keeps the bytes its socket already
+holds, hands the rest of its range back to the queue at the next buffer and exits.
 
 A job whose cache blob is being downloaded by another process waits in a side list polled by a
 single thread; blocking a worker on the lock instead could deadlock two processes that each hold
@@ -171,11 +171,6 @@ class Scheduler:
     def is_retired(self) -> bool:
         """True in a niced worker that boost() has replaced."""
         return getattr(_worker_state, "generation", self._generation) != self._generation
-
-    def check_retired(self) -> None:
-        """Called by a worker between buffers: raise Handoff once it has been replaced."""
-        if self.is_retired():
-            raise Handoff()
 
     def _worker(self, generation: int) -> None:
         _worker_state.generation = generation

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import select
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
@@ -36,6 +37,16 @@ class HttpBody:
         except (OSError, http.client.HTTPException) as exc:
             raise TransientError(f"connection to {self._origin.netloc} failed mid-body: "
                                  f"{type(exc).__name__}: {exc}") from None
+
+    def read_ready(self, buf: memoryview) -> int:
+        try:
+            if not select.select([self._resp.fp], [], [], 0)[0]:
+                return 0
+            data = self._resp.read1(len(buf))  # one read: what is there, never a wait
+        except (OSError, ValueError, TypeError, http.client.HTTPException):
+            return 0
+        buf[: len(data)] = data
+        return len(data)
 
     def close(self, complete: bool) -> None:
         # A body read to its end leaves the connection reusable; anything else poisons it.

@@ -88,6 +88,9 @@ class S3Body:
         buf[: len(data)] = data
         return len(data)
 
+    def read_ready(self, buf: memoryview) -> int:
+        return 0  # botocore's stream cannot say what has arrived: a hand-off refetches it
+
     def close(self, complete: bool) -> None:
         self._stream.close()
 

@@ -37,6 +37,10 @@ class Body(Protocol):
 
     def readinto(self, buf: memoryview) -> int: ...
 
+    def read_ready(self, buf: memoryview) -> int:
+        """Bytes already received, without waiting (0: none, or not supported)."""
+        ...
+
     def close(self, complete: bool) -> None: ...
 
 
