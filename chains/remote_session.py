@@ -178,14 +178,18 @@ class RemoteSession:
             try:
                 return await attempt()
             except _Transient as exc:
-                if retry == self.options.retries:
-                    raise ConnectionError(f"calling Chainlet `{self.name}` failed after "
-                                          f"{retry + 1} attempt(s): {exc}") from None
-                delay = _backoff(retry)
-                log.warning("calling Chainlet `%s` failed (%s); retry %d of %d in %.2f s",
-                            self.name, exc, retry + 1, self.options.retries, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._retry_delay(retry, exc))
         raise AssertionError("unreachable")
+
+    def _retry_delay(self, retry: int, exc: Exception) -> float:
+        """The wait before retry number `retry` + 1, or ConnectionError when none is left."""
+        if retry == self.options.retries:
+            raise ConnectionError(f"calling Chainlet `{self.name}` failed after "
+                                  f"{retry + 1} attempt(s): {exc}") from None
+        delay = _backoff(retry)
+        log.warning("calling Chainlet `%s` failed (%s); retry %d of %d in %.2f s",
+                    self.name, exc, retry + 1, self.options.retries, delay)
+        return delay
 
     async def _attempt_async(self, body: bytes, binary: bool) -> Any:
         headers = self._headers(binary)
@@ -313,13 +317,7 @@ class RemoteSession:
                 try:
                     return self._attempt_sync(body, binary)
                 except _Transient as exc:
-                    if retry == self.options.retries:
-                        raise ConnectionError(f"calling Chainlet `{self.name}` failed after "
-                                              f"{retry + 1} attempt(s): {exc}") from None
-                    delay = _backoff(retry)
-                    log.warning("calling Chainlet `%s` failed (%s); retry %d of %d in %.2f s",
-                                self.name, exc, retry + 1, self.options.retries, delay)
-                    time.sleep(delay)
+                    time.sleep(self._retry_delay(retry, exc))
         raise AssertionError("unreachable")
 
     def _warn_if_on_event_loop(self) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -41,6 +40,7 @@ from tests.fixtures.docker_env import (  # noqa: F401  (pytest finds fixtures by
     docker_client,
     docker_info,
     free_port,
+    isolated_env,
     registry,
     unique,
 )
@@ -79,19 +79,8 @@ def e2e_env(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """A clean process environment for tests/e2e (undone when its last test has run, so tests
     elsewhere in the session never see it): no ambient HF/S3 tokens, endpoints or secrets dir;
     rendered contexts under a temporary XDG_CACHE_HOME (not ~/.cache/pack)."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("e2e-env")
-    mp.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))
-    mp.setenv("HF_HOME", str(root / "hf-home"))
-    mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    # huggingface_hub computed its token path at import; keep a developer's login token away.
-    mp.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(root / "hf-home" / "token"))
-    for name in list(os.environ):
-        if name.startswith("TRUSS_SECRET_") or name in (
-            "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "PACK_SECRETS_DIR",
-            "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST", "PACK_DEBUG",
-        ):
-            mp.delenv(name)
+    mp = isolated_env(tmp_path_factory.mktemp("e2e-env"), ("TRUSS_SECRET_",),
+                      ("PACK_SECRETS_DIR", "PACK_DEBUG"))
     yield mp
     mp.undo()
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import random
 import re
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +38,7 @@ from tests.fixtures.docker_env import (  # noqa: F401  (pytest finds fixtures by
     docker_client,
     docker_info,
     free_port,
+    isolated_env,
     unique,
 )
 from tests.fixtures.hf_hub import MockHub
@@ -247,18 +246,7 @@ class Weights:
 def rt_env(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[pytest.MonkeyPatch]:
     """A clean process environment for the session: no ambient tokens, secrets or endpoints;
     rendered contexts under a temporary XDG_CACHE_HOME."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("e2e-runtime-env")
-    mp.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))
-    mp.setenv("HF_HOME", str(root / "hf-home"))
-    mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    mp.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(root / "hf-home" / "token"))
-    for name in list(os.environ):
-        if name.startswith(("TRUSS_SECRET_", "PACK_")) or name in (
-            "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT",
-            "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST",
-        ):
-            mp.delenv(name)
+    mp = isolated_env(tmp_path_factory.mktemp("e2e-runtime-env"), ("TRUSS_SECRET_", "PACK_"))
     yield mp
     mp.undo()
 

@@ -8,28 +8,19 @@ import json
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
 from packager.runtime.transfer import TransferFailed, fetch
+from tests.fixtures.object_stores import moto_endpoint  # noqa: F401 - the shared moto server
 
 from .conftest import FAST, KiB, MiB, payload
 
 BUCKET = "weights"
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def bucket(moto_url):
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+def bucket(moto_endpoint):
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
                       aws_access_key_id="k", aws_secret_access_key="s")
     s3.create_bucket(Bucket=BUCKET)
     yield s3
@@ -44,15 +35,15 @@ def s3_entry(key: str, data: bytes, secret: str | None = "aws", algorithm: str =
                  len(data), Digest(algorithm, digest), f"/app/model_cache/s3/{key}", "s3", secret)
 
 
-def _env(moto_url: str) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": moto_url}
+def _env(moto_endpoint: str) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL": moto_endpoint}
 
 
 @pytest.mark.parametrize("keyset", [
     {"access_key_id": "k", "secret_access_key": "s", "region": "us-east-1"},
     {"aws_access_key_id": "k", "aws_secret_access_key": "s", "aws_region": "us-east-1"},
 ])
-def test_s3_ranged_fetch_with_either_secret_format(bucket, moto_url, tmp_path, keyset):
+def test_s3_ranged_fetch_with_either_secret_format(bucket, moto_endpoint, tmp_path, keyset):
     big, small = payload(1 * MiB + 5, 1), payload(10 * KiB, 2)
     bucket.put_object(Bucket=BUCKET, Key="dir/model.bin", Body=big)
     bucket.put_object(Bucket=BUCKET, Key="config.json", Body=small)
@@ -62,35 +53,35 @@ def test_s3_ranged_fetch_with_either_secret_format(bucket, moto_url, tmp_path, k
     manifest = Manifest((s3_entry("config.json", small, algorithm="sha256"),
                          s3_entry("dir/model.bin", big)))
     result = fetch(manifest, str(tmp_path / "out"), settings=FAST, secrets_dir=str(secrets),
-                   env=_env(moto_url))
+                   env=_env(moto_endpoint))
     assert (tmp_path / "out" / "s3" / "dir" / "model.bin").read_bytes() == big
     assert (tmp_path / "out" / "s3" / "config.json").read_bytes() == small
     assert result.bytes_downloaded == len(big) + len(small)
 
 
-def test_s3_credentials_from_the_environment(bucket, moto_url, tmp_path):
+def test_s3_credentials_from_the_environment(bucket, moto_endpoint, tmp_path):
     data = payload(300 * KiB)
     bucket.put_object(Bucket=BUCKET, Key="a.bin", Body=data)
-    env = dict(_env(moto_url), AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
+    env = dict(_env(moto_endpoint), AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
     fetch(Manifest((s3_entry("a.bin", data, secret=None),)), str(tmp_path), settings=FAST, env=env)
     assert (tmp_path / "s3" / "a.bin").read_bytes() == data
 
 
-def test_s3_missing_object_fails_fast_with_its_name(bucket, moto_url, tmp_path):
+def test_s3_missing_object_fails_fast_with_its_name(bucket, moto_endpoint, tmp_path):
     entry = s3_entry("nope.bin", b"x" * 10, secret=None)
-    env = dict(_env(moto_url), AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
+    env = dict(_env(moto_endpoint), AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
     with pytest.raises(TransferFailed) as info:
         fetch(Manifest((entry,)), str(tmp_path), settings=FAST, env=env)
     assert "s3://weights/nope.bin" in str(info.value) and "NoSuchKey" in str(info.value)
     assert info.value.failures[0].destination.endswith("nope.bin")
 
 
-def test_s3_digest_mismatch_is_reported(bucket, moto_url, tmp_path):
+def test_s3_digest_mismatch_is_reported(bucket, moto_endpoint, tmp_path):
     data = payload(100 * KiB)
     bucket.put_object(Bucket=BUCKET, Key="a.bin", Body=data)
     entry = s3_entry("a.bin", data + b"!", secret=None)
     entry = Entry(entry.source, entry.revision, len(data), entry.hash, entry.destination)
-    env = dict(_env(moto_url), AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
+    env = dict(_env(moto_endpoint), AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
     with pytest.raises(TransferFailed) as info:
         fetch(Manifest((entry,)), str(tmp_path), settings=FAST, env=env)
     assert "md5 mismatch" in str(info.value)

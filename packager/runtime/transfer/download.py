@@ -165,16 +165,19 @@ class Transfer:
 
     def _ordered_hasher(self, job: FileJob, hasher) -> OrderedHasher:
         ordered = OrderedHasher(hasher, job.fd, job.size, should_yield=self.scheduler.is_retired)
-        ordered.on_yield = partial(self.scheduler.submit, job, -1, partial(self._kick, job, ordered))
+        # A retired worker left this file's hashing halfway: a worker carries on from the frontier
+        # (unless the file was restarted meanwhile and has another hasher).
+        kick = partial(self._queued, job, lambda: job.hasher is ordered and ordered.kick())
+        ordered.on_yield = partial(self.scheduler.submit, job, -1, kick)
         return ordered
 
-    def _kick(self, job: FileJob, hasher: OrderedHasher) -> None:
-        """A retired worker left this file's hashing halfway: carry on from the frontier."""
-        if job.finished or job.hasher is not hasher:
+    def _queued(self, job: FileJob, work) -> None:
+        """A piece of a job's work run from the queue: an error fails the file, not the worker."""
+        if job.finished:
             return
         try:
-            hasher.kick()
-        except Exception as exc:  # noqa: BLE001 - a read error fails the file, not the worker
+            work()
+        except Exception as exc:  # noqa: BLE001 - as in run_range
             self.fail(job, exc)
 
     # --- ranges ------------------------------------------------------------------------------
@@ -287,15 +290,9 @@ class Transfer:
             job.pending -= 1
             last = job.pending == 0
         if last and self.scheduler.is_retired():  # the final hashing is no job for a niced thread
-            self.scheduler.submit(job, -1, partial(self._deferred_finalize, job))
+            self.scheduler.submit(job, -1, partial(self._queued, job, partial(self._finalize, job)))
         elif last:
             self._finalize(job)
-
-    def _deferred_finalize(self, job: FileJob) -> None:
-        try:
-            self._finalize(job)
-        except Exception as exc:  # noqa: BLE001 - as in run_range: the file fails, not the worker
-            self.fail(job, exc)
 
     # --- verify and publish ------------------------------------------------------------------
     def _finalize(self, job: FileJob) -> None:

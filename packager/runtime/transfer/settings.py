@@ -67,10 +67,11 @@ class TransferSettings:
         cap = self.cache_max_bytes
         if cap is None:
             cap = _int(env.get(constants.PACK_CACHE_MAX_BYTES))
+        workers = max(1, chosen or default_workers())
         return replace(
             self,
-            workers=max(1, chosen or default_workers()),
-            files_in_flight=max(1, in_flight or chosen or default_workers()),
+            workers=workers,
+            files_in_flight=max(1, in_flight or workers),
             chunk_size=max(64 * 1024, chunk),
             buffer_size=max(4096, min(self.buffer_size, chunk)),
             cache_max_bytes=cap,
