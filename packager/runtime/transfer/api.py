@@ -88,6 +88,7 @@ def fetch(
         cache_hits=sum(1 for f in files if f.cache_hit),
         seconds=time.monotonic() - t0,
         workers=settings.workers,
+        streams=scheduler.peak_streams,
     )
     reporter.finish(result)
     if stats_path:

@@ -135,7 +135,7 @@ class Transfer:
             remove_quietly(job.work_path)
             job.fd = os.open(job.work_path, os.O_RDWR | os.O_CREAT, 0o644)
             os.ftruncate(job.fd, size)  # pre-sized (sparse): ranges land with pwrite in place
-        ranges = split(missing(size, done), self.settings.chunk_size, self.settings.workers)
+        ranges = split(missing(size, done), self.settings.chunk_size, self.settings.streams)
         if not done and len(ranges) <= 1:
             job.journal.disable()  # one range: nothing to resume from, no journal file
         job.journal.open(fresh=not done)

@@ -7,6 +7,9 @@ file of a group has a worker at its hash frontier, hashing from memory as the by
 ordered_hash), so the group's digests run on all cores at once, while groups still complete in
 manifest order. Memory is bounded by workers x buffer_size whatever the file sizes.
 
+A worker takes an item only while holding a slot of the StreamGate, whose limit the governor
+raises from the core count toward `workers` while the streams wait on the network (governor.py).
+
 Background priority (settings.worker_nice > 0, used by the in-image prefetch): the workers start
 niced, so a CPU-bound `import torch` running beside them keeps its core instead of getting a fair
 share against eight download threads (on 2 cores it waited about 0.9 s of a 3 s import).
@@ -33,6 +36,7 @@ from functools import partial
 
 from .cache import BlobCache
 from .errors import FetchError, PermanentError
+from .governor import Governor, StreamGate
 from .job import FileJob, RangeTask
 from .progress import Reporter
 from .settings import TransferSettings
@@ -107,6 +111,8 @@ class Scheduler:
         self._waiting: list[FileJob] = []
         self._waiting_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._gate = StreamGate(settings.streams or settings.workers)
+        self._tids: list[int] = []
         self.on_thread_exit: Callable[[], None] = lambda: None
 
     # --- queue -------------------------------------------------------------------------------
@@ -131,11 +137,19 @@ class Scheduler:
         self._generation = 1 if boosted or self.settings.worker_nice <= 0 else 0
         waiter = threading.Thread(target=self._poll_locks, args=(prepare,), daemon=True,
                                   name="pack-transfer-locks")
+        governor = None
+        if self._gate.limit < self.settings.workers:
+            governor = threading.Thread(
+                target=Governor(self._gate, self.settings.workers, self._worker_tids,
+                                self._has_backlog, self._stopping).run,
+                daemon=True, name="pack-transfer-governor")
         for job in jobs:
             self.submit(job, -1, partial(prepare, job))
         with self._threads_lock:
             self._start_workers(self._generation)
         waiter.start()
+        if governor:
+            governor.start()
         try:
             with self._done:
                 while self._remaining > 0:
@@ -146,11 +160,25 @@ class Scheduler:
             with self._threads_lock:
                 self._stopping.set()
                 threads = list(self._threads)
+            self._gate.open()
             for _ in threads:
                 self._queue.put(_STOP)
             for t in threads:
                 t.join()
             waiter.join()
+            if governor:
+                governor.join()
+
+    @property
+    def peak_streams(self) -> int:
+        return self._gate.peak_limit
+
+    def _worker_tids(self) -> list[int]:
+        with self._threads_lock:
+            return list(self._tids)
+
+    def _has_backlog(self) -> bool:
+        return not self._queue.empty()
 
     def boost(self) -> None:
         """Replace niced workers with normal-priority ones started from this thread."""
@@ -174,26 +202,39 @@ class Scheduler:
 
     def _worker(self, generation: int) -> None:
         _worker_state.generation = generation
+        with self._threads_lock:
+            self._tids.append(threading.get_native_id())
         if generation == 0:
             lower_thread_priority(self.settings.worker_nice)
         # A niced worker polls, so that once retired it exits even with nothing left to take.
         timeout = 0.25 if generation == 0 else None
         try:
-            while True:
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    if generation != self._generation:
-                        return
-                    continue
-                if item[-1] is None:
-                    return
+            # A slot, once held, is kept until the worker exits: the limit only grows, and the
+            # same few threads keep their warm connections and buffers.
+            while not self._gate.enter(timeout):
                 if generation != self._generation:
-                    self._queue.put(item)  # retired: a boosted worker takes it
                     return
-                item[-1]()
+            try:
+                while self._take_one(generation, timeout):
+                    pass
+            finally:
+                self._gate.leave()
         finally:
             self.on_thread_exit()
+
+    def _take_one(self, generation: int, timeout: float | None) -> bool:
+        """Run one queued item; False: this worker must exit."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return generation == self._generation
+        if item[-1] is None:
+            return False
+        if generation != self._generation:
+            self._queue.put(item)  # retired: a boosted worker takes it
+            return False
+        item[-1]()
+        return True
 
     def _poll_locks(self, prepare: Callable[[FileJob], None]) -> None:
         assert self.cache is not None or not self._waiting

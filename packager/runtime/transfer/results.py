@@ -39,6 +39,7 @@ class FetchResult:
     cache_hits: int = 0
     seconds: float = 0.0
     workers: int = 0
+    streams: int = 0  # the most streams that ran at once (the governor's peak)
 
     @property
     def failures(self) -> list[FileResult]:
@@ -59,6 +60,7 @@ class FetchResult:
             "throughput_bytes_per_second": round(self.throughput()),
             "cache_hits": self.cache_hits,
             "workers": self.workers,
+            "streams": self.streams,
             "files": [dict(asdict(f), cache_hit=f.cache_hit) for f in self.files],
         }
 

@@ -1,8 +1,9 @@
 """Tunables of the transfer engine, with defaults chosen for 2 to 64 cores.
 
-Downloads are network-bound, not CPU-bound: a worker spends most of its time waiting on a socket,
-so the default worker count scales with cores but never drops below 8 (a single TCP stream rarely
-fills a fast link) nor exceeds 64 (hubs and CDNs throttle clients opening more connections).
+Over a real network a worker spends most of its time waiting on a socket, so the most streams
+scales with cores but never drops below 8 (a single TCP stream rarely fills a fast link) nor
+exceeds 64 (hubs and CDNs throttle clients opening more connections). How many of them run is
+decided while the transfer runs (governor.py): a fast, near source makes the CPU the limit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from packager import constants
+
+from .governor import initial_streams
 
 MiB = 1024 * 1024
 # Bytes per ranged request. 16 MiB keeps per-request overhead (one round trip, one redirect at
@@ -26,7 +29,11 @@ def default_workers(cpu_count: int | None = None) -> int:
 
 @dataclass(frozen=True)
 class TransferSettings:
-    workers: int = 0  # 0 = default_workers()
+    workers: int = 0  # 0 = default_workers(); the most streams (connections) at once
+    # Streams running at the start. 0 = adaptive (governor.py): start at the cores, grow toward
+    # `workers` while the streams wait on the network. An explicit worker count means exactly
+    # that many streams throughout.
+    streams: int = 0
     # Files whose ranges are handed out side by side (0 = as many as workers). A file's digest
     # is sequential, so it hashes on one core at a time: crowding every worker onto one file
     # leaves the other cores nothing to hash, makes all but one worker write ahead of the hash
@@ -68,9 +75,11 @@ class TransferSettings:
         if cap is None:
             cap = _int(env.get(constants.PACK_CACHE_MAX_BYTES))
         workers = max(1, chosen or default_workers())
+        streams = self.streams or (workers if chosen else initial_streams(workers))
         return replace(
             self,
             workers=workers,
+            streams=max(1, min(workers, streams)),
             files_in_flight=max(1, in_flight or workers),
             chunk_size=max(64 * 1024, chunk),
             buffer_size=max(4096, min(self.buffer_size, chunk)),

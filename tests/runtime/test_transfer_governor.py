@@ -1,0 +1,112 @@
+"""The stream governor: start at the cores, add streams only while they wait on the network."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+
+from packager.runtime.transfer import TransferSettings
+from packager.runtime.transfer.engine import Priority
+from packager.runtime.transfer.governor import (
+    Governor,
+    StreamGate,
+    initial_streams,
+    next_limit,
+    thread_times,
+)
+
+from .conftest import FAST, KiB, MiB, payload
+from .test_transfer_http import run
+
+
+def test_next_limit_grows_only_with_backlog_and_sleeping_streams():
+    assert next_limit(2, 8, busy=0.1, backlog=True) == 3
+    assert next_limit(4, 8, busy=0.1, backlog=True) == 6
+    assert next_limit(6, 8, busy=0.0, backlog=True) == 8  # capped at the ceiling
+    assert next_limit(8, 8, busy=0.0, backlog=True) == 8
+    assert next_limit(2, 8, busy=0.9, backlog=True) == 2  # CPU-bound: more streams only contend
+    assert next_limit(2, 8, busy=0.1, backlog=False) == 2  # nothing waiting for a slot
+    assert next_limit(2, 8, busy=None, backlog=True) == 2  # no signal: keep the limit
+
+
+def test_settings_start_at_the_cores_unless_a_count_is_given():
+    auto = TransferSettings().resolved({})
+    assert auto.streams == initial_streams(auto.workers) and 2 <= auto.streams <= auto.workers
+    assert initial_streams(8, cores=1) == 2 and initial_streams(8, cores=4) == 4
+    assert initial_streams(8, cores=32) == 8 and initial_streams(1, cores=4) == 1
+    # An explicit count, from the caller or the environment, is exactly that many streams.
+    assert TransferSettings().resolved({}, workers=6).streams == 6
+    assert TransferSettings().resolved({"PACK_TRANSFER_WORKERS": "5"}).streams == 5
+
+
+def _governed(worker) -> int:
+    """Run a governor for 1 s over two threads doing `worker`; return the limit it reached."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=worker, args=(stop,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    gate = StreamGate(2)
+    governor = Governor(gate, 8, lambda: [t.native_id for t in threads], lambda: True, stop)
+    runner = threading.Thread(target=governor.run)
+    runner.start()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads + [runner]:
+        t.join()
+    return gate.limit
+
+
+def test_governor_reads_real_thread_load():
+    assert thread_times(threading.get_native_id()) is not None
+
+    def hashing(stop):  # hashlib releases the GIL: two threads busy on the CPU
+        block = b"x" * MiB
+        while not stop.is_set():
+            hashlib.sha256(block).digest()
+
+    def waiting(stop):  # like a stream blocked on a slow socket
+        while not stop.wait(0.01):
+            pass
+
+    assert _governed(hashing) == 2
+    assert _governed(waiting) == 8
+
+
+def test_throttled_source_gets_more_streams(hub, tmp_path):
+    """Each response is throttled (a CDN's per-connection cap): the two starting streams sleep
+    on their sockets, so the governor adds streams up to the ceiling."""
+    hub.add("big.bin", payload(8 * MiB, 3))
+    hub.server.faults.rate = 1 * MiB
+    settings = dataclasses.replace(FAST, workers=8, streams=2)
+    result = run(hub, tmp_path / "out", settings=settings)
+    hub.assert_placed(str(tmp_path / "out"))
+    assert result.streams == 8
+    assert hub.bytes_for("big.bin") == 8 * MiB
+
+
+def test_fixed_count_never_changes(hub, tmp_path):
+    hub.add("big.bin", payload(4 * MiB, 4))
+    hub.server.faults.rate = 2 * MiB
+    result = run(hub, tmp_path / "out", settings=dataclasses.replace(FAST, workers=3))
+    assert result.ok and result.streams == 3
+
+
+def test_boost_with_a_governed_pool_delivers_the_file(hub, tmp_path):
+    """Niced workers hold the slots; after boost() the normal-priority ones take them over."""
+    hub.add("big.bin", payload(3 * MiB, 5))
+    hub.server.faults.rate = 512 * KiB
+    priority = Priority()
+    settings = dataclasses.replace(FAST, workers=6, streams=2, worker_nice=5)
+    outcome: dict = {}
+    fetcher = threading.Thread(target=lambda: outcome.update(result=run(
+        hub, tmp_path / "out", settings=settings, priority=priority)))
+    fetcher.start()
+    time.sleep(0.6)
+    hub.server.faults.rate = None
+    priority.boost()
+    fetcher.join(30)
+    assert not fetcher.is_alive() and outcome["result"].ok
+    hub.assert_placed(str(tmp_path / "out"))
+    assert hub.bytes_for("big.bin") < 3 * MiB + 6 * FAST.buffer_size * 4
