@@ -254,8 +254,9 @@ class Transfer:
     def _store(self, task: RangeTask, chunk: memoryview) -> None:
         job, n = task.job, len(chunk)
         written = 0
-        while written < n:
-            written += os.pwrite(job.fd, chunk[written:], task.pos + written)
+        with job.write_lock:
+            while written < n:
+                written += os.pwrite(job.fd, chunk[written:], task.pos + written)
         job.parts()[2].wrote(task.start, task.pos, chunk)
         task.pos += n
         job.add_bytes(n)

@@ -60,6 +60,10 @@ class FileJob:
     finished: bool = False
     error: str | None = None
     mutex: threading.Lock = field(default_factory=threading.Lock)
+    # Held around each pwrite. The kernel serialises writes to one file on its inode lock anyway,
+    # and a writer waiting there spins while the holder copies: 22% of all CPU on one 2 GiB file
+    # with two streams. Waiting here sleeps instead, leaving the core to the hash and the socket.
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def entry(self) -> Entry:
