@@ -103,7 +103,8 @@ def run_pack(manifest: Manifest, base_url: str, work: str, workers: int | None) 
         doc = json.load(fh)
     shutil.rmtree(dest, ignore_errors=True)
     return {"seconds": doc["seconds"], "wall": wall, "rss_mib": usage.ru_maxrss / 1024,
-            "workers": doc["workers"], "cpu": usage.ru_utime + usage.ru_stime}
+            "workers": doc["workers"], "streams": doc["streams"],
+            "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def run_naive(files, base_url: str, work: str) -> float:
@@ -326,7 +327,7 @@ def main() -> None:
             print(f"cores: {os.cpu_count()}  server: {base_url} (separate process, sendfile)")
             print(f"MiB/s: best of {args.repeat} (lower median in parentheses)\n")
             header = f"{'workload':<12} {'total':>9}" + "".join(f" {c:>17}" for c in columns) + \
-                f" {'pack peak RSS':>14} {'pack CPU s/GiB':>15}"
+                f" {'pack peak RSS':>14} {'pack CPU s/GiB':>15} {'pack streams':>13}"
             print(header)
             print("-" * len(header))
             for name, _, _ in workloads:
@@ -362,7 +363,7 @@ def main() -> None:
                                    for r in results)
                     # best, then the median: on a noisy machine the spread is part of the answer
                     cells[column] = f"{rates[-1]:,.0f} ({rates[(len(rates) - 1) // 2]:,.0f})"
-                rss = cpu = "-"
+                rss = cpu = streams = "-"
                 if "pack sha256" in runs:
                     runs_v, runs_n = runs["pack sha256"], runs["pack size-only"]
                     workers = runs_v[0]["workers"]
@@ -370,14 +371,18 @@ def main() -> None:
                     # CPU seconds per GiB (sha256 / size-only): comparable even on a busy machine.
                     cpu = (f"{min(r['cpu'] for r in runs_v) * 1024 * MiB / total:.1f}/"
                            f"{min(r['cpu'] for r in runs_n) * 1024 * MiB / total:.1f}")
+                    # the governor's peak (governor.py), lowest-highest over the runs
+                    peaks = sorted(r["streams"] for r in runs_v + runs_n)
+                    streams = f"{peaks[0]}-{peaks[-1]}" if peaks[0] != peaks[-1] else str(peaks[0])
                 print(f"{name:<12} {total / MiB:>5.0f} MiB" + "".join(f" {cells[c]:>17}" for c in columns)
-                      + f" {rss:>14} {cpu:>15}", flush=True)
+                      + f" {rss:>14} {cpu:>15} {streams:>13}", flush=True)
             print(f"\nload average before the run: {load}; pack CPU s/GiB = user+sys seconds per "
                   "GiB (sha256/size-only)")
             print(f"hf_transfer: {peers_note}")
             print(f"truss-transfer: {truss_note}")
-            print(f"pack workers: {workers}. Every figure excludes interpreter start-up. "
-                  "Source and destination share one disk.")
+            print(f"pack workers: at most {workers} streams; pack streams: the most that ran at "
+                  "once, as the governor chose (lowest-highest over the runs).")
+            print("Every figure excludes interpreter start-up. Source and destination share one disk.")
             print("memory touched before each run: " + ("yes (--prefault)" if args.prefault else "no"))
         finally:
             server.terminate()
