@@ -13,7 +13,7 @@ import click
 from .. import constants
 from ..errors import PackError, TransferError
 from ..runtime.manifest import Manifest, ManifestError, load, parse
-from ..runtime.transfer import LogReporter, Reporter, TransferFailed, fetch
+from ..runtime.transfer import InsufficientSpace, LogReporter, Reporter, TransferFailed, fetch
 from ..runtime.transfer.progress import human_bytes
 from . import output
 
@@ -77,6 +77,8 @@ def fetch_command(manifest: Path, dest: Path, cache_dir: Path | None, workers: i
             reporter=reporter, secrets_dir=str(secrets_dir) if secrets_dir else None,
             stats_path=str(stats) if stats else None,
         )
+    except InsufficientSpace as exc:
+        raise TransferError(f"{exc.problem()}\nNothing was downloaded.", hint=exc.fix) from None
     except TransferFailed as exc:
         raise TransferError(str(exc), hint="fix the causes above and re-run: completed ranges "
                             "are kept and resume") from None

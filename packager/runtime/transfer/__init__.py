@@ -18,11 +18,13 @@ from .layout import UnsafeDestination
 from .progress import LogReporter, NullReporter, Reporter
 from .results import FetchResult, FileResult
 from .settings import TransferSettings
+from .space import InsufficientSpace
 
 __all__ = [
     "FetchResult",
     "FileFailure",
     "FileResult",
+    "InsufficientSpace",
     "LogReporter",
     "NullReporter",
     "Reporter",

@@ -19,6 +19,7 @@ from .progress import NullReporter, Reporter
 from .results import FetchResult
 from .settings import TransferSettings
 from .sources import SourceFactory
+from .space import ensure_room
 
 
 def plan_targets(manifest: Manifest, dest_root: str | None) -> list[Target]:
@@ -61,7 +62,8 @@ def fetch(
     $PACK_SECRETS_DIR, then /secrets. env: the environment to read (default: a snapshot of
     os.environ, which is never modified). The stats file is written even when files failed.
     priority: lifts settings.worker_nice from another thread (engine.Priority).
-    Raises manifest.ManifestError (UnsafeDestination) before any download for unsafe paths.
+    Raises manifest.ManifestError (UnsafeDestination) before any download for unsafe paths, and
+    space.InsufficientSpace (a TransferFailed) when a filesystem lacks room for what is left.
     """
     env = dict(os.environ) if env is None else env
     settings = (settings or TransferSettings()).resolved(env, workers)
@@ -75,6 +77,7 @@ def fetch(
     scheduler.on_thread_exit = pool.close_thread
     transfer = Transfer(settings, reporter, sources, cache, scheduler)
 
+    ensure_room(jobs, cache)
     t0 = time.monotonic()
     reporter.start(len(targets), sum(t.entry.size for t in targets))
     scheduler.run(jobs, transfer.prepare)

@@ -201,35 +201,38 @@ class BlobCache:
                 pass
         return total
 
-    def evict(self, keep: set[str]) -> list[str]:
-        """Delete least recently used blobs until the cache fits max_bytes; returns the keys.
+    def evict(self, keep: set[str], free_bytes: int = 0) -> list[str]:
+        """Delete least recently used blobs until the cache fits max_bytes and, with free_bytes,
+        until that much disk space was given back; returns the keys.
 
         Blobs in use by this fetch (`keep`), locked by another process, or pinned by a live
         instance (a symlinked destination depends on them) are never removed; the pins of dead
         instances are swept first. Space held by a blob still hard-linked from a destination is
-        freed only when that destination goes too; it is still counted here so the cache itself
-        stays capped.
+        freed only when that destination goes too: it counts toward max_bytes (so the cache
+        itself stays capped) but not toward free_bytes.
         """
-        if self.max_bytes is None:
+        if self.max_bytes is None and free_bytes <= 0:
             return []
         keep = set(keep) | self.live_pins()
         blobs = []
         for entry in os.scandir(os.path.join(self.root, "blobs")):
             try:
-                size = entry.stat().st_size
+                st = entry.stat()
             except FileNotFoundError:
                 continue
             try:
                 used = os.stat(self._lock_path(entry.name)).st_mtime_ns
             except FileNotFoundError:
                 used = 0
-            blobs.append((used, entry.name, size))
-        total = sum(size for _, _, size in blobs)
+            blobs.append((used, entry.name, st.st_size, st.st_nlink == 1))
+        total = sum(size for _, _, size, _ in blobs)
+        freed = 0
         removed = []
-        for _, key, size in sorted(blobs):
-            if total <= self.max_bytes:
+        for _, key, size, frees in sorted(blobs):
+            over_cap = self.max_bytes is not None and total > self.max_bytes
+            if not over_cap and freed >= free_bytes:
                 break
-            if key in keep:
+            if key in keep or not (over_cap or frees):
                 continue
             lock = self.try_lock(key)
             if lock is None:
@@ -239,6 +242,7 @@ class BlobCache:
                     continue
                 os.unlink(self.blob(key))
                 total -= size
+                freed += size if frees else 0
                 removed.append(key)
             except FileNotFoundError:
                 pass

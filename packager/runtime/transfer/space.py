@@ -1,0 +1,138 @@
+"""Room for the download, checked before the first byte: fail in a second, not at 90%.
+
+Partial files are sparse (ftruncate), so a full disk would otherwise show up as ENOSPC in the
+middle of the transfer, after minutes of downloading, with partial files holding the space that
+is missing. Before any request, the bytes still to be written are summed per filesystem (a file
+already marked present or in the cache needs nothing; a partial file from an interrupted run
+needs only what it has not allocated yet) and compared with the space free there. On the cache's
+filesystem, least recently used blobs that this fetch does not use are evicted first to make room.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .cache import BlobCache
+from .errors import TransferFailed
+from .job import FileJob
+from .layout import marker_matches, partial_path
+
+GiB = 1024 ** 3
+
+
+@dataclass
+class Need:
+    where: str  # an existing directory on that filesystem, for the message
+    nbytes: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+class InsufficientSpace(TransferFailed):
+    """Not enough free space for the files still to download; nothing was fetched."""
+
+    def __init__(self, shortfalls: list[tuple[Need, int]], evicted: int = 0):
+        self.shortfalls = shortfalls
+        self.evicted = evicted
+        super().__init__([], None)
+
+    fix = ("free space there, mount a larger volume, or point the cache (PACK_CACHE_DIR) or the "
+           "destination at a filesystem with room")
+
+    def summary(self) -> str:
+        return f"{self.problem()}\nNothing was downloaded: {self.fix}."
+
+    def problem(self) -> str:
+        lines = []
+        for need, free in self.shortfalls:
+            lines.append(
+                f"not enough space on the filesystem of {need.where}: {_size(need.nbytes)} to "
+                f"write for {len(need.files)} file{'s' if len(need.files) != 1 else ''} "
+                f"(first: {need.files[0]}), {_size(free)} free")
+        if self.evicted:
+            lines.append(f"(after evicting {self.evicted} unused cache blobs)")
+        return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / 1024 ** 2:.1f} MiB"
+
+
+def _existing_dir(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _remaining(work_path: str, size: int) -> int:
+    """Bytes a (possibly sparse, partly written) work file still has to allocate."""
+    try:
+        allocated = os.stat(work_path).st_blocks * 512
+    except FileNotFoundError:
+        allocated = 0
+    return max(0, size - allocated)
+
+
+def _downloading_elsewhere(cache: BlobCache, key: str) -> bool:
+    """Another process holds the blob's lock: its space is that process's to find; this fetch
+    only links the blob once it is published (two containers starting at once on one node)."""
+    lock = cache.try_lock(key)
+    if lock is None:
+        return True
+    lock.release()
+    return False
+
+
+def needs(jobs: list[FileJob], cache: BlobCache | None) -> dict[int, Need]:
+    """Bytes still to be written, per filesystem (st_dev)."""
+    out: dict[int, Need] = {}
+
+    def add(directory: str, nbytes: int, name: str) -> None:
+        if nbytes <= 0:
+            return
+        where = _existing_dir(directory)
+        need = out.setdefault(os.stat(where).st_dev, Need(where))
+        need.nbytes += nbytes
+        need.files.append(name)
+
+    for job in jobs:
+        if all(marker_matches(t.final, t.entry) for t in job.targets):
+            continue
+        if cache is None:
+            work = partial_path(job.targets[0].final)
+            add(os.path.dirname(work), _remaining(work, job.size), job.targets[0].final)
+            continue
+        if not cache.has(job.key, job.size) and not _downloading_elsewhere(cache, job.key):
+            work = cache.partial(job.key)
+            add(os.path.dirname(work), _remaining(work, job.size), job.targets[0].final)
+        if cache.instance is None:  # across filesystems a destination is a copy of the blob
+            cache_dev = os.stat(cache.root).st_dev
+            for t in job.targets:
+                directory = _existing_dir(os.path.dirname(t.final))
+                if os.stat(directory).st_dev != cache_dev:
+                    add(directory, job.size, t.final)
+    return out
+
+
+def free_bytes(directory: str) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def ensure_room(jobs: list[FileJob], cache: BlobCache | None) -> None:
+    """Raise InsufficientSpace unless every filesystem has room for what is left to write."""
+    evicted = 0
+    short = []
+    for dev, need in needs(jobs, cache).items():
+        free = free_bytes(need.where)
+        if need.nbytes > free and cache is not None and os.stat(cache.root).st_dev == dev:
+            evicted += len(cache.evict({job.key for job in jobs}, free_bytes=need.nbytes - free))
+            free = free_bytes(need.where)
+        if need.nbytes > free:
+            short.append((need, free))
+    if short:
+        raise InsufficientSpace(short, evicted)
