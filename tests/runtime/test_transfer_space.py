@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +15,7 @@ from click.testing import CliRunner
 from packager.cli.fetch_cmd import fetch_command
 from packager.errors import TransferError
 from packager.runtime.manifest import Manifest
-from packager.runtime.transfer import InsufficientSpace, fetch
+from packager.runtime.transfer import InsufficientSpace, TransferFailed, fetch
 from packager.runtime.transfer.api import plan_targets
 from packager.runtime.transfer.cache import cache_key
 from packager.runtime.transfer.job import group_jobs
@@ -113,3 +115,25 @@ def test_pack_fetch_names_the_shortfall_and_the_fix(hub, tmp_path, small_fs, mon
     assert "5.0 MiB to write for 1 file" in str(failed.exception)
     assert "larger volume" in failed.exception.hint
     assert hub.server.counters.requests == 0
+
+
+def test_space_taken_during_the_download_fails_the_file_clearly(hub, small_fs):
+    """Room was there at the start; another writer fills the volume mid-transfer."""
+    hub.add("a.bin", payload(3 * MiB, 1))
+    hub.server.faults.rate = 512 * 1024  # per response, 4 streams: about 1.5 s in all
+
+    def fill():
+        time.sleep(0.2)
+        with open(small_fs / "filler", "wb") as fh:
+            try:
+                fh.write(b"\0" * (4 * MiB))
+            except OSError:
+                pass  # the volume is full: what we wanted
+
+    filler = threading.Thread(target=fill)
+    filler.start()
+    with pytest.raises(TransferFailed) as info:
+        fetch(hub.manifest(), str(small_fs / "dest"), settings=FAST, env=hub.env)
+    filler.join()
+    assert "No space left on device while writing" in str(info.value)
+    assert "Traceback" not in str(info.value)

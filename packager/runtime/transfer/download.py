@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -358,6 +359,10 @@ class Transfer:
 
     def fail(self, job: FileJob, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, FetchError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # The room checked before the start (space.py) was taken by someone else meanwhile.
+            message = (f"{os.strerror(exc.errno)} while writing {job.work_path or job.targets[0].final}"
+                       f": free space there and re-run (completed ranges are kept)")
         with job.mutex:
             if job.finished:
                 return
