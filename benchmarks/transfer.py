@@ -320,6 +320,9 @@ def main() -> None:
         served = os.path.join(work, "served")
         datasets = {name: make_files(served, f"w{i}", count, size)
                     for i, (name, count, size) in enumerate(workloads)}
+        # The served files' 4 GiB of dirty pages would otherwise be written back during the
+        # first measured runs, throttling whichever tool happens to run then.
+        os.sync()
         server, base_url = start_server(served)
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         workers = "?"

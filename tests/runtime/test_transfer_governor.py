@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import threading
 import time
 
@@ -21,14 +22,17 @@ from .conftest import FAST, KiB, MiB, payload
 from .test_transfer_http import run
 
 
-def test_next_limit_grows_only_with_backlog_and_sleeping_streams():
-    assert next_limit(2, 8, busy=0.1, backlog=True) == 3
-    assert next_limit(4, 8, busy=0.1, backlog=True) == 6
-    assert next_limit(6, 8, busy=0.0, backlog=True) == 8  # capped at the ceiling
-    assert next_limit(8, 8, busy=0.0, backlog=True) == 8
-    assert next_limit(2, 8, busy=0.9, backlog=True) == 2  # CPU-bound: more streams only contend
-    assert next_limit(2, 8, busy=0.1, backlog=False) == 2  # nothing waiting for a slot
-    assert next_limit(2, 8, busy=None, backlog=True) == 2  # no signal: keep the limit
+def test_next_limit_grows_only_with_backlog_sleeping_streams_and_idle_cpus():
+    assert next_limit(2, 8, busy=0.1, backlog=True, idle=0.5) == 3
+    assert next_limit(4, 8, busy=0.1, backlog=True, idle=0.5) == 6
+    assert next_limit(6, 8, busy=0.0, backlog=True, idle=0.5) == 8  # capped at the ceiling
+    assert next_limit(8, 8, busy=0.0, backlog=True, idle=0.5) == 8
+    # CPU-bound: more streams only contend, whether our threads run or sleep on a local lock.
+    assert next_limit(2, 8, busy=0.9, backlog=True, idle=0.5) == 2
+    assert next_limit(2, 8, busy=0.1, backlog=True, idle=0.05) == 2
+    assert next_limit(2, 8, busy=0.1, backlog=False, idle=0.5) == 2  # nothing waits for a slot
+    assert next_limit(2, 8, busy=None, backlog=True, idle=0.5) == 2  # no signal: keep the limit
+    assert next_limit(2, 8, busy=0.1, backlog=True, idle=None) == 2
 
 
 def test_settings_start_at_the_cores_unless_a_count_is_given():
@@ -41,11 +45,24 @@ def test_settings_start_at_the_cores_unless_a_count_is_given():
     assert TransferSettings().resolved({"PACK_TRANSFER_WORKERS": "5"}).streams == 5
 
 
-def _governed(worker) -> int:
-    """Run a governor for 1 s over two threads doing `worker`; return the limit it reached."""
+def hashing(stop):  # hashlib releases the GIL: a thread busy on a CPU
+    block = b"x" * MiB
+    while not stop.is_set():
+        hashlib.sha256(block).digest()
+
+
+def waiting(stop):  # like a stream blocked on a slow socket
+    while not stop.wait(0.01):
+        pass
+
+
+def _governed(worker, burners: int = 0) -> int:
+    """Run a governor for 1 s over two threads doing `worker` (the streams), beside `burners`
+    other threads keeping CPUs busy; return the limit it reached."""
     stop = threading.Event()
     threads = [threading.Thread(target=worker, args=(stop,)) for _ in range(2)]
-    for t in threads:
+    others = [threading.Thread(target=hashing, args=(stop,)) for _ in range(burners)]
+    for t in threads + others:
         t.start()
     gate = StreamGate(2)
     governor = Governor(gate, 8, lambda: [t.native_id for t in threads], lambda: True, stop)
@@ -53,25 +70,17 @@ def _governed(worker) -> int:
     runner.start()
     time.sleep(1.0)
     stop.set()
-    for t in threads + [runner]:
+    for t in threads + others + [runner]:
         t.join()
     return gate.limit
 
 
-def test_governor_reads_real_thread_load():
+def test_governor_reads_real_thread_and_cpu_load():
     assert thread_times(threading.get_native_id()) is not None
-
-    def hashing(stop):  # hashlib releases the GIL: two threads busy on the CPU
-        block = b"x" * MiB
-        while not stop.is_set():
-            hashlib.sha256(block).digest()
-
-    def waiting(stop):  # like a stream blocked on a slow socket
-        while not stop.wait(0.01):
-            pass
-
-    assert _governed(hashing) == 2
-    assert _governed(waiting) == 8
+    assert _governed(hashing) == 2  # the streams themselves keep the CPUs busy
+    assert _governed(waiting) == 8  # streams asleep, CPUs idle: the network is the limit
+    # Streams asleep but every CPU busy (a local server starved of CPU, a lock): no growth.
+    assert _governed(waiting, burners=len(os.sched_getaffinity(0))) == 2
 
 
 def test_throttled_source_gets_more_streams(hub, tmp_path):

@@ -9,11 +9,19 @@ one 2 GiB file, size only, median of 5 interleaved runs: 2 streams 895 MiB/s, 4 
 
 So the pool keeps `workers` threads, but a StreamGate lets only `limit` of them take work at a
 time. The limit starts at the cores this process may use (at least 2) and a Governor thread
-raises it while the streams are mostly asleep, waiting for bytes; streams that are running or
-waiting for a CPU say the CPU is the limit and the count stays. The signal is per thread
-(/proc/thread-self/schedstat: time on a CPU and time runnable but waiting for one), so another
-process's CPU use (a model import beside the prefetch) is not mistaken for our own load.
-Explicit worker counts (--workers, PACK_TRANSFER_WORKERS) turn this off: that many streams.
+raises it while two things hold over the last interval:
+
+* the streams are mostly asleep: per thread, /proc/self/task/<tid>/schedstat gives the time on a
+  CPU and the time runnable but waiting for one; streams that are neither wait on sockets;
+* the CPUs are not saturated: a stream also sleeps on a local lock (one file's writes) or while
+  a CPU-starved local server is slow to send, so sleeping alone does not prove the network is
+  the limit. /proc/stat of the CPUs in our affinity mask must show idle time (steal time, a busy
+  hypervisor, counts as busy; so does iowait: a disk that cannot keep up with the writes puts
+  the writers to sleep too), and a cgroup CPU quota must not have throttled us.
+
+On a network-bound transfer both hold and the count climbs to `workers` in about a second;
+CPU-bound, the count stays where it started. Explicit worker counts (--workers,
+PACK_TRANSFER_WORKERS) turn this off: that many streams.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import threading
 import time
 from collections.abc import Callable
 
-# Streams asleep more than this share of the time are waiting on the network: add streams.
+# Streams asleep more than this share of the time are waiting on the network: add streams...
 GROW_BELOW_BUSY = 0.5
+# ...if at least this share of our CPUs was idle meanwhile.
+GROW_ABOVE_IDLE = 0.2
 GROWTH = 1.5
 INTERVAL = 0.2
 
@@ -64,12 +74,16 @@ def initial_streams(workers: int, cores: int | None = None) -> int:
     return max(1, min(workers, max(2, cores or available_cores())))
 
 
-def next_limit(limit: int, ceiling: int, busy: float | None, backlog: bool) -> int:
+def next_limit(limit: int, ceiling: int, busy: float | None, backlog: bool,
+               idle: float | None) -> int:
     """The stream limit for the next interval.
 
-    busy: the streams' threads' time on or waiting for a CPU, per stream slot (0..1); None
-    when unknown. Grows only while work is queued and the streams mostly sleep on sockets."""
-    if not backlog or busy is None or limit >= ceiling or busy >= GROW_BELOW_BUSY:
+    busy: the streams' threads' time on or waiting for a CPU, per stream slot (0..1); idle: the
+    share of our CPUs' time that was idle (0 when a quota throttled us); None when unknown.
+    Grows only while work is queued, the streams mostly sleep and the CPUs have room."""
+    if not backlog or busy is None or idle is None or limit >= ceiling:
+        return limit
+    if busy >= GROW_BELOW_BUSY or idle < GROW_ABOVE_IDLE:
         return limit
     return min(ceiling, max(limit + 1, int(limit * GROWTH)))
 
@@ -118,6 +132,60 @@ def thread_times(tid: int) -> tuple[int, int] | None:
         return None
 
 
+class CpuIdle:
+    """Idle share of the CPUs this process may use, between successive calls."""
+
+    def __init__(self) -> None:
+        try:
+            self._cpus = {f"cpu{n}" for n in os.sched_getaffinity(0)}
+        except (AttributeError, OSError):
+            self._cpus = None
+        self._last = self._read()
+
+    def _read(self) -> tuple[int, int, int] | None:
+        """(idle ticks, all ticks, throttled ns) now; None without /proc/stat."""
+        idle = total = 0
+        try:
+            with open("/proc/stat") as fh:
+                for line in fh:
+                    name, _, rest = line.partition(" ")
+                    if not name.startswith("cpu") or name == "cpu":
+                        continue
+                    if self._cpus is not None and name not in self._cpus:
+                        continue
+                    # user nice system idle iowait irq softirq steal (guest time is in user)
+                    ticks = [int(x) for x in rest.split()[:8]]
+                    idle += ticks[3]  # not iowait: writers throttled on a slow disk show there
+                    total += sum(ticks)
+        except (OSError, ValueError, IndexError):
+            return None
+        return idle, total, _throttled_ns()
+
+    def sample(self) -> float | None:
+        now, last = self._read(), self._last
+        self._last = now
+        if now is None or last is None or now[1] <= last[1]:
+            return None
+        if now[2] > last[2]:
+            return 0.0  # the quota ran out meanwhile: the CPU is the limit, whatever the host says
+        return (now[0] - last[0]) / (now[1] - last[1])
+
+
+def _throttled_ns() -> int:
+    """Time a cgroup CPU quota has held this container back (0 when none or unknown)."""
+    for path, key, scale in (("/sys/fs/cgroup/cpu.stat", "throttled_usec", 1000),
+                             ("/sys/fs/cgroup/cpu/cpu.stat", "throttled_time", 1)):
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        return int(value) * scale
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
 class Governor:
     """Samples the workers' scheduler statistics every INTERVAL and raises the gate's limit."""
 
@@ -137,6 +205,7 @@ class Governor:
     def run(self) -> None:
         if thread_times(threading.get_native_id()) is None:
             return  # no schedstat (not Linux, or CONFIG_SCHED_INFO off): keep the limit
+        cpu = CpuIdle()
         last, last_at = self._sample(), time.monotonic()
         while not self._stop.wait(INTERVAL) and self._gate.limit < self._ceiling:
             now, at = self._sample(), time.monotonic()
@@ -145,7 +214,8 @@ class Governor:
             busy_ns = sum(ns - last.get(tid, 0) for tid, ns in now.items())
             elapsed_ns = (at - last_at) * 1e9
             per_slot = busy_ns / (elapsed_ns * self._gate.limit) if elapsed_ns > 0 else None
-            limit = next_limit(self._gate.limit, self._ceiling, per_slot, self._backlog())
+            idle = cpu.sample()
+            limit = next_limit(self._gate.limit, self._ceiling, per_slot, self._backlog(), idle)
             if limit != self._gate.limit:
                 self._gate.set_limit(limit)
             last, last_at = now, at
