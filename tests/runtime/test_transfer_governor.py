@@ -23,16 +23,23 @@ from .test_transfer_http import run
 
 
 def test_next_limit_grows_only_with_backlog_sleeping_streams_and_idle_cpus():
-    assert next_limit(2, 8, busy=0.1, backlog=True, idle=0.5) == 3
-    assert next_limit(4, 8, busy=0.1, backlog=True, idle=0.5) == 6
-    assert next_limit(6, 8, busy=0.0, backlog=True, idle=0.5) == 8  # capped at the ceiling
-    assert next_limit(8, 8, busy=0.0, backlog=True, idle=0.5) == 8
+    def grown(limit, busy=0.1, backlog=True, idle=0.5):
+        return next_limit(limit, 2, 8, busy, backlog, idle)
+
+    assert grown(2) == 3 and grown(4) == 6
+    assert grown(6, busy=0.0) == 8 and grown(8, busy=0.0) == 8  # capped at the ceiling
     # CPU-bound: more streams only contend, whether our threads run or sleep on a local lock.
-    assert next_limit(2, 8, busy=0.9, backlog=True, idle=0.5) == 2
-    assert next_limit(2, 8, busy=0.1, backlog=True, idle=0.05) == 2
-    assert next_limit(2, 8, busy=0.1, backlog=False, idle=0.5) == 2  # nothing waits for a slot
-    assert next_limit(2, 8, busy=None, backlog=True, idle=0.5) == 2  # no signal: keep the limit
-    assert next_limit(2, 8, busy=0.1, backlog=True, idle=None) == 2
+    assert grown(2, busy=0.9) == 2 and grown(2, idle=0.05) == 2
+    assert grown(2, backlog=False) == 2  # nothing waits for a slot
+    assert grown(2, busy=None) == 2 and grown(2, idle=None) == 2  # no signal: keep the limit
+
+
+def test_next_limit_steps_back_while_busy_streams_saturate_the_cpus():
+    assert next_limit(8, 2, 8, busy=0.9, backlog=True, idle=0.0) == 5
+    assert next_limit(3, 2, 8, busy=0.9, backlog=True, idle=0.0) == 2
+    assert next_limit(2, 2, 8, busy=1.0, backlog=True, idle=0.0) == 2  # never below the start
+    assert next_limit(8, 2, 8, busy=0.9, backlog=True, idle=0.1) == 8  # between the thresholds
+    assert next_limit(8, 2, 8, busy=0.6, backlog=True, idle=0.0) == 8
 
 
 def test_settings_start_at_the_cores_unless_a_count_is_given():
@@ -56,16 +63,18 @@ def waiting(stop):  # like a stream blocked on a slow socket
         pass
 
 
-def _governed(worker, burners: int = 0) -> int:
-    """Run a governor for 1 s over two threads doing `worker` (the streams), beside `burners`
-    other threads keeping CPUs busy; return the limit it reached."""
+def _governed(worker, burners: int = 0, streams: int = 2) -> int:
+    """Run a governor for 1 s over `streams` threads doing `worker`, beside `burners` other
+    threads keeping CPUs busy; the gate starts at `streams`, never below 2, ceiling 8; returns
+    the limit it reached."""
     stop = threading.Event()
-    threads = [threading.Thread(target=worker, args=(stop,)) for _ in range(2)]
+    threads = [threading.Thread(target=worker, args=(stop,)) for _ in range(streams)]
     others = [threading.Thread(target=hashing, args=(stop,)) for _ in range(burners)]
     for t in threads + others:
         t.start()
     gate = StreamGate(2)
     governor = Governor(gate, 8, lambda: [t.native_id for t in threads], lambda: True, stop)
+    gate.set_limit(streams)  # as if it had grown there earlier
     runner = threading.Thread(target=governor.run)
     runner.start()
     time.sleep(1.0)
@@ -81,6 +90,30 @@ def test_governor_reads_real_thread_and_cpu_load():
     assert _governed(waiting) == 8  # streams asleep, CPUs idle: the network is the limit
     # Streams asleep but every CPU busy (a local server starved of CPU, a lock): no growth.
     assert _governed(waiting, burners=len(os.sched_getaffinity(0))) == 2
+    # Eight busy streams and every CPU busy: back down to where it started.
+    assert _governed(hashing, burners=len(os.sched_getaffinity(0)), streams=8) == 2
+
+
+def test_workers_give_slots_back_when_the_limit_drops():
+    """Between two items a worker over the limit returns its slot; the rest carry on."""
+    from types import SimpleNamespace
+
+    from packager.runtime.transfer.engine import Scheduler
+
+    settings = TransferSettings(workers=6, streams=6).resolved({})
+    scheduler = Scheduler(settings, reporter=None, cache=None)
+    seen: list[int] = []
+
+    def prepare(job):
+        if job.index == 30:
+            scheduler._gate.set_limit(2)  # what the governor does
+        seen.append(scheduler._gate.active)
+        time.sleep(0.005)
+        scheduler.job_finished()
+
+    scheduler.run([SimpleNamespace(index=i) for i in range(120)], prepare)
+    assert max(seen[:30]) > 2  # six streams ran side by side at first...
+    assert max(seen[60:]) <= 2  # ...and two once the limit dropped
 
 
 def test_throttled_source_gets_more_streams(hub, tmp_path):

@@ -8,7 +8,8 @@ ordered_hash), so the group's digests run on all cores at once, while groups sti
 manifest order. Memory is bounded by workers x buffer_size whatever the file sizes.
 
 A worker takes an item only while holding a slot of the StreamGate, whose limit the governor
-raises from the core count toward `workers` while the streams wait on the network (governor.py).
+raises from the core count toward `workers` while the streams wait on the network, and lowers
+again while they saturate the CPUs (governor.py).
 
 Background priority (settings.worker_nice > 0, used by the in-image prefetch): the workers start
 niced, so a CPU-bound `import torch` running beside them keeps its core instead of getting a fair
@@ -209,16 +210,24 @@ class Scheduler:
         # A niced worker polls, so that once retired it exits even with nothing left to take.
         timeout = 0.25 if generation == 0 else None
         try:
-            # A slot, once held, is kept until the worker exits: the limit only grows, and the
-            # same few threads keep their warm connections and buffers.
-            while not self._gate.enter(timeout):
-                if generation != self._generation:
-                    return
-            try:
-                while self._take_one(generation, timeout):
-                    pass
-            finally:
-                self._gate.leave()
+            while True:
+                while not self._gate.enter(timeout):
+                    if generation != self._generation:
+                        return
+                # A slot is kept from item to item, so the same few threads keep their warm
+                # connections and buffers, until the governor lowers the limit below the slots
+                # in use: then it is given back between two items.
+                released = False
+                try:
+                    while self._take_one(generation, timeout):
+                        if self._gate.yield_slot():
+                            released = True
+                            break
+                    else:
+                        return
+                finally:
+                    if not released:
+                        self._gate.leave()
         finally:
             self.on_thread_exit()
 

@@ -20,7 +20,9 @@ raises it while two things hold over the last interval:
   the writers to sleep too), and a cgroup CPU quota must not have throttled us.
 
 On a network-bound transfer both hold and the count climbs to `workers` in about a second;
-CPU-bound, the count stays where it started. Explicit worker counts (--workers,
+CPU-bound, the count stays where it started. When the streams later keep the CPUs saturated
+(busy threads, no idle time), the count steps back toward where it started: a thread over the
+limit gives its slot back after its current range. Explicit worker counts (--workers,
 PACK_TRANSFER_WORKERS) turn this off: that many streams.
 """
 
@@ -36,6 +38,10 @@ from collections.abc import Callable
 GROW_BELOW_BUSY = 0.5
 # ...if at least this share of our CPUs was idle meanwhile.
 GROW_ABOVE_IDLE = 0.2
+# Back toward the starting count when the streams keep the CPUs saturated (the gap between the
+# thresholds keeps a steady transfer from see-sawing).
+SHRINK_ABOVE_BUSY = 0.8
+SHRINK_BELOW_IDLE = 0.05
 GROWTH = 1.5
 INTERVAL = 0.2
 
@@ -74,18 +80,21 @@ def initial_streams(workers: int, cores: int | None = None) -> int:
     return max(1, min(workers, max(2, cores or available_cores())))
 
 
-def next_limit(limit: int, ceiling: int, busy: float | None, backlog: bool,
+def next_limit(limit: int, floor: int, ceiling: int, busy: float | None, backlog: bool,
                idle: float | None) -> int:
-    """The stream limit for the next interval.
+    """The stream limit for the next interval, between floor (the start) and ceiling.
 
     busy: the streams' threads' time on or waiting for a CPU, per stream slot (0..1); idle: the
     share of our CPUs' time that was idle (0 when a quota throttled us); None when unknown.
-    Grows only while work is queued, the streams mostly sleep and the CPUs have room."""
-    if not backlog or busy is None or idle is None or limit >= ceiling:
+    Grows while work is queued, the streams mostly sleep and the CPUs have room; shrinks while
+    the streams are busy and the CPUs saturated (more streams than the CPUs can serve)."""
+    if busy is None or idle is None:
         return limit
-    if busy >= GROW_BELOW_BUSY or idle < GROW_ABOVE_IDLE:
-        return limit
-    return min(ceiling, max(limit + 1, int(limit * GROWTH)))
+    if backlog and limit < ceiling and busy < GROW_BELOW_BUSY and idle >= GROW_ABOVE_IDLE:
+        return min(ceiling, max(limit + 1, int(limit * GROWTH)))
+    if limit > floor and busy >= SHRINK_ABOVE_BUSY and idle < SHRINK_BELOW_IDLE:
+        return max(floor, min(limit - 1, int(limit / GROWTH)))
+    return limit
 
 
 class StreamGate:
@@ -114,6 +123,14 @@ class StreamGate:
         with self._cond:
             self.limit = 1 << 30
             self._cond.notify_all()
+
+    def yield_slot(self) -> bool:
+        """Give this thread's slot back if the limit fell below the slots in use."""
+        with self._cond:
+            if self.active <= self.limit:
+                return False
+            self.active -= 1
+            return True
 
     def set_limit(self, limit: int) -> None:
         with self._cond:
@@ -192,6 +209,7 @@ class Governor:
     def __init__(self, gate: StreamGate, ceiling: int, tids: Callable[[], list[int]],
                  backlog: Callable[[], bool], stop: threading.Event):
         self._gate, self._ceiling, self._tids = gate, ceiling, tids
+        self._floor = gate.limit
         self._backlog, self._stop = backlog, stop
 
     def _sample(self) -> dict[int, int]:
@@ -207,7 +225,7 @@ class Governor:
             return  # no schedstat (not Linux, or CONFIG_SCHED_INFO off): keep the limit
         cpu = CpuIdle()
         last, last_at = self._sample(), time.monotonic()
-        while not self._stop.wait(INTERVAL) and self._gate.limit < self._ceiling:
+        while not self._stop.wait(INTERVAL):
             now, at = self._sample(), time.monotonic()
             # Threads parked at the gate sleep and add nothing: the sum over all workers is the
             # slot holders' load. A thread born meanwhile counts from zero.
@@ -215,7 +233,8 @@ class Governor:
             elapsed_ns = (at - last_at) * 1e9
             per_slot = busy_ns / (elapsed_ns * self._gate.limit) if elapsed_ns > 0 else None
             idle = cpu.sample()
-            limit = next_limit(self._gate.limit, self._ceiling, per_slot, self._backlog(), idle)
+            limit = next_limit(self._gate.limit, self._floor, self._ceiling, per_slot,
+                               self._backlog(), idle)
             if limit != self._gate.limit:
                 self._gate.set_limit(limit)
             last, last_at = now, at
