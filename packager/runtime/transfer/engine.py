@@ -214,22 +214,22 @@ class Scheduler:
                 while not self._gate.enter(timeout):
                     if generation != self._generation:
                         return
-                # A slot is kept from item to item, so the same few threads keep their warm
-                # connections and buffers, until the governor lowers the limit below the slots
-                # in use: then it is given back between two items.
-                released = False
-                try:
-                    while self._take_one(generation, timeout):
-                        if self._gate.yield_slot():
-                            released = True
-                            break
-                    else:
-                        return
-                finally:
-                    if not released:
-                        self._gate.leave()
+                if not self._serve(generation, timeout):
+                    return
         finally:
             self.on_thread_exit()
+
+    def _serve(self, generation: int, timeout: float | None) -> bool:
+        """Run queued items on a held slot. A slot is kept from item to item, so the same few
+        threads keep their warm connections and buffers, until the governor lowers the limit
+        below the slots in use. True: the slot went back for that reason; False: exit."""
+        try:
+            while self._take_one(generation, timeout):
+                if self._gate.over_limit():
+                    return True
+            return False
+        finally:
+            self._gate.leave()
 
     def _take_one(self, generation: int, timeout: float | None) -> bool:
         """Run one queued item; False: this worker must exit."""

@@ -124,13 +124,10 @@ class StreamGate:
             self.limit = 1 << 30
             self._cond.notify_all()
 
-    def yield_slot(self) -> bool:
-        """Give this thread's slot back if the limit fell below the slots in use."""
+    def over_limit(self) -> bool:
+        """The limit fell below the slots in use (a holder should leave)."""
         with self._cond:
-            if self.active <= self.limit:
-                return False
-            self.active -= 1
-            return True
+            return self.active > self.limit
 
     def set_limit(self, limit: int) -> None:
         with self._cond:

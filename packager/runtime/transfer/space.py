@@ -87,34 +87,39 @@ def _downloading_elsewhere(cache: BlobCache, key: str) -> bool:
     return False
 
 
+def _filesystem(directory: str) -> tuple[str, int]:
+    """The nearest existing directory at or above `directory`, and its filesystem (st_dev)."""
+    where = _existing_dir(directory)
+    return where, os.stat(where).st_dev
+
+
 def needs(jobs: list[FileJob], cache: BlobCache | None) -> dict[int, Need]:
     """Bytes still to be written, per filesystem (st_dev)."""
     out: dict[int, Need] = {}
+    cache_dev = os.stat(cache.root).st_dev if cache is not None else None
 
-    def add(directory: str, nbytes: int, name: str) -> None:
-        if nbytes <= 0:
-            return
-        where = _existing_dir(directory)
-        need = out.setdefault(os.stat(where).st_dev, Need(where))
-        need.nbytes += nbytes
-        need.files.append(name)
+    def add(fs: tuple[str, int], nbytes: int, name: str) -> None:
+        if nbytes > 0:
+            need = out.setdefault(fs[1], Need(fs[0]))
+            need.nbytes += nbytes
+            need.files.append(name)
 
     for job in jobs:
         if all(marker_matches(t.final, t.entry) for t in job.targets):
             continue
+        first = job.targets[0].final
         if cache is None:
-            work = partial_path(job.targets[0].final)
-            add(os.path.dirname(work), _remaining(work, job.size), job.targets[0].final)
+            work = partial_path(first)
+            add(_filesystem(os.path.dirname(work)), _remaining(work, job.size), first)
             continue
         if not cache.has(job.key, job.size) and not _downloading_elsewhere(cache, job.key):
             work = cache.partial(job.key)
-            add(os.path.dirname(work), _remaining(work, job.size), job.targets[0].final)
+            add(_filesystem(os.path.dirname(work)), _remaining(work, job.size), first)
         if cache.instance is None:  # across filesystems a destination is a copy of the blob
-            cache_dev = os.stat(cache.root).st_dev
             for t in job.targets:
-                directory = _existing_dir(os.path.dirname(t.final))
-                if os.stat(directory).st_dev != cache_dev:
-                    add(directory, job.size, t.final)
+                fs = _filesystem(os.path.dirname(t.final))
+                if fs[1] != cache_dev:
+                    add(fs, job.size, t.final)
     return out
 
 
@@ -127,9 +132,10 @@ def ensure_room(jobs: list[FileJob], cache: BlobCache | None) -> None:
     """Raise InsufficientSpace unless every filesystem has room for what is left to write."""
     evicted = 0
     short = []
+    cache_dev = os.stat(cache.root).st_dev if cache is not None else None
     for dev, need in needs(jobs, cache).items():
         free = free_bytes(need.where)
-        if need.nbytes > free and cache is not None and os.stat(cache.root).st_dev == dev:
+        if need.nbytes > free and cache is not None and dev == cache_dev:
             evicted += len(cache.evict({job.key for job in jobs}, free_bytes=need.nbytes - free))
             free = free_bytes(need.where)
         if need.nbytes > free:
