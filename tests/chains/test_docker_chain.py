@@ -30,7 +30,7 @@ import pytest
 
 from packager import runner
 from packager.cli.main import cli, main
-from tests.fixtures.docker_env import base_image, docker_client, docker_info, free_port  # noqa: F401
+from tests.fixtures.docker_env import base_image, docker_client, docker_info, free_port_block  # noqa: F401
 from tests.fixtures.hf_hub import MockHub
 
 pytestmark = pytest.mark.docker
@@ -219,7 +219,7 @@ def docker_chain(base_image, docker_client, tmp_path_factory) -> Iterator[Docker
     cleanup()  # a fresh weights volume: the prefetch downloads and verifies in this run
     mp = pytest.MonkeyPatch()
     gateway = FlakyGateway()
-    port = free_port()
+    port = free_port_block(len(chain.chainlets))
     ports = {c.name: port + i for i, c in enumerate(chain.chainlets)}
     gateway.target = f"http://127.0.0.1:{ports['DockAdder']}/v1/models/model:predict"
     try:
@@ -333,7 +333,7 @@ def test_sample_text_chain_with_minilm_from_the_hub(base_image, docker_client, t
 
     cleanup()
     mp = pytest.MonkeyPatch()
-    port = free_port()
+    port = free_port_block(len(chain.chainlets))
     try:
         with MockHub() as hub:
             hub.add_directory(MINILM_REPO, source_dir)
