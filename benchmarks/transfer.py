@@ -9,6 +9,9 @@ Workloads (the issue's sizes, times --scale): one 2 GiB file, eight 256 MiB shar
 
 * pack sha256 / pack size-only: `python -m packager.runtime.transfer` on a manifest with the
   files' sha256, then with no digest (size only, as every peer checks).
+* pack sha256 direct / pack size direct: the same with --direct-io (O_DIRECT writes, past the
+  page cache); direct read-back: the first buffered read of those files afterwards, which a
+  model load then pays instead (the page cache fills on that read, not during the download).
 * snapshot_download: huggingface_hub's own downloader from pack's environment (plain HTTP).
 * hf_transfer: huggingface_hub 0.36 with HF_HUB_ENABLE_HF_TRANSFER=1 (the Rust parallel
   downloader), from /opt/pack-bench-peers (scripts/install-bench-peers.sh; skipped otherwise).
@@ -19,6 +22,7 @@ Workloads (the issue's sizes, times --scale): one 2 GiB file, eight 256 MiB shar
 * naive 1-stream: one connection, whole files in order, no hashing.
 * curl limit: 8 parallel curl transfers of 16 MiB ranges to /dev/null (loopback plus server
   cost); disk limit: a raw page-cache write of the same bytes. Together: the machine's limit.
+  direct disk limit: the same bytes written with O_DIRECT (the device past the page cache).
 
 Every peer's time is measured around its download call inside its own process (interpreter
 start-up and imports excluded, as for pack, whose seconds come from its stats file). Peers
@@ -80,7 +84,8 @@ def manifest_for(files: list[tuple[str, int, str]], verify: bool) -> Manifest:
     return Manifest(tuple(sorted(entries, key=lambda e: e.destination)))
 
 
-def run_pack(manifest: Manifest, base_url: str, work: str, workers: int | None) -> dict:
+def run_pack(manifest: Manifest, base_url: str, work: str, workers: int | None,
+             direct: bool = False) -> dict:
     path = os.path.join(work, "manifest.json")
     with open(path, "w") as fh:
         fh.write(manifest.to_json())
@@ -90,6 +95,8 @@ def run_pack(manifest: Manifest, base_url: str, work: str, workers: int | None) 
            "--stats", stats, "--log-interval", "3600"]
     if workers:
         cmd += ["--workers", str(workers)]
+    if direct:
+        cmd += ["--direct-io"]
     env = dict(os.environ, HF_ENDPOINT=base_url, PYTHONPATH=ROOT)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -101,10 +108,24 @@ def run_pack(manifest: Manifest, base_url: str, work: str, workers: int | None) 
         raise SystemExit(f"pack failed:\n{err}")
     with open(stats) as fh:
         doc = json.load(fh)
+    read_back = read_all(dest) if direct else None
     shutil.rmtree(dest, ignore_errors=True)
     return {"seconds": doc["seconds"], "wall": wall, "rss_mib": usage.ru_maxrss / 1024,
             "workers": doc["workers"], "streams": doc["streams"],
-            "cpu": usage.ru_utime + usage.ru_stime}
+            "cpu": usage.ru_utime + usage.ru_stime, "read_back": read_back}
+
+
+def read_all(root: str) -> float:
+    """Seconds to read every file under root once, through the page cache: what the first
+    model load pays for files written with direct I/O (they are not cached)."""
+    buf = bytearray(8 * MiB)
+    t0 = time.monotonic()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(folder, name), "rb", buffering=0) as fh:
+                while fh.readinto(buf):
+                    pass
+    return time.monotonic() - t0
 
 
 def run_naive(files, base_url: str, work: str) -> float:
@@ -262,6 +283,26 @@ def run_disk_limit(total: int, work: str) -> float:
     return seconds
 
 
+def run_direct_disk_limit(total: int, work: str) -> float:
+    """The same bytes written with O_DIRECT in 8 MiB blocks: the device, past the page cache."""
+    import mmap
+
+    block = mmap.mmap(-1, 8 * MiB)  # page-aligned, as O_DIRECT needs
+    block.write(os.urandom(8 * MiB))
+    path = os.path.join(work, "disk")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
+    t0 = time.monotonic()
+    try:
+        for offset in range(0, total - total % (8 * MiB), 8 * MiB):
+            os.pwrite(fd, block, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.monotonic() - t0
+    os.unlink(path)
+    return seconds
+
+
 PAGE_REPORTING = "/sys/module/page_reporting/parameters/reported_kib"
 
 
@@ -299,7 +340,7 @@ def main() -> None:
                         help="touch the memory before each run (default: on where the kernel "
                              "hands freed pages back to a hypervisor)")
     parser.add_argument("--only", default=None,
-                        help="comma-separated columns to run (pack,snapshot,hf_transfer,truss,naive,limits)")
+                        help="comma-separated columns to run (pack,direct,snapshot,hf_transfer,truss,naive,limits)")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
 
@@ -314,8 +355,9 @@ def main() -> None:
         ("8 x 256 MiB", 8, int(256 * MiB * args.scale)),
         ("200 x 1 MiB", 200, max(4096, int(1 * MiB * args.scale))),
     ]
-    columns = ["pack sha256", "pack size-only", "snapshot_download", "hf_transfer",
-               "truss-transfer", "naive 1-stream", "curl limit", "disk limit"]
+    columns = ["pack sha256", "pack size-only", "pack sha256 direct", "pack size direct",
+               "direct read-back", "snapshot_download", "hf_transfer", "truss-transfer",
+               "naive 1-stream", "curl limit", "disk limit", "direct disk limit"]
     with tempfile.TemporaryDirectory(prefix="pack-bench-") as work:
         served = os.path.join(work, "served")
         datasets = {name: make_files(served, f"w{i}", count, size)
@@ -343,6 +385,9 @@ def main() -> None:
                 if wanted("pack"):
                     measures["pack sha256"] = lambda: run_pack(manifest_for(files, True), base_url, work, args.workers)
                     measures["pack size-only"] = lambda: run_pack(manifest_for(files, False), base_url, work, args.workers)
+                if wanted("direct"):
+                    measures["pack sha256 direct"] = lambda: run_pack(manifest_for(files, True), base_url, work, args.workers, direct=True)
+                    measures["pack size direct"] = lambda: run_pack(manifest_for(files, False), base_url, work, args.workers, direct=True)
                 if wanted("snapshot"):
                     measures["snapshot_download"] = lambda: run_snapshot(sys.executable, files, base_url, work, False)
                 if peers_python:
@@ -354,12 +399,15 @@ def main() -> None:
                 if wanted("limits"):
                     measures["curl limit"] = lambda: run_curl_limit(files, base_url, work)
                     measures["disk limit"] = lambda: run_disk_limit(total, work)
+                    measures["direct disk limit"] = lambda: run_direct_disk_limit(total, work)
                 runs: dict[str, list] = {c: [] for c in measures}
                 for _ in range(args.repeat):
                     for column, measure in measures.items():
                         if args.prefault:
                             prefault(total + 512 * MiB)
                         runs[column].append(measure())
+                if "pack sha256 direct" in runs:
+                    runs["direct read-back"] = [r["read_back"] for r in runs["pack sha256 direct"]]
                 cells: dict[str, str] = dict.fromkeys(columns, "-")
                 for column, results in runs.items():
                     rates = sorted(total / (r["seconds"] if isinstance(r, dict) else r) / MiB
@@ -367,20 +415,28 @@ def main() -> None:
                     # best, then the median: on a noisy machine the spread is part of the answer
                     cells[column] = f"{rates[-1]:,.0f} ({rates[(len(rates) - 1) // 2]:,.0f})"
                 rss = cpu = streams = "-"
-                if "pack sha256" in runs:
-                    runs_v, runs_n = runs["pack sha256"], runs["pack size-only"]
-                    workers = runs_v[0]["workers"]
-                    rss = f"{max(r['rss_mib'] for r in runs_v + runs_n):.0f} MiB"
-                    # CPU seconds per GiB (sha256 / size-only): comparable even on a busy machine.
-                    cpu = (f"{min(r['cpu'] for r in runs_v) * 1024 * MiB / total:.1f}/"
-                           f"{min(r['cpu'] for r in runs_n) * 1024 * MiB / total:.1f}")
+                pairs = [(runs[v], runs[n]) for v, n in (("pack sha256", "pack size-only"),
+                                                         ("pack sha256 direct", "pack size direct"))
+                         if v in runs]
+                if pairs:
+                    workers = pairs[0][0][0]["workers"]
+                    rss = f"{max(r['rss_mib'] for v, n in pairs for r in v + n):.0f} MiB"
+                    # CPU seconds per GiB (sha256/size-only, then the same with direct I/O):
+                    # comparable even on a busy machine.
+                    cpu = " ".join(f"{min(r['cpu'] for r in v) * 1024 * MiB / total:.1f}/"
+                                   f"{min(r['cpu'] for r in n) * 1024 * MiB / total:.1f}" for v, n in pairs)
                     # the governor's peak (governor.py), lowest-highest over the runs
-                    peaks = sorted(r["streams"] for r in runs_v + runs_n)
-                    streams = f"{peaks[0]}-{peaks[-1]}" if peaks[0] != peaks[-1] else str(peaks[0])
+                    spans = []
+                    for v, n in pairs:
+                        peaks = sorted(r["streams"] for r in v + n)
+                        spans.append(f"{peaks[0]}-{peaks[-1]}" if peaks[0] != peaks[-1] else str(peaks[0]))
+                    streams = " ".join(spans)
                 print(f"{name:<12} {total / MiB:>5.0f} MiB" + "".join(f" {cells[c]:>17}" for c in columns)
                       + f" {rss:>14} {cpu:>15} {streams:>13}", flush=True)
             print(f"\nload average before the run: {load}; pack CPU s/GiB = user+sys seconds per "
-                  "GiB (sha256/size-only)")
+                  "GiB (sha256/size-only, then the same with --direct-io)")
+            print("direct: pack --direct-io writes with O_DIRECT, past the page cache; direct "
+                  "read-back: the first read of those files afterwards (a model load pays it).")
             print(f"hf_transfer: {peers_note}")
             print(f"truss-transfer: {truss_note}")
             print(f"pack workers: at most {workers} streams; pack streams: the most that ran at "

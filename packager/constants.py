@@ -28,6 +28,7 @@ PACK_MANIFEST = "PACK_MANIFEST"  # path of the weights manifest the runtime pref
 PACK_CACHE_DIR = "PACK_CACHE_DIR"  # content-addressed blob cache shared by containers on a node
 PACK_TRANSFER_WORKERS = "PACK_TRANSFER_WORKERS"
 PACK_TRANSFER_CHUNK_BYTES = "PACK_TRANSFER_CHUNK_BYTES"  # size of one ranged request
+PACK_TRANSFER_DIRECT_IO = "PACK_TRANSFER_DIRECT_IO"  # 1: write weights with O_DIRECT
 # Nice increment of the in-image prefetch's download threads while the model imports (0 = off).
 PACK_PREFETCH_NICE = "PACK_PREFETCH_NICE"
 PACK_TRANSFER_FILES_IN_FLIGHT = "PACK_TRANSFER_FILES_IN_FLIGHT"  # files downloaded side by side

@@ -13,7 +13,14 @@ import click
 from .. import constants
 from ..errors import PackError, TransferError
 from ..runtime.manifest import Manifest, ManifestError, load, parse
-from ..runtime.transfer import InsufficientSpace, LogReporter, Reporter, TransferFailed, fetch
+from ..runtime.transfer import (
+    InsufficientSpace,
+    LogReporter,
+    Reporter,
+    TransferFailed,
+    TransferSettings,
+    fetch,
+)
 from ..runtime.transfer.progress import human_bytes
 from . import output
 
@@ -55,12 +62,16 @@ def read_manifest(source: Path) -> Manifest:
               help="Content-addressed blob cache shared by runs and processes on this host.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
               help="Concurrent requests (default: 4 per core, 8 to 64).")
+@click.option("--direct-io/--no-direct-io", default=None,
+              help="Write with O_DIRECT, past the page cache: for pre-warming a node with more "
+                   "weights than free memory (the first read then fills the page cache). "
+                   "Default: $PACK_TRANSFER_DIRECT_IO, else off.")
 @click.option("--stats", type=click.Path(path_type=Path), default=None,
               help="Write a JSON stats file (bytes, seconds, per-file timings, cache hits).")
 @click.option("--secrets-dir", type=click.Path(path_type=Path), default=None,
               help="Directory of secret files (default: $PACK_SECRETS_DIR, then /secrets).")
 def fetch_command(manifest: Path, dest: Path, cache_dir: Path | None, workers: int | None,
-                  stats: Path | None, secrets_dir: Path | None) -> None:
+                  direct_io: bool | None, stats: Path | None, secrets_dir: Path | None) -> None:
     """Download, verify and place every file of MANIFEST (a manifest file or a truss dir)."""
     doc = read_manifest(manifest)
     reporter: Reporter
@@ -76,6 +87,7 @@ def fetch_command(manifest: Path, dest: Path, cache_dir: Path | None, workers: i
             doc, str(dest), cache_dir=str(cache_dir) if cache_dir else None, workers=workers,
             reporter=reporter, secrets_dir=str(secrets_dir) if secrets_dir else None,
             stats_path=str(stats) if stats else None,
+            settings=TransferSettings(direct_io=direct_io),
         )
     except InsufficientSpace as exc:
         raise TransferError(f"{exc.problem()}\nNothing was downloaded.", hint=exc.fix) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -101,6 +102,33 @@ class Hub:
             rel = destination[len("/app/model_cache/"):]
             with open(os.path.join(dest_root, rel), "rb") as fh:
                 assert fh.read() == data, destination
+
+
+def _mounted(mount, fstype: str, *options: str):
+    """Mount a fresh filesystem of fstype at mount for one test (mounting needs root, as the
+    whole suite does: Docker, the registry); skip where mounting is not allowed."""
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", fstype, *options, fstype, str(mount)],
+                          check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a {fstype} here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 4 MiB tmpfs: a nearly full volume."""
+    yield from _mounted(tmp_path / "small", "tmpfs", "-o", "size=4m")
+
+
+@pytest.fixture
+def ramfs(tmp_path):
+    """A ramfs: a filesystem that refuses O_DIRECT (tmpfs accepts it since Linux 6.6) and
+    reports no size at all."""
+    yield from _mounted(tmp_path / "ram", "ramfs")
 
 
 @pytest.fixture

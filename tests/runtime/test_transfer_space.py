@@ -25,21 +25,6 @@ from packager.runtime.transfer.space import needs
 from .conftest import FAST, MiB, child_env, payload, transfer_cmd
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A 4 MiB tmpfs (mounting needs root, as the whole suite does: Docker, the registry)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_manifest_larger_than_the_volume_fails_before_any_request(hub, small_fs):
     hub.add("a.bin", payload(3 * MiB, 1))
     hub.add("b.bin", payload(2 * MiB, 2))

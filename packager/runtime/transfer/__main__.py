@@ -29,15 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--stats", default=None)
     parser.add_argument("--chunk-size", type=int, default=None, help="bytes per ranged request")
+    parser.add_argument("--direct-io", action="store_true", default=None,
+                        help="write with O_DIRECT, past the page cache (default: $PACK_TRANSFER_DIRECT_IO)")
     parser.add_argument("--secrets-dir", default=None)
     parser.add_argument("--log-interval", type=float, default=5.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     log = logging.getLogger("packager.transfer")
-    settings = TransferSettings()
-    if args.chunk_size:
-        settings = TransferSettings(chunk_size=args.chunk_size)
+    settings = TransferSettings(chunk_size=args.chunk_size or 0, direct_io=args.direct_io)
+
     try:
         manifest = load(args.manifest)
         fetch(manifest, args.dest, cache_dir=args.cache, workers=args.workers,

@@ -8,8 +8,10 @@ import threading
 import time
 from functools import partial
 
+from .buffers import Buffer, BufferPool
 from .cache import BlobCache, link_or_copy
 from .digests import new_hasher, verification_label
+from .direct_io import ALIGN, align_down, open_direct, unsupported
 from .engine import Handoff, Scheduler
 from .errors import FetchError, PermanentError, TransientError
 from .job import FileJob, RangeTask, split
@@ -29,6 +31,12 @@ from .settings import TransferSettings
 from .sources import SourceFactory
 
 
+# How long a direct-I/O writer ahead of its file's hash frontier waits for room to keep its buffer
+# in memory before it leaves the bytes to a disk read-back (ordered_hash.py). Only a frontier
+# range stuck in the queue (all streams waiting) makes the wait run out.
+_WAIT_FOR_ROOM = 0.5
+
+
 class Transfer:
     def __init__(self, settings: TransferSettings, reporter: Reporter, sources: SourceFactory,
                  cache: BlobCache | None, scheduler: Scheduler):
@@ -38,6 +46,8 @@ class Transfer:
         self._results_lock = threading.Lock()
         self._local = threading.local()
         self._made_dirs: set[str] = set()
+        self.pool = BufferPool(settings.buffer_size,
+                               held_limit=settings.hash_window_bytes // settings.buffer_size)
 
     def _makedirs(self, path: str) -> None:
         """os.makedirs once per directory per run (a stat per level per file otherwise)."""
@@ -102,7 +112,7 @@ class Transfer:
         hasher = new_hasher(job.entry.hash.algorithm, job.size, self.settings.pure_crc32c_limit)
         if hasher is None:
             return False  # size alone is never proof
-        buf = self._buffer()
+        buf = self._buffer().view
         with open(target.final, "rb", buffering=0) as fh:
             while n := fh.readinto(buf):
                 hasher.update(buf[:n])
@@ -136,6 +146,8 @@ class Transfer:
             remove_quietly(job.work_path)
             job.fd = os.open(job.work_path, os.O_RDWR | os.O_CREAT, 0o644)
             os.ftruncate(job.fd, size)  # pre-sized (sparse): ranges land with pwrite in place
+        if self.settings.direct_io:
+            job.direct_fd = open_direct(job.work_path)
         ranges = split(missing(size, done), self.settings.chunk_size, self.settings.streams)
         if not done and len(ranges) <= 1:
             job.journal.disable()  # one range: nothing to resume from, no journal file
@@ -165,7 +177,9 @@ class Transfer:
             self.scheduler.submit(job, task.start, partial(self.run_range, task))
 
     def _ordered_hasher(self, job: FileJob, hasher) -> OrderedHasher:
-        ordered = OrderedHasher(hasher, job.fd, job.size, should_yield=self.scheduler.is_retired)
+        ordered = OrderedHasher(hasher, job.fd, job.size, should_yield=self.scheduler.is_retired,
+                                pool=self.pool, direct_fd=job.direct_fd,
+                                wait_for_room=_WAIT_FOR_ROOM if job.direct_fd >= 0 else 0.0)
         # A retired worker left this file's hashing halfway: a worker carries on from the frontier
         # (unless the file was restarted meanwhile and has another hasher).
         kick = partial(self._queued, job, lambda: job.hasher is ordered and ordered.kick())
@@ -206,10 +220,10 @@ class Transfer:
         finally:
             self._leave(job)
 
-    def _buffer(self) -> memoryview:
+    def _buffer(self) -> Buffer:
         buf = getattr(self._local, "buf", None)
         if buf is None:
-            buf = self._local.buf = memoryview(bytearray(self.settings.buffer_size))
+            buf = self._local.buf = self.pool.take()
         return buf
 
     def _stream(self, task: RangeTask) -> None:
@@ -229,22 +243,23 @@ class Transfer:
                 deferred, job.deferred = job.deferred, []
                 for t in deferred:
                     self.scheduler.submit(job, t.start, partial(self.run_range, t))
-            mv = self._buffer()
             deadline = time.monotonic() + self.settings.stall_timeout + \
                 (task.end - task.pos) / self.settings.min_bytes_per_second
+            fill = 0  # bytes read into the buffer, not yet written (direct I/O writes whole blocks)
             while task.pos < task.end:
                 if job.finished:
                     return
                 # A Range-less server would restart at 0: such a stream is never handed off.
                 if job.range_support is not False and self.scheduler.is_retired():
-                    self._hand_off(task, body, mv)
+                    self._hand_off(task, body, fill)
                     continue  # the drain may have finished the range
-                n = body.readinto(mv[: min(len(mv), task.end - task.pos)])
+                mv = self._buffer().view
+                n = body.readinto(mv[fill: min(len(mv), task.end - task.pos)])
                 if not n:
                     raise TransientError(
                         f"{job.description}: truncated response, connection closed after "
-                        f"{task.pos - task.start} of {task.end - task.start} bytes")
-                self._store(task, mv[:n])
+                        f"{task.pos + fill - task.start} of {task.end - task.start} bytes")
+                fill = self._store(task, fill + n)
                 if time.monotonic() > deadline:
                     raise TransientError(f"{job.description}: too slow (below "
                                          f"{self.settings.min_bytes_per_second} B/s)")
@@ -252,25 +267,56 @@ class Transfer:
         finally:
             body.close(complete)
 
-    def _store(self, task: RangeTask, chunk: memoryview) -> None:
-        job, n = task.job, len(chunk)
-        written = 0
-        with job.write_lock:
-            while written < n:
-                written += os.pwrite(job.fd, chunk[written:], task.pos + written)
-        job.parts()[2].wrote(task.start, task.pos, chunk)
+    def _store(self, task: RangeTask, fill: int, flush: bool = False) -> int:
+        """Write the first `fill` bytes of this thread's buffer at task.pos and hand them to the
+        hasher. Returns how many stay unwritten at the front of the buffer: with direct I/O, a
+        block not complete yet waits for its rest (unless `flush` or the range ends there)."""
+        job, buf = task.job, self._buffer()
+        data = buf.view[:fill]
+        n = self._write(job, data, task.pos, whole_blocks=not flush and task.pos + fill < task.end)
+        if not n:
+            return fill
+        nxt = job.parts()[2].wrote(task.start, task.pos, data[:n], buf)
+        if nxt is not buf:
+            self._local.buf = nxt  # the hasher keeps `buf` until its frontier gets there
+        if n < fill:
+            nxt.view[: fill - n] = bytes(data[n:])
         task.pos += n
         job.add_bytes(n)
         self.reporter.advance(n)
+        return fill - n
 
-    def _hand_off(self, task: RangeTask, body, mv: memoryview) -> None:
+    def _write(self, job: FileJob, data: memoryview, offset: int, whole_blocks: bool) -> int:
+        """Write data at offset; returns how many bytes were written. That is all of them,
+        except with direct I/O and `whole_blocks`, where only whole blocks are."""
+        done = 0
+        if job.direct_fd >= 0 and not job.direct_refused and offset % ALIGN == 0:
+            whole = align_down(len(data))
+            try:
+                while done < whole:
+                    done += os.pwrite(job.direct_fd, data[done:whole], offset + done)
+                if whole_blocks:
+                    return done
+            except OSError as exc:
+                if not unsupported(exc):
+                    raise
+                job.direct_refused = True  # through the page cache from here on
+        with job.write_lock:
+            while done < len(data):
+                done += os.pwrite(job.fd, data[done:], offset + done)
+        return done
+
+    def _hand_off(self, task: RangeTask, body, fill: int) -> None:
         """A retired worker keeps the bytes that already arrived (a socket buffer can hold
         megabytes), then gives the rest of the range back; the connection is dropped."""
         while task.pos < task.end:
-            n = body.read_ready(mv[: min(len(mv), task.end - task.pos)])
+            mv = self._buffer().view
+            n = body.read_ready(mv[fill: min(len(mv), task.end - task.pos)])
             if not n:
+                if fill:
+                    self._store(task, fill, flush=True)
                 raise Handoff()
-            self._store(task, mv[:n])
+            fill = self._store(task, fill + n)
 
     def _single_stream(self, job: FileJob, task: RangeTask) -> None:
         """The server ignores Range: this one task now streams the whole file from byte 0."""
@@ -279,6 +325,7 @@ class Transfer:
         job.pending = 1
         task.start, task.end, task.pos = 0, job.size, 0
         hasher = new_hasher(job.entry.hash.algorithm, job.size, self.settings.pure_crc32c_limit)
+        job.parts()[2].discard()
         job.hasher = self._ordered_hasher(job, hasher)
         job.resumed_bytes = 0
         journal = job.parts()[1]

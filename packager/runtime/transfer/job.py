@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..manifest import Entry
 from .cache import BlobLock, cache_key
+from .direct_io import align_down
 from .journal import Interval, Journal
 from .ordered_hash import OrderedHasher
 from .sources import Source, describe
@@ -43,6 +44,8 @@ class FileJob:
     source: Source | None = None
     work_path: str = ""
     fd: int = -1
+    direct_fd: int = -1  # a second, O_DIRECT descriptor (direct_io.py); -1 = page cache only
+    direct_refused: bool = False  # a direct write was refused: the page cache from then on
     journal: Journal | None = None
     hasher: OrderedHasher | None = None
     lock: BlobLock | None = None
@@ -94,6 +97,12 @@ class FileJob:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.direct_fd >= 0:
+            os.close(self.direct_fd)
+            self.direct_fd = -1
+        self.direct_refused = False
+        if self.hasher is not None:
+            self.hasher.discard()
         if self.journal is not None:
             self.journal.close()
 
@@ -125,6 +134,8 @@ def split(intervals: list[Interval], chunk: int, lead: int = 0) -> list[tuple[in
             size = chunk * (step + 1) // ramp if step < ramp else chunk
             step += 1
             end = min(iv.end, pos + size)
+            if end < iv.end and align_down(end) > pos:
+                end = align_down(end)  # cuts on block boundaries: direct I/O writes whole blocks
             # Avoid a runt last range: fold anything under a quarter chunk into its neighbour.
             if iv.end - end < chunk // 4:
                 end = iv.end

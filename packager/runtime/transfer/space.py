@@ -123,8 +123,12 @@ def needs(jobs: list[FileJob], cache: BlobCache | None) -> dict[int, Need]:
     return out
 
 
-def free_bytes(directory: str) -> int:
+def free_bytes(directory: str) -> int | None:
+    """Bytes free to an unprivileged writer; None where the filesystem reports no size at all
+    (ramfs, some FUSE and network mounts say 0 blocks): nothing to check against there."""
     st = os.statvfs(directory)
+    if st.f_blocks == 0:
+        return None
     return st.f_bavail * st.f_frsize
 
 
@@ -135,9 +139,11 @@ def ensure_room(jobs: list[FileJob], cache: BlobCache | None) -> None:
     cache_dev = os.stat(cache.root).st_dev if cache is not None else None
     for dev, need in needs(jobs, cache).items():
         free = free_bytes(need.where)
+        if free is None:
+            continue
         if need.nbytes > free and cache is not None and dev == cache_dev:
             evicted += len(cache.evict({job.key for job in jobs}, free_bytes=need.nbytes - free))
-            free = free_bytes(need.where)
+            free = free_bytes(need.where) or 0
         if need.nbytes > free:
             short.append((need, free))
     if short:
