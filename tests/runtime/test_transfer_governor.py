@@ -12,6 +12,7 @@ from packager.runtime.transfer import TransferSettings
 from packager.runtime.transfer.engine import Priority
 from packager.runtime.transfer.governor import (
     Governor,
+    WaitClock,
     StreamGate,
     initial_streams,
     next_limit,
@@ -63,7 +64,7 @@ def waiting(stop):  # like a stream blocked on a slow socket
         pass
 
 
-def _governed(worker, burners: int = 0, streams: int = 2) -> int:
+def _governed(worker, burners: int = 0, streams: int = 2, clock: WaitClock | None = None) -> int:
     """Run a governor for 1 s over `streams` threads doing `worker`, beside `burners` other
     threads keeping CPUs busy; the gate starts at `streams`, never below 2, ceiling 8; returns
     the limit it reached."""
@@ -73,7 +74,7 @@ def _governed(worker, burners: int = 0, streams: int = 2) -> int:
     for t in threads + others:
         t.start()
     gate = StreamGate(2)
-    governor = Governor(gate, 8, lambda: [t.native_id for t in threads], lambda: True, stop)
+    governor = Governor(gate, 8, lambda: [t.native_id for t in threads], lambda: True, stop, clock)
     gate.set_limit(streams)  # as if it had grown there earlier
     runner = threading.Thread(target=governor.run)
     runner.start()
@@ -92,6 +93,21 @@ def test_governor_reads_real_thread_and_cpu_load():
     assert _governed(waiting, burners=len(os.sched_getaffinity(0))) == 2
     # Eight busy streams and every CPU busy: back down to where it started.
     assert _governed(hashing, burners=len(os.sched_getaffinity(0)), streams=8) == 2
+
+
+def test_streams_asleep_on_the_disk_do_not_count_as_waiting_on_the_network():
+    """A direct-I/O write or a wait for the hash window sleeps with the CPUs idle, as a socket
+    wait does; the streams report that time, and the count stays where it started."""
+    clock = WaitClock()
+
+    def writing(stop):  # asleep in a write the device takes 10 ms to complete
+        while not stop.is_set():
+            start = time.monotonic_ns()
+            time.sleep(0.01)
+            clock.add(time.monotonic_ns() - start)
+
+    assert _governed(writing, clock=clock) == 2
+    assert _governed(waiting, clock=clock) == 8  # the same sleep, unreported: the network
 
 
 def test_workers_give_slots_back_when_the_limit_drops():

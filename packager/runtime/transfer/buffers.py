@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from .governor import WaitClock
+
 
 class Buffer:
     __slots__ = ("view",)
@@ -26,8 +28,9 @@ class Buffer:
 
 
 class BufferPool:
-    def __init__(self, size: int, held_limit: int):
+    def __init__(self, size: int, held_limit: int, clock: WaitClock | None = None):
         self.size = size
+        self._clock = clock
         self.held_limit = held_limit
         self._free: list[Buffer] = []
         self._held = 0
@@ -67,12 +70,15 @@ class BufferPool:
     def wait_for_room(self, until: float, done: Callable[[], bool]) -> None:
         """Sleep until a held buffer is released, `wake` is called or the monotonic deadline
         passes; returns at once when `done()` (the caller's own reason to stop waiting)."""
+        start = time.monotonic()
         with self._room:
             while self._held >= self.held_limit and not done():
                 left = until - time.monotonic()
                 if left <= 0:
-                    return
+                    break
                 self._room.wait(left)
+        if self._clock is not None:
+            self._clock.add(int((time.monotonic() - start) * 1e9))
 
     def wake(self) -> None:
         """Something a waiter may be waiting for changed (a hash frontier went idle)."""

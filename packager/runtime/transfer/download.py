@@ -47,7 +47,8 @@ class Transfer:
         self._local = threading.local()
         self._made_dirs: set[str] = set()
         self.pool = BufferPool(settings.buffer_size,
-                               held_limit=settings.hash_window_bytes // settings.buffer_size)
+                               held_limit=settings.hash_window_bytes // settings.buffer_size,
+                               clock=scheduler.local_wait)
 
     def _makedirs(self, path: str) -> None:
         """os.makedirs once per directory per run (a stat per level per file otherwise)."""
@@ -292,6 +293,7 @@ class Transfer:
         done = 0
         if job.direct_fd >= 0 and not job.direct_refused and offset % ALIGN == 0:
             whole = align_down(len(data))
+            start = time.monotonic_ns()
             try:
                 while done < whole:
                     done += os.pwrite(job.direct_fd, data[done:whole], offset + done)
@@ -301,6 +303,8 @@ class Transfer:
                 if not unsupported(exc):
                     raise
                 job.direct_refused = True  # through the page cache from here on
+            finally:  # asleep while the device takes it: not a stream waiting on the network
+                self.scheduler.local_wait.add(time.monotonic_ns() - start)
         with job.write_lock:
             while done < len(data):
                 done += os.pwrite(job.fd, data[done:], offset + done)

@@ -37,7 +37,7 @@ from functools import partial
 
 from .cache import BlobCache
 from .errors import FetchError, PermanentError
-from .governor import Governor, StreamGate
+from .governor import Governor, StreamGate, WaitClock
 from .job import FileJob, RangeTask
 from .progress import Reporter
 from .settings import TransferSettings
@@ -101,6 +101,7 @@ class Scheduler:
         self.settings = settings
         self.priority = priority
         self._generation = 0  # 0: niced workers (when worker_nice), 1: after boost()
+        self.local_wait = WaitClock()  # streams asleep on the disk or the hash (governor.py)
         self._threads: list[threading.Thread] = []
         self._threads_lock = threading.Lock()
         self.reporter = reporter
@@ -142,7 +143,7 @@ class Scheduler:
         if self._gate.limit < self.settings.workers:
             governor = threading.Thread(
                 target=Governor(self._gate, self.settings.workers, self._worker_tids,
-                                self._has_backlog, self._stopping).run,
+                                self._has_backlog, self._stopping, self.local_wait).run,
                 daemon=True, name="pack-transfer-governor")
         for job in jobs:
             self.submit(job, -1, partial(prepare, job))

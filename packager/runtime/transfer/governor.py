@@ -19,6 +19,10 @@ raises it while two things hold over the last interval:
   hypervisor, counts as busy; so does iowait: a disk that cannot keep up with the writes puts
   the writers to sleep too), and a cgroup CPU quota must not have throttled us.
 
+A stream also sleeps in a direct-I/O write while the device takes it, and while it waits for room
+in the hash window (ordered_hash.py); that time (a WaitClock) counts as busy here: more streams
+would only queue on the same device or hash.
+
 On a network-bound transfer both hold and the count climbs to `workers` in about a second;
 CPU-bound, the count stays where it started. When the streams later keep the CPUs saturated
 (busy threads, no idle time), the count steps back toward where it started: a thread over the
@@ -200,14 +204,31 @@ def _throttled_ns() -> int:
     return 0
 
 
+class WaitClock:
+    """Time the streams spend asleep on local work, not on the network (see the module text)."""
+
+    def __init__(self) -> None:
+        self._ns = 0
+        self._lock = threading.Lock()
+
+    def add(self, ns: int) -> None:
+        with self._lock:
+            self._ns += ns
+
+    def total(self) -> int:
+        return self._ns
+
+
 class Governor:
     """Samples the workers' scheduler statistics every INTERVAL and raises the gate's limit."""
 
     def __init__(self, gate: StreamGate, ceiling: int, tids: Callable[[], list[int]],
-                 backlog: Callable[[], bool], stop: threading.Event):
+                 backlog: Callable[[], bool], stop: threading.Event,
+                 local_wait: WaitClock | None = None):
         self._gate, self._ceiling, self._tids = gate, ceiling, tids
         self._floor = gate.limit
         self._backlog, self._stop = backlog, stop
+        self._local_wait = local_wait or WaitClock()
 
     def _sample(self) -> dict[int, int]:
         busy = {}
@@ -222,11 +243,14 @@ class Governor:
             return  # no schedstat (not Linux, or CONFIG_SCHED_INFO off): keep the limit
         cpu = CpuIdle()
         last, last_at = self._sample(), time.monotonic()
+        waited = self._local_wait.total()
         while not self._stop.wait(INTERVAL):
             now, at = self._sample(), time.monotonic()
             # Threads parked at the gate sleep and add nothing: the sum over all workers is the
             # slot holders' load. A thread born meanwhile counts from zero.
             busy_ns = sum(ns - last.get(tid, 0) for tid, ns in now.items())
+            waited, before = self._local_wait.total(), waited
+            busy_ns += waited - before
             elapsed_ns = (at - last_at) * 1e9
             per_slot = busy_ns / (elapsed_ns * self._gate.limit) if elapsed_ns > 0 else None
             idle = cpu.sample()
