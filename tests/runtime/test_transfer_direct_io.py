@@ -141,9 +141,9 @@ def _two_writers(tmp_path, pool: BufferPool, wait: float, direct: bool):
     def write(start: int, end: int) -> None:
         buf = pool.take()
         for offset in range(start, end, step):
-            buf.view[:step] = data[offset:offset + step]
-            os.pwrite(dfd if dfd >= 0 else fd, buf.view[:step], offset)
-            buf = hasher.wrote(start, offset, buf.view[:step], buf)
+            buf[:step] = data[offset:offset + step]
+            os.pwrite(dfd if dfd >= 0 else fd, buf[:step], offset)
+            buf = hasher.wrote(start, offset, buf[:step], buf)
 
     b = threading.Thread(target=lambda: (write(MiB, 2 * MiB), b_done.set()))
     b.start()

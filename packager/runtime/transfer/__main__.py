@@ -38,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     log = logging.getLogger("packager.transfer")
     settings = TransferSettings(chunk_size=args.chunk_size or 0, direct_io=args.direct_io)
-
     try:
         manifest = load(args.manifest)
         fetch(manifest, args.dest, cache_dir=args.cache, workers=args.workers,

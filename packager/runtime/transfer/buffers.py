@@ -20,11 +20,8 @@ from collections.abc import Callable
 from .governor import WaitClock
 
 
-class Buffer:
-    __slots__ = ("view",)
-
-    def __init__(self, size: int):
-        self.view = memoryview(mmap.mmap(-1, size))
+def aligned_buffer(size: int) -> memoryview:
+    return memoryview(mmap.mmap(-1, size))
 
 
 class BufferPool:
@@ -32,22 +29,20 @@ class BufferPool:
         self.size = size
         self._clock = clock
         self.held_limit = held_limit
-        self._free: list[Buffer] = []
+        self._free: list[memoryview] = []
         self._held = 0
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
-        self.allocated = 0
-        self.peak_held = 0
+        self.peak_held = 0  # most buffers kept at once (tests, tuning the window)
 
-    def take(self) -> Buffer:
+    def take(self) -> memoryview:
         """A stream's working buffer: always granted (one per stream bounds these)."""
         with self._lock:
             if self._free:
                 return self._free.pop()
-            self.allocated += 1
-        return Buffer(self.size)
+        return aligned_buffer(self.size)
 
-    def spare(self) -> Buffer | None:
+    def spare(self) -> memoryview | None:
         """A replacement for a buffer the caller is about to hold; None when the budget is spent.
         The caller then holds one buffer more until it calls `release` for it."""
         with self._lock:
@@ -57,10 +52,9 @@ class BufferPool:
             self.peak_held = max(self.peak_held, self._held)
             if self._free:
                 return self._free.pop()
-            self.allocated += 1
-        return Buffer(self.size)
+        return aligned_buffer(self.size)
 
-    def release(self, buf: Buffer) -> None:
+    def release(self, buf: memoryview) -> None:
         """A held buffer is done with (hashed, or its file restarted)."""
         with self._room:
             self._held -= 1

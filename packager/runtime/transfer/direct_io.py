@@ -10,7 +10,7 @@ first buffered read of the file (a model load) fills the page cache then. So it 
 O_DIRECT needs the buffer address, the file offset and the length aligned to the device's
 logical block size; 4096 covers both 512-byte and 4K-native devices. Bytes that cannot be
 written whole blocks at a time (a file's unaligned tail) go through the buffered descriptor.
-Filesystems without O_DIRECT (tmpfs, some FUSE mounts) refuse it at open: those files are
+Filesystems without O_DIRECT (ramfs, some FUSE mounts; tmpfs before Linux 6.6) refuse it at open: those files are
 written through the page cache as usual.
 """
 
@@ -39,11 +39,11 @@ def open_direct(path: str) -> int:
     try:
         return os.open(path, os.O_RDWR | flag)
     except OSError as exc:
-        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        if unsupported(exc):
             return -1
         raise
 
 
 def unsupported(exc: OSError) -> bool:
-    """A direct write refused for alignment or support reasons (not a disk error)."""
+    """Direct I/O refused for alignment or support reasons (not a disk error)."""
     return exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP)

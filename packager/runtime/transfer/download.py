@@ -8,7 +8,7 @@ import threading
 import time
 from functools import partial
 
-from .buffers import Buffer, BufferPool
+from .buffers import BufferPool
 from .cache import BlobCache, link_or_copy
 from .digests import new_hasher, verification_label
 from .direct_io import ALIGN, align_down, open_direct, unsupported
@@ -113,7 +113,7 @@ class Transfer:
         hasher = new_hasher(job.entry.hash.algorithm, job.size, self.settings.pure_crc32c_limit)
         if hasher is None:
             return False  # size alone is never proof
-        buf = self._buffer().view
+        buf = self._buffer()
         with open(target.final, "rb", buffering=0) as fh:
             while n := fh.readinto(buf):
                 hasher.update(buf[:n])
@@ -221,7 +221,7 @@ class Transfer:
         finally:
             self._leave(job)
 
-    def _buffer(self) -> Buffer:
+    def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buf", None)
         if buf is None:
             buf = self._local.buf = self.pool.take()
@@ -254,7 +254,7 @@ class Transfer:
                 if job.range_support is not False and self.scheduler.is_retired():
                     self._hand_off(task, body, fill)
                     continue  # the drain may have finished the range
-                mv = self._buffer().view
+                mv = self._buffer()
                 n = body.readinto(mv[fill: min(len(mv), task.end - task.pos)])
                 if not n:
                     raise TransientError(
@@ -273,7 +273,7 @@ class Transfer:
         hasher. Returns how many stay unwritten at the front of the buffer: with direct I/O, a
         block not complete yet waits for its rest (unless `flush` or the range ends there)."""
         job, buf = task.job, self._buffer()
-        data = buf.view[:fill]
+        data = buf[:fill]
         n = self._write(job, data, task.pos, whole_blocks=not flush and task.pos + fill < task.end)
         if not n:
             return fill
@@ -281,7 +281,7 @@ class Transfer:
         if nxt is not buf:
             self._local.buf = nxt  # the hasher keeps `buf` until its frontier gets there
         if n < fill:
-            nxt.view[: fill - n] = bytes(data[n:])
+            nxt[: fill - n] = bytes(data[n:])
         task.pos += n
         job.add_bytes(n)
         self.reporter.advance(n)
@@ -314,7 +314,7 @@ class Transfer:
         """A retired worker keeps the bytes that already arrived (a socket buffer can hold
         megabytes), then gives the rest of the range back; the connection is dropped."""
         while task.pos < task.end:
-            mv = self._buffer().view
+            mv = self._buffer()
             n = body.read_ready(mv[fill: min(len(mv), task.end - task.pos)])
             if not n:
                 if fill:

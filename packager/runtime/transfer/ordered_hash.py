@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .buffers import Buffer, BufferPool
+from .buffers import BufferPool, aligned_buffer
 from .digests import Hasher
 from .direct_io import align_down, align_up, unsupported
 
@@ -43,7 +43,7 @@ _local = threading.local()
 def _reread_buffer() -> memoryview:
     buf = getattr(_local, "buf", None)
     if buf is None:
-        buf = _local.buf = Buffer(_REREAD_CHUNK).view
+        buf = _local.buf = aligned_buffer(_REREAD_CHUNK)
     return buf
 
 
@@ -68,7 +68,7 @@ class OrderedHasher:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._busy = False
-        self._held: dict[int, tuple[Buffer, memoryview]] = {}  # offset -> kept buffer, its bytes
+        self._held: dict[int, tuple[memoryview, memoryview]] = {}  # offset -> kept buffer, its bytes
         self.reread_bytes = 0  # bytes hashed from the file instead of from memory
 
     @property
@@ -81,7 +81,7 @@ class OrderedHasher:
             self._written[start] = max(end, self._written.get(start, start))
 
     def wrote(self, range_start: int, offset: int, data: memoryview,
-              buf: Buffer | None = None) -> Buffer | None:
+              buf: memoryview | None = None) -> memoryview | None:
         """Record that `data` (held in `buf`, if given) was written at `offset`, inside the range
         beginning at range_start. Returns the buffer the caller goes on with: `buf`, or a spare
         when the hasher keeps `buf` to hash from when the frontier reaches it."""

@@ -84,7 +84,7 @@ class TransferSettings:
             cap = _int(env.get(constants.PACK_CACHE_MAX_BYTES))
         direct = self.direct_io
         if direct is None:
-            direct = (env.get(constants.PACK_TRANSFER_DIRECT_IO) or "").strip().lower() in ("1", "true", "yes", "on")
+            direct = _flag(env.get(constants.PACK_TRANSFER_DIRECT_IO))
         workers = max(1, chosen or default_workers())
         # A direct-I/O stream sleeps in every write while the device takes it: twice as many
         # keep the cores busy (2 cores, 2 GiB, sha256: 1,000-1,270 MiB/s with 4 streams against
@@ -102,6 +102,10 @@ class TransferSettings:
             cache_max_bytes=cap,
             direct_io=direct,
         )
+
+
+def _flag(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _int(text: str | None) -> int | None:
