@@ -1,6 +1,7 @@
 """Benchmark the weight transfer engine against its peers on a local server; prints a table.
 
-    python benchmarks/transfer.py [--scale 1.0] [--workers N] [--repeat 3] [--no-prefault]
+    python benchmarks/transfer.py [--scale 1.0] [--workers N] [--repeat 3] [--memory warm|touched|cold|as-is]
+                                   [--only pack,truss,...] [--workloads 1,2,3]
     bash scripts/install-bench-peers.sh   # once, for the hf_transfer column
 
 Workloads (the issue's sizes, times --scale): one 2 GiB file, eight 256 MiB shards, two hundred
@@ -21,8 +22,10 @@ Workloads (the issue's sizes, times --scale): one 2 GiB file, eight 256 MiB shar
   to /bptr and is skipped, with the reason, when that file already exists (never clobbered).
 * naive 1-stream: one connection, whole files in order, no hashing.
 * curl limit: 8 parallel curl transfers of 16 MiB ranges to /dev/null (loopback plus server
-  cost); disk limit: a raw page-cache write of the same bytes. Together: the machine's limit.
+  cost); disk limit: a raw page-cache write of the same bytes (each an upper bound alone).
   direct disk limit: the same bytes written with O_DIRECT (the device past the page cache).
+* 8 threads to disk: the issue's "simple 8-thread ranged client", 16 MiB ranges written into
+  the files through the page cache: the limit for a download that lands on disk (no hashing).
 
 Every peer's time is measured around its download call inside its own process (interpreter
 start-up and imports excluded, as for pack, whose seconds come from its stats file). Peers
@@ -272,6 +275,73 @@ def run_curl_limit(files, base_url: str, work: str, parallel: int = 8, chunk: in
     return time.monotonic() - t0
 
 
+def run_threads_to_disk(files, base_url: str, work: str, threads: int = 8, chunk: int = 16 * MiB) -> float:
+    """The issue's "simple 8-thread ranged client": 8 keep-alive connections take 16 MiB ranges
+    in order and pwrite them into pre-sized files through the page cache; no hashing, no retries.
+    The machine's limit for a download that lands on disk (network and page cache sharing the
+    cores), which curl cannot show: it writes its output 16 KiB at a time."""
+    import http.client
+    import queue
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    dest = os.path.join(work, "threads")
+    shutil.rmtree(dest, ignore_errors=True)
+    fds = {}
+    for rel, size, _ in files:
+        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+        fds[rel] = os.open(os.path.join(dest, rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.ftruncate(fds[rel], size)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for rel, size, _ in files:
+        for start in range(0, size, chunk):
+            todo.put((rel, start, min(size, start + chunk)))
+    url = urlsplit(base_url)
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        buf = memoryview(bytearray(MiB))
+        try:
+            conn.connect()
+            # as curl does: small requests must not wait on Nagle and a delayed ACK
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                try:
+                    rel, start, end = todo.get_nowait()
+                except queue.Empty:
+                    return
+                conn.request("GET", f"/{REPO}/resolve/{SHA}/{rel}", headers={"Range": f"bytes={start}-{end - 1}"})
+                resp = conn.getresponse()
+                offset = start
+                while offset < end:
+                    n = resp.readinto(buf[: min(MiB, end - offset)])
+                    if not n:
+                        raise RuntimeError(f"short response for {rel} at {offset}")
+                    os.pwrite(fds[rel], buf[:n], offset)
+                    offset += n
+                resp.read()
+        except BaseException as exc:  # reported by the caller
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    t0 = time.monotonic()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    seconds = time.monotonic() - t0
+    for fd in fds.values():
+        os.close(fd)
+    shutil.rmtree(dest, ignore_errors=True)
+    if failures:
+        raise RuntimeError(f"8-thread client failed: {failures[0]!r}")
+    return seconds
+
+
 def run_disk_limit(total: int, work: str) -> float:
     block = os.urandom(MiB)
     path = os.path.join(work, "disk")
@@ -304,20 +374,40 @@ def run_direct_disk_limit(total: int, work: str) -> float:
 
 
 PAGE_REPORTING = "/sys/module/page_reporting/parameters/reported_kib"
+MEMORY_STATES = ("warm", "touched", "cold", "as-is")
 
 
-def prefault(nbytes: int) -> None:
-    """Touch and free `nbytes` of memory just before a measured run.
+def prepare_memory(state: str, nbytes: int, work: str) -> None:
+    """Put the machine's free memory in one known state just before a measured run.
 
     Some VMs (this sandbox's Firecracker guests among them) report freed pages to the host,
-    which takes them back; the next write into the page cache then faults each one in from
-    the host, measured here at about 2 CPU-seconds per GiB, and whether a run pays that
-    depends on how long ago the previous run freed its pages. Touching the memory first
-    gives every tool the same backed memory a bare-metal host has."""
-    code = ("import ctypes, mmap, sys; n = int(sys.argv[1]); "
-            "m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); "
-            "ctypes.memset(ctypes.addressof(ctypes.c_char.from_buffer(m)), 1, n)")
-    subprocess.run([sys.executable, "-c", code, str(nbytes)], check=True)
+    which takes them back within a second or two; every page the page cache then takes is
+    faulted in from the host again. Measured here on 2 GiB: `dd` into the page cache takes
+    5.5 s on such pages, 2.4 s after anonymous memory was touched and freed, and 0.45 s
+    right after a page-cache file of that size was deleted, the speed of a bare-metal host.
+    Whether a tool pays that depends on what ran just before it, so each run starts from
+    the same state:
+
+    * warm: write and delete a scratch file of `nbytes` first (the page cache reuses what
+      the host backs: a bare-metal node, or a node that has been running);
+    * touched: touch and free `nbytes` of anonymous memory (part of the way there);
+    * cold: wait until the host has taken freed memory back (a fresh VM);
+    * as-is: nothing."""
+    if state == "warm":
+        path = os.path.join(work, "warm-up")
+        block = bytes(8 * MiB)
+        with open(path, "wb") as fh:
+            for _ in range(-(-nbytes // len(block))):
+                fh.write(block)
+        # unlinked before writeback starts, so its dirty pages are dropped, not written
+        os.unlink(path)
+    elif state == "touched":
+        code = ("import ctypes, mmap, sys; n = int(sys.argv[1]); "
+                "m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); "
+                "ctypes.memset(ctypes.addressof(ctypes.c_char.from_buffer(m)), 1, n)")
+        subprocess.run([sys.executable, "-c", code, str(nbytes)], check=True)
+    elif state == "cold":
+        time.sleep(4)
 
 
 def start_server(directory: str) -> tuple[subprocess.Popen, str]:
@@ -335,10 +425,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
     parser.add_argument("--truss-python", default=None,
                         help="a Python with truss_transfer installed (default: look in /opt)")
-    parser.add_argument("--prefault", action=argparse.BooleanOptionalAction,
-                        default=os.path.exists(PAGE_REPORTING),
-                        help="touch the memory before each run (default: on where the kernel "
-                             "hands freed pages back to a hypervisor)")
+    parser.add_argument("--memory", choices=MEMORY_STATES,
+                        default="warm" if os.path.exists(PAGE_REPORTING) else "as-is",
+                        help="the state of free memory before each run (see prepare_memory; "
+                             "default: warm where the kernel hands freed pages back to a "
+                             "hypervisor, else as-is)")
+    parser.add_argument("--workloads", default=None,
+                        help="comma-separated workload numbers to run (1: 1 x 2 GiB, "
+                             "2: 8 x 256 MiB, 3: 200 x 1 MiB; default: all)")
     parser.add_argument("--only", default=None,
                         help="comma-separated columns to run (pack,direct,snapshot,hf_transfer,truss,naive,limits)")
     args = parser.parse_args()
@@ -355,9 +449,12 @@ def main() -> None:
         ("8 x 256 MiB", 8, int(256 * MiB * args.scale)),
         ("200 x 1 MiB", 200, max(4096, int(1 * MiB * args.scale))),
     ]
+    if args.workloads:
+        picked = {int(n) for n in args.workloads.split(",")}
+        workloads = [w for i, w in enumerate(workloads, 1) if i in picked]
     columns = ["pack sha256", "pack size-only", "pack sha256 direct", "pack size direct",
                "direct read-back", "snapshot_download", "hf_transfer", "truss-transfer",
-               "naive 1-stream", "curl limit", "disk limit", "direct disk limit"]
+               "naive 1-stream", "curl limit", "8 threads to disk", "disk limit", "direct disk limit"]
     with tempfile.TemporaryDirectory(prefix="pack-bench-") as work:
         served = os.path.join(work, "served")
         datasets = {name: make_files(served, f"w{i}", count, size)
@@ -398,13 +495,13 @@ def main() -> None:
                     measures["naive 1-stream"] = lambda: run_naive(files, base_url, work)
                 if wanted("limits"):
                     measures["curl limit"] = lambda: run_curl_limit(files, base_url, work)
+                    measures["8 threads to disk"] = lambda: run_threads_to_disk(files, base_url, work)
                     measures["disk limit"] = lambda: run_disk_limit(total, work)
                     measures["direct disk limit"] = lambda: run_direct_disk_limit(total, work)
                 runs: dict[str, list] = {c: [] for c in measures}
                 for _ in range(args.repeat):
                     for column, measure in measures.items():
-                        if args.prefault:
-                            prefault(total + 512 * MiB)
+                        prepare_memory(args.memory, total + 512 * MiB, work)
                         runs[column].append(measure())
                 if "pack sha256 direct" in runs:
                     runs["direct read-back"] = [r["read_back"] for r in runs["pack sha256 direct"]]
@@ -442,7 +539,7 @@ def main() -> None:
             print(f"pack workers: at most {workers} streams; pack streams: the most that ran at "
                   "once, as the governor chose (lowest-highest over the runs).")
             print("Every figure excludes interpreter start-up. Source and destination share one disk.")
-            print("memory touched before each run: " + ("yes (--prefault)" if args.prefault else "no"))
+            print(f"free memory before each run: {args.memory} (--memory; see prepare_memory)")
         finally:
             server.terminate()
             server.wait()
