@@ -50,6 +50,25 @@ def test_parallel_ranged_fetch_all_algorithms(hub, tmp_path):
     assert all(n.endswith(".pack-ok") for n in leftovers)
 
 
+def test_bytes_ahead_of_the_hash_frontier_are_hashed_from_memory_not_read_back(hub, tmp_path):
+    data = payload(3 * MiB, 1)
+    hub.add("model.safetensors", data)
+    # Throttled, so the four streams' ranges arrive interleaved: most bytes land ahead of the
+    # frontier, and only the hash window decides whether they are kept or read back.
+    hub.server.faults.rate = 2 * MiB
+    kept = run(hub, tmp_path / "kept", stats_path=str(tmp_path / "stats.json"))
+    hub.assert_placed(str(tmp_path / "kept"))
+    assert kept.files[0].hashed_from_disk == 0
+    assert json.loads((tmp_path / "stats.json").read_text())["files"][0]["hashed_from_disk"] == 0
+
+    no_window = dataclasses.replace(FAST, hash_window_bytes=0)
+    reread = run(hub, tmp_path / "reread", settings=no_window)
+    hub.assert_placed(str(tmp_path / "reread"))
+    # without a window, bytes written ahead of the frontier come back from the file (those a
+    # stream writes right at the frontier are still hashed as they arrive)
+    assert 0 < reread.files[0].hashed_from_disk < len(data)
+
+
 def test_second_run_trusts_markers_and_makes_no_request(hub, tmp_path):
     hub.add("a.bin", payload(1 * MiB))
     run(hub, tmp_path)

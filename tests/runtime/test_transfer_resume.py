@@ -52,6 +52,8 @@ def test_kill_9_midway_then_resume_fetches_only_the_rest(hub, tmp_path):
     hub.assert_placed(str(dest))
     assert served_second < (total - served_first) + WORKERS * CHUNK
     assert sum(f.resumed_bytes for f in result.files) > 0
+    # what the killed run wrote is only on disk: the hash reads it back from the file
+    assert all(f.hashed_from_disk >= f.resumed_bytes for f in result.files)
     assert not [n for n in os.listdir(dest / "m") if "partial" in n]
 
 

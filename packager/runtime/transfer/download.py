@@ -442,6 +442,7 @@ class Transfer:
                 verification=verification, bytes_downloaded=job.bytes_downloaded if i == 0 else 0,
                 seconds=round(seconds, 4), retries=job.retries + job.attempts,
                 resumed_bytes=job.resumed_bytes if i == 0 else 0, error=error,
+                hashed_from_disk=job.hasher.reread_bytes if job.hasher is not None and i == 0 else 0,
             )
             for i, t in enumerate(job.targets)
         ]

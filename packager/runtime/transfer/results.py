@@ -24,6 +24,9 @@ class FileResult:
     seconds: float = 0.0
     retries: int = 0
     resumed_bytes: int = 0  # bytes taken over from an interrupted earlier run
+    # Bytes the hash read back from the file instead of taking them from memory as they
+    # arrived: resumed ranges, and ranges that ran past the hash window.
+    hashed_from_disk: int = 0
     error: str | None = None
 
     @property
