@@ -37,14 +37,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
+import mmap
 import os
+import queue
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from urllib.parse import urlsplit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -280,12 +286,6 @@ def run_threads_to_disk(files, base_url: str, work: str, threads: int = 8, chunk
     in order and pwrite them into pre-sized files through the page cache; no hashing, no retries.
     The machine's limit for a download that lands on disk (network and page cache sharing the
     cores), which curl cannot show: it writes its output 16 KiB at a time."""
-    import http.client
-    import queue
-    import socket
-    import threading
-    from urllib.parse import urlsplit
-
     dest = os.path.join(work, "threads")
     shutil.rmtree(dest, ignore_errors=True)
     fds = {}
@@ -355,8 +355,6 @@ def run_disk_limit(total: int, work: str) -> float:
 
 def run_direct_disk_limit(total: int, work: str) -> float:
     """The same bytes written with O_DIRECT in 8 MiB blocks: the device, past the page cache."""
-    import mmap
-
     block = mmap.mmap(-1, 8 * MiB)  # page-aligned, as O_DIRECT needs
     block.write(os.urandom(8 * MiB))
     path = os.path.join(work, "disk")

@@ -10,8 +10,8 @@ first buffered read of the file (a model load) fills the page cache then. So it 
 O_DIRECT needs the buffer address, the file offset and the length aligned to the device's
 logical block size; 4096 covers both 512-byte and 4K-native devices. Bytes that cannot be
 written whole blocks at a time (a file's unaligned tail) go through the buffered descriptor.
-Filesystems without O_DIRECT (ramfs, some FUSE mounts; tmpfs before Linux 6.6) refuse it at open: those files are
-written through the page cache as usual.
+Filesystems without O_DIRECT (ramfs, some FUSE mounts; tmpfs before Linux 6.6) refuse it at
+open: those files are written through the page cache as usual.
 """
 
 from __future__ import annotations
