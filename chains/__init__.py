@@ -5,10 +5,14 @@ it (`pack chains render|build|run`): the loader maps `truss_chains` to this pack
 real `truss` is installed, `truss.truss_config` / `truss.base.truss_config` to
 `chains.truss_config`. In your own code, `import chains` works directly.
 
+A ModelBase file (Truss's python-config model, `truss init --python-config`) works the same way
+with `pack check|build|run|push my_model.py`: it becomes a truss serving `predict` at Truss's
+model route (POST /v1/models/model:predict, the typed arguments as the JSON body).
+
 Deliberate differences from Truss: `retries` counts retries (not attempts) and only transient
 failures are retried; streamed items keep their boundaries between chainlets; `run_local` has a
-`strict=True` mode; TrussChainlet, ModelBase, EngineBuilderLLMChainlet and websocket endpoints
-are not supported yet (a clear error at class definition).
+`strict=True` mode; TrussChainlet, EngineBuilderLLMChainlet and websocket endpoints are not
+supported yet (a clear error at class definition).
 """
 
 from . import streaming, truss_config

@@ -1,5 +1,5 @@
-"""ChainletBase (validated and registered at class definition), the unsupported Truss base
-classes, and finding a chain file's entrypoint.
+"""ChainletBase and ModelBase (validated and registered at class definition), the unsupported
+Truss base classes, and finding a chain file's entrypoint or a model file's model.
 
 Validation lives in validation.py, the descriptors and registry in descriptors.py, `depends()` in
 markers.py and run_local (with the metaclass that guards instantiation) in local_run.py.
@@ -40,6 +40,8 @@ class ChainletBase(metaclass=_ChainletMeta):
     remote_config: ClassVar[RemoteConfig] = RemoteConfig()
     name: ClassVar[str]
     display_name: ClassVar[str]
+    _chains_entity: ClassVar[str] = "CHAINLET"  # or "MODEL" (Truss's entity types)
+    _chains_endpoint_name: ClassVar[str] = ENDPOINT_NAME
     _chains_entrypoint: ClassVar[bool] = False
     _chains_chain_name: ClassVar[Optional[str]] = None
     _chains_unsupported: ClassVar[Optional[str]] = None
@@ -51,7 +53,8 @@ class ChainletBase(metaclass=_ChainletMeta):
         remote_config = cls.__dict__.get("remote_config", getattr(cls, "remote_config", None))
         cls.display_name = (remote_config.name if isinstance(remote_config, RemoteConfig)
                             and remote_config.name else cls.__name__)
-        cls._chains_entrypoint = False  # never inherited from a marked base
+        # Never inherited from a marked base; a model is always its own entrypoint (as in Truss).
+        cls._chains_entrypoint = cls._chains_entity == "MODEL"
         validator = _Validator(cls, file, line)
         unsupported = next((b._chains_unsupported_base for b in cls.__mro__[1:]
                             if "_chains_unsupported_base" in b.__dict__), None)
@@ -104,13 +107,13 @@ class TrussChainlet(ChainletBase):
 
 
 class ModelBase(ChainletBase):
-    """Not supported by pack yet (plain-model DX): write a ChainletBase with `run_remote`."""
+    """A standalone model (Truss's python-config DX, `truss init --python-config`): one `predict`
+    endpoint served at Truss's model route, config from `remote_config`, no dependencies (only
+    an optional `context=chains.depends_context()`). `pack check|build|run|push my_model.py`
+    turns the file into a truss (packager/chains_codegen/model_source.py)."""
 
-    _chains_unsupported_base = ("ModelBase is not supported by pack yet: subclass ChainletBase "
-                                "and name the endpoint `run_remote`")
-
-    async def run_remote(self) -> None:  # pragma: no cover
-        raise NotImplementedError
+    _chains_entity = "MODEL"
+    _chains_endpoint_name = "predict"
 
 
 # The base classes themselves are not chainlets.
@@ -176,6 +179,19 @@ def find_entrypoint(module: types.ModuleType, name: Optional[str] = None) -> typ
                      "pass the entrypoint's class name")
 
 
+def find_model(module: types.ModuleType) -> type:
+    """The one ModelBase subclass a model file defines (as Truss's ModelImporter finds it)."""
+    models = [c for c in chainlets_in_module(module) if issubclass(c, ModelBase)]
+    if len(models) == 1:
+        return models[0]
+    if not models:
+        raise ValueError(f"{module.__file__}: no class inherits from `chains.ModelBase` (or "
+                         "`truss_chains.ModelBase`); define one with a `predict` method")
+    raise ValueError(f"{module.__file__}: several classes inherit from ModelBase "
+                     f"({', '.join(c.__name__ for c in models)}), but a model file holds exactly "
+                     "one; move the others to their own files")
+
+
 def chain_name(entrypoint: type, override: Optional[str] = None) -> str:
     return override or entrypoint.__dict__.get("_chains_chain_name") or entrypoint.display_name  # type: ignore[attr-defined]
 
@@ -187,4 +203,4 @@ AnyCallable = Callable[..., Any]
 # it from here, as from before validation moved to its own module.
 __all__ = ["AnyCallable", "ChainletBase", "ChainletDescriptor", "EngineBuilderLLMChainlet",
            "ModelBase", "TrussChainlet", "chain_name", "chainlets_in_module", "errors",
-           "find_entrypoint", "mark_entrypoint", "raise_validation_errors", "registry"]
+           "find_entrypoint", "find_model", "mark_entrypoint", "raise_validation_errors", "registry"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .framework import chain_name as _chain_name
-from .framework import find_entrypoint
+from .framework import find_entrypoint, find_model
 from .validation import raise_validation_errors
 
 SHIMS_DIR = Path(__file__).resolve().parent / "_shims"
@@ -81,12 +81,41 @@ def check_source_name(path: Path) -> str:
     return stem
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model file (Truss's python-config DX): its module and its one ModelBase class."""
+
+    source: Path
+    module: types.ModuleType
+    model: type
+
+
+def load_model(source: str | os.PathLike) -> LoadedModel:
+    """Import a ModelBase file as a chain file is imported; raise its validation errors; find
+    the one class that inherits from ModelBase."""
+    path = Path(source).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    module = import_source(path)
+    raise_validation_errors()
+    return LoadedModel(path, module, find_model(module))
+
+
 def load_chain(source: str | os.PathLike, entrypoint: Optional[str] = None,
                name: Optional[str] = None) -> LoadedChain:
     """Import the chain file, raise its validation errors, find its entrypoint."""
     path = Path(source).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such chain file")
+    module = import_source(path)
+    raise_validation_errors()
+    entry = find_entrypoint(module, entrypoint)
+    return LoadedChain(path, module, entry, _chain_name(entry, name))
+
+
+def import_source(path: Path) -> types.ModuleType:
+    """Import a chain or model file under its stem, with its directory on sys.path and the
+    Truss names mapped to pack; loading the same file again returns the loaded module."""
     stem = check_source_name(path)
     module = sys.modules.get(stem)
     if module is not None:
@@ -108,6 +137,4 @@ def load_chain(source: str | os.PathLike, entrypoint: Optional[str] = None,
             except BaseException:
                 sys.modules.pop(stem, None)
                 raise
-    raise_validation_errors()
-    entry = find_entrypoint(module, entrypoint)
-    return LoadedChain(path, module, entry, _chain_name(entry, name))
+    return module

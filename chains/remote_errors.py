@@ -81,10 +81,12 @@ def make_remote_exception(detail: RemoteErrorDetail, chainlet: str, status: int,
     message = remote_message(detail, chainlet, status, trace_id)
     exc: Exception
     if detail.exception_cls_name == "HTTPException":
+        # fastapi's class when the chainlet's own code uses fastapi (then it is loaded). Not an
+        # import: the framework would make pack install fastapi into every chainlet image.
+        fastapi = sys.modules.get("fastapi")
         try:
-            from fastapi import HTTPException  # type: ignore[import-not-found]
-
-            exc = HTTPException(status_code=status, detail=message)
+            exc = (fastapi.HTTPException(status_code=status, detail=message) if fastapi
+                   else GenericRemoteException(message))
         except Exception:
             exc = GenericRemoteException(message)
     else:

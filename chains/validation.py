@@ -83,7 +83,9 @@ class _Collector:
     def raise_if_errors(self) -> None:
         errors = self.take()
         if errors:
-            raise ChainsUsageError("\n".join([SPEC_HEADER] + [e.format() for e in errors]))
+            exc = ChainsUsageError("\n".join([SPEC_HEADER] + [e.format() for e in errors]))
+            exc.validation_errors = tuple(errors)  # structured, for tools that position them
+            raise exc
 
     def _report_at_exit(self) -> None:
         errors = self.take()
@@ -116,6 +118,9 @@ class _Validator:
         self.file = file
         self.line = line
         self.ok = True
+        # `run_remote` for chainlets, `predict` for ModelBase models (Truss's two entity kinds).
+        self.endpoint_name: str = getattr(cls, "_chains_endpoint_name", ENDPOINT_NAME)
+        self.entity: str = getattr(cls, "_chains_entity", "CHAINLET")
 
     def error(self, kind: ErrorKind, message: str, method: Optional[str] = None,
               obj: Any = None) -> None:
@@ -136,7 +141,7 @@ class _Validator:
                        f"{what}: unsupported type `{_type_text(annotation)}`: {reason}. Supported: "
                        "int, float, complex, bool, str, bytes, None, pydantic models, and "
                        "`list[...]`/`dict[...]` of those (`tuple[...]` as return only).",
-                       ENDPOINT_NAME, fn)
+                       self.endpoint_name, fn)
             return False
 
         if isinstance(annotation, str):
@@ -166,21 +171,22 @@ class _Validator:
                 return fail("nested containers are not supported (wrap them in a pydantic model)")
         return True
 
-    # --- run_remote ------------------------------------------------------------------------------
+    # --- the endpoint: run_remote (chainlets) or predict (models) ---------------------------------
     def endpoint(self) -> Optional[EndpointAPI]:
-        fn = getattr(self.cls, ENDPOINT_NAME, None)
+        endpoint = self.endpoint_name
+        fn = getattr(self.cls, endpoint, None)
         if fn is None:
-            self.error(ErrorKind.MISSING_API_ERROR, "CHAINLETs must have a `run_remote` method.")
+            self.error(ErrorKind.MISSING_API_ERROR, f"{self.entity}s must have a `{endpoint}` method.")
             return None
         if not inspect.isfunction(fn):
-            self.error(ErrorKind.TYPE_ERROR, f"`{ENDPOINT_NAME}` must be a method (a function "
+            self.error(ErrorKind.TYPE_ERROR, f"`{endpoint}` must be a method (a function "
                        f"defined with `def` in the class body), got {type(fn).__name__}")
             return None
         signature = inspect.signature(fn)
         params = list(signature.parameters.values())
         if not params or params[0].name != "self":
-            self.error(ErrorKind.TYPE_ERROR, f"the first parameter of `{ENDPOINT_NAME}` must be "
-                       "`self` (no staticmethods/classmethods)", ENDPOINT_NAME, fn)
+            self.error(ErrorKind.TYPE_ERROR, f"the first parameter of `{endpoint}` must be "
+                       "`self` (no staticmethods/classmethods)", endpoint, fn)
             return None
         is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         is_generator = inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)
@@ -193,13 +199,13 @@ class _Validator:
         for param in params[1:]:
             if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
                 self.error(ErrorKind.TYPE_ERROR, f"parameter `{param.name}`: *args, **kwargs and "
-                           "positional-only parameters are not supported", ENDPOINT_NAME, fn)
+                           "positional-only parameters are not supported", endpoint, fn)
                 ok = False
                 continue
             if param.name not in hints:
                 self.error(ErrorKind.IO_TYPE_ERROR, f"parameter `{param.name}` has no type "
-                           "annotation; every parameter of run_remote must be annotated",
-                           ENDPOINT_NAME, fn)
+                           f"annotation; every parameter of {endpoint} must be annotated",
+                           endpoint, fn)
                 ok = False
                 continue
             ann = hints[param.name]
@@ -208,7 +214,7 @@ class _Validator:
             args.append(InputArg(param.name, ann, has_default, param.default if has_default else None))
         if "return" not in hints:
             self.error(ErrorKind.IO_TYPE_ERROR, "the return type is not annotated; annotate it "
-                       "(`-> None` if nothing is returned)", ENDPOINT_NAME, fn)
+                       "(`-> None` if nothing is returned)", endpoint, fn)
             return None
         ret = hints["return"]
         origin = typing.get_origin(ret)
@@ -216,22 +222,22 @@ class _Validator:
         streaming_type = None
         if is_streaming or is_generator:
             if not is_generator:
-                self.error(ErrorKind.IO_TYPE_ERROR, "the return type is an iterator but run_remote "
-                           "does not `yield`", ENDPOINT_NAME, fn)
+                self.error(ErrorKind.IO_TYPE_ERROR, f"the return type is an iterator but {endpoint} "
+                           "does not `yield`", endpoint, fn)
                 return None
             if not is_streaming:
-                self.error(ErrorKind.IO_TYPE_ERROR, "run_remote yields, so its return type must be "
-                           "`AsyncIterator[str]` or `AsyncIterator[bytes]`", ENDPOINT_NAME, fn)
+                self.error(ErrorKind.IO_TYPE_ERROR, f"{endpoint} yields, so its return type must be "
+                           "`AsyncIterator[str]` or `AsyncIterator[bytes]`", endpoint, fn)
                 return None
             if not is_async:
-                self.error(ErrorKind.IO_TYPE_ERROR, "a streaming run_remote must be `async def`",
-                           ENDPOINT_NAME, fn)
+                self.error(ErrorKind.IO_TYPE_ERROR, f"a streaming {endpoint} must be `async def`",
+                           endpoint, fn)
                 return None
             item = (typing.get_args(ret) or (None,))[0]
             if item not in (str, bytes):
                 self.error(ErrorKind.IO_TYPE_ERROR, f"streamed items must be `str` or `bytes`, got "
                            f"`{_type_text(item)}` (send structured items with the `chains.streaming` "
-                           "module)", ENDPOINT_NAME, fn)
+                           "module)", endpoint, fn)
                 return None
             streaming_type = item
             outputs: tuple[Any, ...] = (item,)
@@ -243,11 +249,11 @@ class _Validator:
             outputs = (ret,)
         if not ok:
             return None
-        if not is_async:
+        if not is_async and self.entity != "MODEL":  # a sync `predict` is Truss's own template
             warnings.warn(f"{_code_location(fn)[0]}:{_code_location(fn)[1]}: `{self.cls.__name__}."
-                          f"{ENDPOINT_NAME}` is synchronous; prefer `async def` (a sync endpoint runs "
+                          f"{endpoint}` is synchronous; prefer `async def` (a sync endpoint runs "
                           "in a thread and its stubs block)", DeprecationWarning, stacklevel=4)
-        return EndpointAPI(ENDPOINT_NAME, tuple(args), outputs, is_tuple, is_async, is_streaming,
+        return EndpointAPI(endpoint, tuple(args), outputs, is_tuple, is_async, is_streaming,
                            streaming_type)
 
     # --- __init__ --------------------------------------------------------------------------------
@@ -291,6 +297,12 @@ class _Validator:
                                f"`chains.DeploymentContext` (or not at all), got `{_type_text(ann)}`",
                                "__init__", init)
                 continue
+            if self.entity == "MODEL":
+                self.error(ErrorKind.TYPE_ERROR, f"`__init__` parameter `{param.name}`: the only "
+                           "supported argument to `__init__` for MODELs is the optional "
+                           "`context=chains.depends_context()` (models take no dependencies)",
+                           "__init__", init)
+                continue
             if isinstance(default, ContextMarker):
                 self.error(ErrorKind.TYPE_ERROR, f"`depends_context()` must be the default of the "
                            f"parameter named `context`, not `{param.name}`", "__init__", init)
@@ -304,6 +316,11 @@ class _Validator:
             if not (isinstance(dep_cls, type) and issubclass(dep_cls, ChainletBase)) or dep_cls is ChainletBase:
                 self.error(ErrorKind.TYPE_ERROR, f"`depends()` of `{param.name}` takes a chainlet "
                            f"class (a subclass of ChainletBase), got {dep_cls!r}", "__init__", init)
+                continue
+            if getattr(dep_cls, "_chains_entity", "CHAINLET") == "MODEL":
+                self.error(ErrorKind.TYPE_ERROR, f"`{param.name}`: `{dep_cls.__name__}` is a model "
+                           "(ModelBase), which cannot be a dependency; make it a ChainletBase with "
+                           "`run_remote`", "__init__", init)
                 continue
             if dep_cls is self.cls:
                 self.error(ErrorKind.TYPE_ERROR, f"`{param.name}`: a chainlet cannot depend on "
@@ -331,7 +348,8 @@ class _Validator:
                        f"`chains.RemoteConfig`, got {type(remote_config).__name__}")
             return
         name = remote_config.name
-        if name is not None and not DISPLAY_NAME_RE.match(name):
+        # A model's name is its model_name, not a chainlet display name: any text (as in Truss).
+        if name is not None and self.entity != "MODEL" and not DISPLAY_NAME_RE.match(name):
             self.error(ErrorKind.INVALID_CONFIG_ERROR, f"`remote_config.name` {name!r} must match "
                        f"{DISPLAY_NAME_RE.pattern}")
         transport = remote_config.options.transport

@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import LoadedConfig
+from .cache_dirs import cache_root
+from .config import CONFIG_FILENAME, LoadedConfig
 from .constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
 from .build_secrets import secret_files
-from .engine import BuiltImage, ProgressCallback, open_engine
-from .plan.model import WEIGHTS_BAKE, BuildPlan
+from .engine import BuiltImage, Engine, ProgressCallback, open_engine
+from .errors import EngineError
+from .plan.model import WEIGHTS_BAKE, BaseImageFacts, BuildPlan
 from .plan.sources import Credentials
 from .render import RenderedContext, render_context
 
@@ -33,12 +35,14 @@ class BuildResult:
 
 
 def contexts_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pack" / "contexts"
+    return cache_root() / "contexts"
 
 
 def context_dir_for(loaded: LoadedConfig) -> Path:
     key = hashlib.sha256(str(loaded.truss_dir.resolve()).encode()).hexdigest()[:12]
+    if loaded.file.resolve() != (loaded.truss_dir / CONFIG_FILENAME).resolve():
+        # Another config file (--config) of the same truss builds in a context of its own.
+        key = hashlib.sha256(f"{loaded.truss_dir.resolve()}\0{loaded.file.resolve()}".encode()).hexdigest()[:12]
     return contexts_root() / f"{_slug(loaded.truss_dir.resolve().name)}-{key}"
 
 
@@ -57,6 +61,21 @@ def endpoint_build_args(plan: BuildPlan, env: dict[str, str] | None = None) -> d
     return {name: env[name] for name in ENDPOINT_ARGS if env.get(name)}
 
 
+def base_image_facts(engine: Engine, ref: str) -> BaseImageFacts:
+    """What the plan needs to know about the base image (its USER), asked of the engine before
+    planning. A base the engine does not have is pulled first, as the build would pull it
+    anyway (and a USER cannot be known without its config); when the pull fails (offline, no
+    credentials) the facts say why and the plan assumes root: the build then reports the base's
+    own failure, or succeeds where its builder can reach what this engine could not."""
+    image = engine.image(ref)
+    if image is None:
+        try:
+            image = engine.pull(ref)
+        except EngineError as exc:
+            return BaseImageFacts(ref, None, f"not local, and the pull failed: {exc.message}")
+    return BaseImageFacts(ref, image.user, layers=image.layers or None)
+
+
 def build_image(
     loaded: LoadedConfig,
     plan: BuildPlan,
@@ -67,9 +86,10 @@ def build_image(
     platform: str | None = None,
     progress: ProgressCallback | None = None,
     credentials: Credentials | None = None,
+    engine: Engine | None = None,
 ) -> BuildResult:
     rendered = render_context(loaded, plan, context_dir_for(loaded))
-    engine = open_engine()
+    engine = engine or open_engine()
     final_tag = tag or default_tag(plan, rendered)
     args = {**endpoint_build_args(plan), **(build_args or {})}
     with secret_files(plan, credentials or Credentials.from_environment()) as secrets:

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .builder import ENDPOINT_ARGS
-from .engine import ContainerHandle, open_engine, wait_ready
-from .errors import PackError
+from .engine import ContainerHandle, Engine, GpuRequest, GpuUnavailableError, open_engine, wait_ready
+from .errors import EngineError, PackError
 from .plan.model import BuildPlan
 from .render.context import RUNTIME_CACHE_DIR
 
@@ -34,7 +34,21 @@ class Running:
 
 
 def cache_volume_name(plan: BuildPlan) -> str:
-    return "pack-weights-" + (re.sub(r"[^a-z0-9_.-]+", "-", plan.model_name.lower()).strip("-.") or "model")
+    name = "pack-weights-" + (re.sub(r"[^a-z0-9_.-]+", "-", plan.model_name.lower()).strip("-.") or "model")
+    if plan.runtime_user is not None:
+        # A new volume takes the owner of the image's cache directory (the server's user); one
+        # that a root server created earlier would stay root's and unwritable for this user.
+        name += "-" + (re.sub(r"[^a-z0-9_.-]+", "-", plan.runtime_user.lower()).strip("-.") or "user")
+    return name
+
+
+def gpu_request(plan: BuildPlan, *, cpu: bool = False) -> GpuRequest | None:
+    """What the container asks the engine for: every GPU for `H100` (as `docker run --gpus all`
+    and Truss's local runs do), N of them for `H100:N`; nothing without an accelerator or with
+    cpu=True (`pack run --cpu`)."""
+    if plan.accelerator is None or cpu:
+        return None
+    return GpuRequest(None if plan.accelerator.count == 1 else plan.accelerator.count)
 
 
 def source_endpoints(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -59,7 +73,9 @@ def secrets_mount(secrets_dir: str | Path | None, named: dict[str, str]) -> Iter
                 if item.is_file():
                     shutil.copyfile(item, directory / item.name)
         for key, value in named.items():
-            fd = os.open(directory / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # Readable inside the container by a server that is not root (the base image's own
+            # USER); on this host the 0700 directory keeps everyone else out.
+            fd = os.open(directory / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(value)
         yield directory
@@ -68,12 +84,25 @@ def secrets_mount(secrets_dir: str | Path | None, named: dict[str, str]) -> Iter
 
 
 def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | Path | None = None,
-          env: dict[str, str] | None = None, name: str | None = None, timeout: float = 600.0) -> Running:
-    """Run the image on the host network and wait until its readiness route answers 200."""
-    engine = open_engine()
+          env: dict[str, str] | None = None, name: str | None = None, timeout: float = 600.0,
+          engine: Engine | None = None, cpu: bool = False) -> Running:
+    """Run the image on the host network and wait until its readiness route answers 200.
+
+    With resources.accelerator the container gets GPUs (gpu_request); an engine without the
+    NVIDIA runtime stops the run at start with what to do, unless cpu=True runs it without."""
+    engine = engine or open_engine()
     environment = {**source_endpoints(), **(env or {})}
-    container = engine.run(image, port=port, env=environment, secrets_dir=secrets_dir,
-                           volumes={cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True)
+    gpus = gpu_request(plan, cpu=cpu)
+    try:
+        container = engine.run(image, port=port, env=environment, secrets_dir=secrets_dir,
+                               volumes={cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True,
+                               gpus=gpus)
+    except GpuUnavailableError as exc:
+        raise EngineError(
+            f"{plan.model_name} asks for accelerator {plan.accelerator} (resources.accelerator), so the "
+            f"container requests {gpus}, and this Docker engine cannot provide them: {exc.detail}",
+            hint=f"{exc.hint}; or run it on CPU with --cpu (`pack run --cpu`, `pack chains run --cpu`)",
+        ) from None
     url = f"http://127.0.0.1:{port}"
     seconds = wait_ready(url + READY_PATH, timeout, container=container)
     timeline = startup_timeline(url) or timeline_from_logs(container.logs(tail=500))

@@ -37,6 +37,10 @@ def environment() -> jinja2.Environment:
     # are JSON arrays, so a path or package name can never break a RUN line.
     env.filters["sh"] = lambda value: shlex.quote(str(value))
     env.filters["json"] = lambda value: json.dumps(value)
+    # An ENV value: JSON string syntax, which a Dockerfile's double quotes read back the same
+    # for printable text (the plan keeps newlines and control characters out), plus `$`
+    # escaped, which ENV would otherwise expand. Non-ASCII stays as it is: `\u00e9` would not.
+    env.filters["env"] = lambda value: json.dumps(str(value), ensure_ascii=False).replace("$", "\\$")
     env.filters["dirname"] = posixpath.dirname
     return env
 

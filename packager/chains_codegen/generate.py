@@ -57,6 +57,7 @@ class ChainletView:
     has_context: bool
     health_check: Optional[bool]
     arg_name: str = ""
+    endpoint: str = "run_remote"  # `predict` for a ModelBase model
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def chainlet_view(descriptor: ChainletDescriptor, imports: set[str], arg_name: s
         name=descriptor.name, display_name=descriptor.display_name, cls=cls_expr, args=tuple(args),
         output_type=output, is_async=endpoint.is_async, is_streaming=endpoint.is_streaming,
         has_context=descriptor.has_context, health_check=descriptor.health_check_is_async,
-        arg_name=arg_name)
+        arg_name=arg_name, endpoint=endpoint.name)
 
 
 # --- config.yaml -----------------------------------------------------------------------------------
@@ -162,13 +163,14 @@ def _mentions_pydantic(lines: list[str]) -> bool:
     return any(line.strip().lower().replace("_", "-").startswith("pydantic") for line in lines)
 
 
-def chainlet_config(descriptor: ChainletDescriptor, chain_name: str, truss_dir: Path) -> dict[str, Any]:
+def chainlet_config(descriptor: ChainletDescriptor, chain_name: str, truss_dir: Path,
+                    name: Optional[str] = None) -> dict[str, Any]:
     remote = descriptor.chainlet_cls.remote_config  # type: ignore[attr-defined]
     image = remote.docker_image
     compute = remote.get_compute_spec()
     assets = remote.get_asset_spec()
     options = remote.options
-    config: dict[str, Any] = {"model_name": model_name(chain_name, descriptor.display_name)}
+    config: dict[str, Any] = {"model_name": name or model_name(chain_name, descriptor.display_name)}
     if isinstance(image.base_image, BasetenImage):
         config["python_version"] = image.base_image.value
     elif isinstance(image.base_image, CustomImage):
@@ -271,7 +273,10 @@ def _module_file(cls: type) -> Path:
 
 
 def _write_chainlet(descriptor: ChainletDescriptor, chain_name: str, source: Path,
-                    workspace: Path, root: Path) -> ChainletTruss:
+                    workspace: Path, root: Path, *, name: Optional[str] = None,
+                    generator: str = "`pack chains render`") -> ChainletTruss:
+    """The truss of one chainlet at root/chainlet_<Class>; `name` replaces the derived
+    model_name (a ModelBase model is named after its display name alone, as in Truss)."""
     truss_dir = root / f"chainlet_{descriptor.name}"
     if truss_dir.exists():
         shutil.rmtree(truss_dir)
@@ -301,18 +306,20 @@ def _write_chainlet(descriptor: ChainletDescriptor, chain_name: str, source: Pat
     if image.data_dir is not None:
         shutil.copytree(image.data_dir.abs_path, truss_dir / "data")
 
-    config = chainlet_config(descriptor, chain_name, truss_dir)
+    config = chainlet_config(descriptor, chain_name, truss_dir, name)
     body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=100)
+    subject = (f"model `{descriptor.name}` (ModelBase)" if descriptor.endpoint.name != "run_remote"
+               else f"chainlet `{descriptor.name}` of chain `{chain_name}`")
     (truss_dir / "config.yaml").write_text(
-        render("chains/config.yaml.j2", source=source.name, chainlet=descriptor.name,
-               chain_name=chain_name, body=body), encoding="utf-8")
+        render("chains/config.yaml.j2", source=source.name, generator=generator, subject=subject,
+               body=body), encoding="utf-8")
 
     imports: set[str] = set()
     deps = [chainlet_view(registry.descriptor(d.chainlet_cls), imports, d.arg_name)
             for d in descriptor.dependencies]
     own = chainlet_view(descriptor, imports)
-    code = render("chains/model.py.j2", source=source.name, chain_name=chain_name, chainlet=own,
-                  deps=deps, imports=sorted(imports))
+    code = render("chains/model.py.j2", source=source.name, generator=generator, subject=subject,
+                  chainlet=own, deps=deps, imports=sorted(imports))
     compile(code, str(truss_dir / "model" / "model.py"), "exec")  # a template bug fails here
     (truss_dir / "model" / "model.py").write_text(code, encoding="utf-8")
     (truss_dir / "model" / "__init__.py").write_text("", encoding="utf-8")

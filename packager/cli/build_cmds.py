@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 
 from .. import api
+from ..plan.model import BuildOptions
 from . import output
 from .build_progress import make_progress
-from .plan_cmds import build_options, key_values, options_from, truss_dir_argument
+from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
 
 
 @click.command("build")
@@ -24,15 +25,15 @@ from .plan_cmds import build_options, key_values, options_from, truss_dir_argume
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto",
               show_default=True, help="Live view in a terminal, plain lines in CI.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line (for CI).")
-def build_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked,
-                  tag, no_cache, build_arg, platform, progress, as_json) -> None:
+@config_option
+def build_command(truss_dir: Path, options: BuildOptions, locked: bool,
+                  tag, no_cache, build_arg, platform, progress, as_json, config_file=None) -> None:
     """Render TRUSS_DIR and build its image; print the image id, tag and size."""
     started = time.monotonic()
     view = make_progress("quiet" if as_json and progress == "auto" else progress)
     try:
-        result = api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code, pip_index_url),
-                           locked=locked, tag=tag, no_cache=no_cache, build_args=key_values(build_arg, "--build-arg"),
-                           platform=platform, progress=view)
+        result = api.build(truss_dir, options, locked=locked, tag=tag, no_cache=no_cache, build_args=key_values(build_arg, "--build-arg"),
+                           platform=platform, progress=view, config=config_file)
     finally:
         if view is not None:
             view.close()
@@ -44,10 +45,12 @@ def build_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_c
             "context_digest": f"sha256:{result.context.digest}", "weights_mode": result.plan.weights_mode,
             "built_steps": len(image.built_steps), "cached_steps": len(image.cached_steps),
             "builder": image.builder,
+            "weight_layers": result.plan.weight_layers.summary(),
         }))
         return
     for note in result.context.notes:
         output.note(note)
+    output.weight_layers(result.plan.weight_layers)
     output.success(f"built {result.tag} in {seconds:.1f}s")
     output.text(f"image {image.id}\ntag {result.tag}\nsize {image.size / 1e6:.1f} MB\n"
                 f"steps {len(image.built_steps)} built, {len(image.cached_steps)} cached")

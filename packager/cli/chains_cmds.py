@@ -3,6 +3,7 @@ chainlet (see chains/ and packager/chains_codegen/)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
@@ -15,9 +16,10 @@ import click
 
 from .. import api, runner
 from ..errors import PackError
+from ..plan.model import BuildOptions
 from . import output
 from .build_progress import make_progress
-from .plan_cmds import build_options, key_values, options_from
+from .plan_cmds import build_options, key_values
 
 DYNAMIC_CONFIG_ENV = "PACK_CHAINS_DYNAMIC_CONFIG"
 
@@ -40,7 +42,8 @@ def _chain_errors() -> Iterator[None]:
         raise PackError(str(exc)) from None
     except (ValueError, ImportError, FileNotFoundError, SyntaxError) as exc:
         raise PackError(f"cannot load the chain: {type(exc).__name__}: {exc}",
-                        hint="pass a chain .py file (and --entrypoint CLASS if it marks none)") from None
+                        hint="pass a chain .py file (and its entrypoint class, as ENTRYPOINT or "
+                             "--entrypoint, if it marks none)") from None
 
 
 def _render(source: Path, out: Optional[Path], entrypoint: Optional[str], name: Optional[str]):
@@ -51,11 +54,28 @@ def _render(source: Path, out: Optional[Path], entrypoint: Optional[str], name: 
         return render_chain(source, target, entrypoint=entrypoint, name=name)
 
 
-def chain_options(f):
+def _one_entrypoint(positional: Optional[str], flag: Optional[str]) -> Optional[str]:
+    if positional and flag and positional != flag:
+        raise click.UsageError(f"the entrypoint is given twice: ENTRYPOINT `{positional}` and "
+                               f"--entrypoint `{flag}`; give it once")
+    return positional or flag
+
+
+def chain_options(callback):
+    """SOURCE [ENTRYPOINT] (as `truss chains push SOURCE ENTRYPOINT`), --entrypoint, --name; the
+    command receives one `entrypoint`."""
+    @functools.wraps(callback)
+    def command(*args: Any, entrypoint_arg: Optional[str] = None, **kwargs: Any) -> Any:
+        kwargs["entrypoint"] = _one_entrypoint(entrypoint_arg, kwargs.get("entrypoint"))
+        return callback(*args, **kwargs)
+
+    # Click lists the parameters in reverse order of decoration: SOURCE first, then ENTRYPOINT.
+    f = click.argument("entrypoint_arg", metavar="[ENTRYPOINT]", required=False)(command)
     f = click.option("--name", help="Chain name (default: mark_entrypoint's name, else the "
                                     "entrypoint's display name).")(f)
     f = click.option("--entrypoint", metavar="CLASS", help="Entrypoint chainlet class (default: the one "
-                                                           "marked with @mark_entrypoint).")(f)
+                                                           "marked with @mark_entrypoint); also "
+                                                           "accepted as the argument ENTRYPOINT.")(f)
     f = click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
     return f
 
@@ -85,14 +105,12 @@ def render_command(source: Path, entrypoint: Optional[str], name: Optional[str],
     output.text(f"check one: pack check {chain.chainlets[-1].path}")
 
 
-def _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, progress,
-               pip_index_url: Optional[str] = None) -> list[Any]:
+def _build_all(chain, options: BuildOptions, locked, progress) -> list[Any]:
     results = []
     for c in chain.chainlets:
         output.note(f"building chainlet {c.name} ({c.path})")
         view = make_progress(progress)
         try:
-            options = options_from(base_image, ca_bundle, build_commands_after_code, pip_index_url)
             results.append(api.build(c.path, options,
                                      locked=locked, progress=view))
         finally:
@@ -108,13 +126,12 @@ def _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, 
               help="Where the generated trusses go (default: a temporary directory).")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
-def build_command(source: Path, entrypoint, name, base_image, ca_bundle, build_commands_after_code,
-                  locked, out, progress, as_json, pip_index_url=None) -> None:
+def build_command(source: Path, entrypoint, name, options: BuildOptions,
+                  locked, out, progress, as_json) -> None:
     """Render the chain and build every chainlet's image with pack's build pipeline."""
     chain = _render(source, out, entrypoint, name)
     started = time.monotonic()
-    results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked,
-                         "quiet" if as_json else progress, pip_index_url)
+    results = _build_all(chain, options, locked, "quiet" if as_json else progress)
     rows = [{"chainlet": c.name, "display_name": c.display_name, "tag": r.tag, "image_id": r.image.id,
              "size": r.image.size} for c, r in zip(chain.chainlets, results)]
     if as_json:
@@ -135,8 +152,8 @@ def build_command(source: Path, entrypoint, name, base_image, ca_bundle, build_c
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
-def push_command(source: Path, entrypoint, name, base_image, ca_bundle, build_commands_after_code, locked,
-                 registry, tag, username, password_stdin, out, progress, as_json, pip_index_url=None) -> None:
+def push_command(source: Path, entrypoint, name, options: BuildOptions, locked,
+                 registry, tag, username, password_stdin, out, progress, as_json) -> None:
     """Build every chainlet image and push them all; print a table of what was pushed."""
     import sys
 
@@ -146,8 +163,7 @@ def push_command(source: Path, entrypoint, name, base_image, ca_bundle, build_co
     if password_stdin and not username:
         raise PackError("--password-stdin needs --username", hint="pass --username USER")
     chain = _render(source, out, entrypoint, name)
-    results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked,
-                         "quiet" if as_json else progress, pip_index_url)
+    results = _build_all(chain, options, locked, "quiet" if as_json else progress)
     rows = []
     for c, r in zip(chain.chainlets, results):
         image_tag = tag or r.tag.rpartition(":")[2]
@@ -182,9 +198,11 @@ def push_command(source: Path, entrypoint, name, base_image, ca_bundle, build_co
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--detach", is_flag=True, help="Return once every chainlet is ready (containers keep running).")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
-def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_commands_after_code, locked,
+@click.option("--cpu", is_flag=True, help="Run every chainlet on CPU: request no GPU even for chainlets whose "
+                                          "Compute asks for one (engines without the NVIDIA runtime).")
+def run_command(source: Path, entrypoint, name, options: BuildOptions, locked,
                 out, base_port, secrets_dir, env_items, dependency_urls, no_docker, timeout, detach,
-                progress, pip_index_url=None) -> None:
+                progress, cpu=False) -> None:
     """Start the whole chain locally (host network), wire each dependency's URL, wait for all
     chainlets to be ready and print the entrypoint URL."""
     env = key_values(env_items, "--env")
@@ -196,8 +214,7 @@ def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_com
         return
     from ..chains_codegen.local_run import dynamic_config
 
-    results = _build_all(chain, base_image, ca_bundle, build_commands_after_code, locked, progress,
-                         pip_index_url)
+    results = _build_all(chain, options, locked, progress)
     config = dynamic_config(chain, ports)
     for display, url in overrides.items():
         config[display] = {"predict_url": url}
@@ -207,8 +224,11 @@ def run_command(source: Path, entrypoint, name, base_image, ca_bundle, build_com
     try:
         for c, r in zip(chain.chainlets, results):
             output.note(f"starting chainlet {c.name} on 127.0.0.1:{ports[c.name]}")
+            if cpu and r.plan.accelerator is not None:
+                output.note(f"--cpu: chainlet {c.name} gets no GPU although it asks for {r.plan.accelerator}")
             started.append(runner.start(r.image.id, r.plan, port=ports[c.name], secrets_dir=secrets_dir,
-                                        env=env, name=f"pack-chain-{c.model_name.lower()}", timeout=timeout))
+                                        env=env, name=f"pack-chain-{c.model_name.lower()}", timeout=timeout,
+                                        cpu=cpu))
     except BaseException:
         for running in started:
             running.container.stop()

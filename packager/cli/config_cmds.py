@@ -7,11 +7,13 @@ from pathlib import Path
 import click
 import yaml
 
+from .. import api
 from ..config import load_config
 from ..config.json_schema import config_json_schema
 from ..errors import ConfigError
 from ..scaffold import init_truss
 from . import output
+from .plan_cmds import config_option
 
 _truss_dir = click.argument("truss_dir", type=click.Path(path_type=Path), default=".")
 _allow_unknown = click.option(
@@ -24,10 +26,12 @@ _allow_unknown = click.option(
 @_truss_dir
 @_allow_unknown
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def check_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool) -> None:
-    """Validate TRUSS_DIR/config.yaml; exit 1 if it has errors."""
+@config_option
+def check_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool, config_file: Path | None = None) -> None:
+    """Validate TRUSS_DIR/config.yaml (or a ModelBase .py file); exit 1 if it has errors."""
     try:
-        loaded = load_config(truss_dir, allow_unknown_keys=allow_unknown_keys)
+        target = api.resolve(truss_dir, config=config_file)
+        loaded = api.check(target, allow_unknown_keys=allow_unknown_keys)
     except ConfigError as exc:
         if as_json:
             output.as_json({"valid": False, "errors": [p.as_dict() for p in exc.problems],
@@ -35,25 +39,32 @@ def check_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool) -> N
             raise click.exceptions.Exit(exc.exit_code) from None
         raise
     platform = loaded.config.platform_features()
+    added = api.truss_server_packages(loaded)
     if as_json:
         output.as_json({"valid": True, "errors": [], "warnings": [w.as_dict() for w in loaded.warnings],
-                        "platform_only": platform})
+                        "platform_only": platform, "truss_server_packages": added.as_dict()})
         return
     output.problems(loaded.warnings)
+    output.server_packages(added)
     if platform:
         output.note("platform-only sections (validated; pack cannot build them locally): "
                     + ", ".join(platform))
     suffix = f" ({len(loaded.warnings)} warning{'s' if len(loaded.warnings) != 1 else ''})" if loaded.warnings else ""
-    output.success(f"{loaded.file} is valid{suffix}")
+    if target.model is not None:
+        output.success(f"{target.model.source} is valid{suffix}: ModelBase `{target.model.class_name}` "
+                       f"-> truss {target.truss_dir}")
+    else:
+        output.success(f"{loaded.file} is valid{suffix}")
 
 
 @click.command("config")
 @_truss_dir
 @_allow_unknown
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
-def config_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool) -> None:
+@config_option
+def config_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool, config_file: Path | None = None) -> None:
     """Print the resolved config of TRUSS_DIR with every default filled in."""
-    loaded = load_config(truss_dir, allow_unknown_keys=allow_unknown_keys)
+    loaded = api.check(truss_dir, allow_unknown_keys=allow_unknown_keys, config=config_file)
     output.problems(loaded.warnings)
     resolved = loaded.resolved()
     if as_json:

@@ -27,11 +27,12 @@ from . import output
 LOCK_FILE = "pack.lock"
 
 
-def read_manifest(source: Path) -> Manifest:
-    """MANIFEST is a manifest file, or a truss directory whose pack.lock embeds one."""
+def read_manifest(source: Path, lock: Path | None = None) -> Manifest:
+    """MANIFEST is a manifest file, or a truss directory whose pack.lock (or `lock`, the lock of
+    another config file) embeds one."""
     try:
         if source.is_dir():
-            lock = source / LOCK_FILE
+            lock = lock or source / LOCK_FILE
             if not lock.is_file():
                 raise PackError(
                     f"{lock} does not exist, so there is no pinned weights manifest to fetch",
@@ -70,10 +71,19 @@ def read_manifest(source: Path) -> Manifest:
               help="Write a JSON stats file (bytes, seconds, per-file timings, cache hits).")
 @click.option("--secrets-dir", type=click.Path(path_type=Path), default=None,
               help="Directory of secret files (default: $PACK_SECRETS_DIR, then /secrets).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="MANIFEST is a truss dir built with --config FILE: fetch what FILE's lock pins.")
 def fetch_command(manifest: Path, dest: Path, cache_dir: Path | None, workers: int | None,
-                  direct_io: bool | None, stats: Path | None, secrets_dir: Path | None) -> None:
+                  direct_io: bool | None, stats: Path | None, secrets_dir: Path | None,
+                  config_file: Path | None = None) -> None:
     """Download, verify and place every file of MANIFEST (a manifest file or a truss dir)."""
-    doc = read_manifest(manifest)
+    lock = None
+    if config_file is not None:
+        from .. import api
+        from ..plan.lock import lock_path
+
+        lock = lock_path(api.check(manifest, config=config_file))
+    doc = read_manifest(manifest, lock)
     reporter: Reporter
     if sys.stderr.isatty():
         from .transfer_progress import RichReporter

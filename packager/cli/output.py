@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from rich.console import Console
 from rich.markup import escape
 
 from ..errors import ConfigError, PackError, Problem
+
+if TYPE_CHECKING:
+    from ..plan.truss_server_packages import ServerPackages
+    from ..plan.weight_layers import WeightLayerPlan
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -56,3 +60,29 @@ def text(data: str) -> None:
 
 def as_json(data: Any) -> None:
     text(json.dumps(data, indent=2))
+
+
+def weight_layers(layers: WeightLayerPlan) -> None:
+    """The baked weights' layer plan: one line per layer (stage name, files, bytes)."""
+    if not layers.layers:
+        return
+    links = " and 1 links layer" if layers.image_layers > len(layers.layers) else ""
+    text(f"weight layers {len(layers.layers)} (at most {layers.max_layers}){links}")
+    for row in layers.summary():
+        text(f"  {row['name']}  {row['files']} file{'s' if row['files'] != 1 else ''}  {row['bytes']} bytes")
+
+
+def server_packages(added: ServerPackages) -> None:
+    """Truss's server packages the image gets because the code imports them (information)."""
+    if added.packages:
+        text(f"adds {len(added.packages)} of Truss's server packages: the code imports them, the "
+             f"requirements leave them out, and every Truss {added.truss_version} image has them")
+    for package in added.packages:
+        sites = ", ".join(f"{s.where()} `{s.module}`" for s in package.imports[:3])
+        more = f" and {len(package.imports) - 3} more" if len(package.imports) > 3 else ""
+        guarded = " (every import guarded by `except ImportError`)" if package.optional else ""
+        text(f"  {package.requirement}  <- {sites}{more}{guarded}")
+    if added.packages:
+        text("  to choose the version yourself, list the package in `requirements` in config.yaml")
+    for item in added.unscanned:
+        note(f"not scanned for imports: {item}")

@@ -5,22 +5,23 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from .. import api, runner
+from ..plan.model import BuildOptions
 from ..errors import PackError
 from . import output
 from .build_progress import make_progress
-from .plan_cmds import build_options, key_values, options_from, truss_dir_argument
+from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
 
 
-def _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, progress):
+def _built(truss_dir, options: BuildOptions, locked, progress, config_file=None):
     view = make_progress(progress)
     try:
-        return api.build(truss_dir, options_from(base_image, ca_bundle, build_commands_after_code, pip_index_url),
-                         locked=locked, progress=view)
+        return api.build(truss_dir, options, locked=locked, progress=view, config=config_file)
     finally:
         if view is not None:
             view.close()
@@ -34,16 +35,16 @@ def _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_inde
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
-def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked,
-                 image_ref, username, password_stdin, progress, as_json) -> None:
+@config_option
+def push_command(truss_dir: Path, options: BuildOptions, locked,
+                 image_ref, username, password_stdin, progress, as_json, config_file=None) -> None:
     """Build TRUSS_DIR if needed and push the image; print the pushed digest."""
     from ..registry import push
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password_stdin and not username:
         raise PackError("--password-stdin needs --username", hint="pass --username USER")
-    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked,
-                    "quiet" if as_json else progress)
+    result = _built(truss_dir, options, locked, "quiet" if as_json else progress, config_file)
     pushed = push(result.image.id, image_ref, username=username, password=password)
     if as_json:
         output.text(json.dumps({"image": str(pushed.reference), "digest": pushed.digest,
@@ -56,6 +57,7 @@ def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_co
 @click.command("run")
 @truss_dir_argument
 @build_options
+@config_option
 @click.option("-p", "--port", default=8080, show_default=True, help="Port the server listens on (host network).")
 @click.option("--secrets-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory of secret files (one per name), mounted read-only at /secrets.")
@@ -67,16 +69,29 @@ def push_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_co
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--detach", is_flag=True, help="Leave the container running and return once it is ready.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
-def run_command(truss_dir: Path, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, port,
-                secrets_dir, secret_names, env_items, name, timeout, detach, progress) -> None:
-    """Build TRUSS_DIR if needed, run it locally and wait until it is ready."""
+@click.option("--cpu", is_flag=True, help="Run on CPU: request no GPU even when resources.accelerator asks for "
+                                          "one (engines without the NVIDIA runtime). The image stays the same.")
+def run_command(truss_dir: Path, options: BuildOptions, locked, port,
+                secrets_dir, secret_names, env_items, name, timeout, detach, progress, cpu=False,
+                config_file=None) -> None:
+    """Build TRUSS_DIR if needed, run it locally and wait until it is ready. Without --base-image
+    it builds FROM the base image the last `pack build` of TRUSS_DIR was given."""
     env = key_values(env_items, "--env")
     named = _host_secrets(secret_names)
-    result = _built(truss_dir, base_image, ca_bundle, build_commands_after_code, pip_index_url, locked, progress)
+    target = api.resolve(truss_dir, config=config_file)
+    if options.base_image is None:
+        record = api.last_build(target)
+        if record is not None and record.base_image:
+            options = replace(options, base_image=record.base_image)
+            output.note(f"building FROM {record.base_image}, the --base-image of the last build of "
+                        f"{target.argument} (pass --base-image to choose another)")
+    result = _built(target, options, locked, progress)
     container_name = name or f"pack-{runner.cache_volume_name(result.plan).removeprefix('pack-weights-')}"
     with runner.secrets_mount(secrets_dir, named) as mount:
+        if cpu and result.plan.accelerator is not None:
+            output.note(f"--cpu: no GPU requested although resources.accelerator is {result.plan.accelerator}")
         running = runner.start(result.image.id, result.plan, port=port, secrets_dir=mount, env=env,
-                               name=container_name, timeout=timeout)
+                               name=container_name, timeout=timeout, cpu=cpu)
     output.success(f"{result.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
                    f"(container {running.container.name})")
     if running.timeline:

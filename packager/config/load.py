@@ -19,12 +19,22 @@ import pydantic
 from ..errors import ConfigError, Problem
 from .problems import problem_at, problems_from_validation, unknown_key_problem
 from .schema import TrussConfig
+from .schema.resources import use_gpu_ignored
 from .yaml_source import YamlDocument, YamlSyntaxError, parse
 
 CONFIG_FILENAME = "config.yaml"
 RESERVED_ENV = ("PORT", "HOSTNAME")
 SECRET_PLACEHOLDERS = ("", "***")
-_SECRETISH_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY)", re.I)
+# Whole name parts only: HF_TOKEN and AWS_SECRET_ACCESS_KEY look like credentials,
+# TOKENIZERS_PARALLELISM does not.
+_SECRETISH_ENV = re.compile(r"(?:^|[^A-Z0-9])(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY)"
+                            r"(?:$|[^A-Z0-9])", re.I)
+
+
+def env_looks_like_credential(name: str, value: str) -> bool:
+    """An environment_variables entry whose name says credential and whose value is filled in:
+    warned about at load, and kept out of the image's ENV (it stays in config.yaml only)."""
+    return bool(_SECRETISH_ENV.search(name)) and value.strip() not in SECRET_PLACEHOLDERS
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,34 @@ def find_config_file(truss_dir: Path) -> Path:
     )])
 
 
-def load_config(truss_dir: str | os.PathLike, *, allow_unknown_keys: bool = False) -> LoadedConfig:
-    """Load and validate a truss directory's config.yaml; raise ConfigError with all problems."""
-    path = find_config_file(Path(truss_dir))
-    root = path.parent
+def other_config_file(truss_dir: Path, config_file: Path) -> Path:
+    """`--config FILE` (as `truss push DIR --config FILE`): FILE replaces DIR/config.yaml while
+    model/, data/ and packages/ stay relative to DIR. FILE is taken as given (relative to the
+    current directory, as in Truss)."""
+    if not truss_dir.is_dir():
+        raise ConfigError(problems=[Problem(
+            str(truss_dir), "", None, None, "no such truss directory",
+            f"with --config {config_file}, pass the directory that holds model/ (and data/, packages/)",
+        )])
+    if not config_file.is_file():
+        what = "is a directory, not a config file" if config_file.is_dir() else "config file not found"
+        raise ConfigError(problems=[Problem(
+            str(config_file), "", None, None, what,
+            "pass an existing YAML file to --config (a path relative to the current directory)",
+        )])
+    return config_file
+
+
+def load_config(truss_dir: str | os.PathLike, *, allow_unknown_keys: bool = False,
+                config_file: str | os.PathLike | None = None) -> LoadedConfig:
+    """Load and validate a truss directory's config.yaml (or `config_file` in its place, the
+    truss directory staying the root of every path it names); raise ConfigError with all problems."""
+    if config_file is not None:
+        root = Path(truss_dir)
+        path = other_config_file(root, Path(config_file))
+    else:
+        path = find_config_file(Path(truss_dir))
+        root = path.parent
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -104,6 +138,7 @@ def load_config(truss_dir: str | os.PathLike, *, allow_unknown_keys: bool = Fals
     config = _validate(file, doc, data, allow_unknown_keys, errors, warnings)
     if config is not None:
         _check_files(file, doc, root, config, errors, warnings)
+        _check_weights_support(file, doc, config, errors)
     if errors:
         raise ConfigError(problems=_sorted(errors), warnings=_sorted(warnings))
     assert config is not None
@@ -143,7 +178,7 @@ def _normalise(file: str, doc: YamlDocument, warnings: list[Problem]) -> tuple[d
                 warnings.append(problem_at(file, doc, ("environment_variables", key),
                                            f"`{key}` is reserved by the platform and will be overwritten at runtime",
                                            "use another name", "warning"))
-            elif _SECRETISH_ENV.search(str(key)) and coerced[key] not in SECRET_PLACEHOLDERS:
+            elif env_looks_like_credential(str(key), coerced[key]):
                 warnings.append(problem_at(file, doc, ("environment_variables", key),
                                            f"`{key}` looks like a credential; environment_variables are "
                                            "stored in the image's config.yaml",
@@ -163,6 +198,12 @@ def _normalise(file: str, doc: YamlDocument, warnings: list[Problem]) -> tuple[d
                                            f"(/secrets/{name} or TRUSS_SECRET_{name})",
                                            "warning", False))
                 secrets[name] = None
+    if use_gpu_ignored(data.get("resources")):
+        warnings.append(problem_at(file, doc, ("resources", "use_gpu"),
+                                   "use_gpu: true without an accelerator is ignored (as by Truss): the image "
+                                   "builds FROM a CPU base and `pack run` requests no GPU",
+                                   'set resources.accelerator (e.g. accelerator: "A10G") to get a GPU, '
+                                   "or remove use_gpu", "warning"))
     if data.get("python_version") == "py39":
         warnings.append(problem_at(file, doc, ("python_version",), "Python 3.9 is deprecated",
                                    "use py311 or newer", "warning", False))
@@ -242,3 +283,25 @@ def _check_files(file: str, doc: YamlDocument, root: Path, config: TrussConfig,
                                      "does not exist",
                                      "create it with a `class Model` (see `pack init`), or set docker_server",
                                      prefer_key=True))
+
+
+# `weights:` schemes Truss accepts that only Baseten's platform fetches (no local client here).
+_PLATFORM_SCHEMES = {"azure": "Azure Blob Storage", "r2": "Cloudflare R2", "cw": "CoreWeave object storage"}
+
+
+def _check_weights_support(file: str, doc: YamlDocument, config: TrussConfig, errors: list[Problem]) -> None:
+    """What Truss accepts but pack cannot fetch is an error here, before any build starts."""
+    for i, source in enumerate(config.weights):
+        name = _PLATFORM_SCHEMES.get(source.scheme)
+        if name is not None:
+            errors.append(problem_at(file, doc, ("weights", i, "source"),
+                                     f"pack cannot fetch {source.scheme}:// sources ({name})",
+                                     "copy the files to hf://, s3://, gs:// or an https:// URL and point "
+                                     "source there", prefer_key=False))
+        method = source.auth.auth_method.value if source.auth else None
+        if method is not None and method != "CUSTOM_SECRET":
+            errors.append(problem_at(file, doc, ("weights", i, "auth", "auth_method"),
+                                     f"auth_method {method} is an identity of Baseten's platform; pack cannot "
+                                     "assume it on this machine",
+                                     "use auth_method: CUSTOM_SECRET with auth_secret_name naming a secret "
+                                     "that holds the credential", prefer_key=False))

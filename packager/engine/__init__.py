@@ -20,6 +20,7 @@ from packager.engine.classic import ClassicEngine
 from packager.engine.containers import (
     ContainerHandle,
     DockerContainer,
+    GpuRequest,
     run_container,
     wait_ready,
 )
@@ -29,6 +30,7 @@ from packager.engine.events import ProgressCallback, StepEvent, StepEventKind
 from packager.engine.failures import (
     BuildFailedError,
     EngineUnavailableError,
+    GpuUnavailableError,
     MissingCapabilityError,
 )
 from packager.engine.fake import FakeBuild, FakeContainer, FakeEngine
@@ -83,6 +85,8 @@ __all__ = [
     "FakeContainer",
     "FakeEngine",
     "Feature",
+    "GpuRequest",
+    "GpuUnavailableError",
     "MissingCapabilityError",
     "ProgressCallback",
     "StepEvent",

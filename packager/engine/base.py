@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from packager.engine.containers import DockerContainer, run_container
+from packager.engine.containers import DockerContainer, GpuRequest, run_container
 from packager.engine.detection import EngineInfo
-from packager.engine.images import BuiltImage, lookup_image
+from packager.engine.images import BuiltImage, lookup_image, pull_image
 
 
 class DockerEngineBase:
@@ -18,6 +18,9 @@ class DockerEngineBase:
 
     def image(self, ref: str) -> BuiltImage | None:
         return lookup_image(ref, self.info.builder.value)
+
+    def pull(self, ref: str) -> BuiltImage:
+        return pull_image(ref, self.info.builder.value)
 
     def run(
         self,
@@ -30,8 +33,9 @@ class DockerEngineBase:
         name: str | None = None,
         command: list[str] | None = None,
         replace: bool = False,
+        gpus: GpuRequest | None = None,
     ) -> DockerContainer:
         return run_container(
             image, port=port, env=env, secrets_dir=secrets_dir, volumes=volumes, name=name,
-            command=command, replace=replace,
+            command=command, replace=replace, gpus=gpus,
         )

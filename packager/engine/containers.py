@@ -7,6 +7,7 @@ its port remapped. The server inside is told which port to listen on instead
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.error
 import urllib.request
@@ -17,11 +18,43 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from packager.constants import INFERENCE_SERVER_PORT, SECRETS_DIR
 from packager.engine.docker_api import open_client
-from packager.engine.failures import FAILURE_TAIL_LINES
+from packager.engine.failures import (
+    FAILURE_TAIL_LINES,
+    GPU_SETUP_HINT,
+    NO_GPU_RUNTIME_MARKERS,
+    GpuUnavailableError,
+)
 from packager.errors import EngineError
 
 if TYPE_CHECKING:
     import docker
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """The GPUs a container asks for: `count` of them, or every GPU the engine has (None)."""
+
+    count: int | None = None
+
+    def __str__(self) -> str:
+        return "all GPUs" if self.count is None else f"{self.count} GPU{'s' if self.count != 1 else ''}"
+
+
+def _device_requests(gpus: GpuRequest | None) -> list[Any]:
+    from docker.types import DeviceRequest
+
+    if gpus is None:
+        return []
+    # `docker run --gpus all` / `--gpus N`: the engine's nvidia device driver, count -1 = all.
+    return [DeviceRequest(count=-1 if gpus.count is None else gpus.count, capabilities=[["gpu"]])]
+
+
+def gpu_refusal(detail: str, gpus: GpuRequest | None) -> GpuUnavailableError | None:
+    """The engine's start error as a GpuUnavailableError when it is about the GPU request."""
+    if gpus is None or not any(marker in detail for marker in NO_GPU_RUNTIME_MARKERS):
+        return None
+    return GpuUnavailableError(f"the Docker engine cannot give the container {gpus}: {detail}",
+                               detail=detail, hint=GPU_SETUP_HINT)
 
 
 @runtime_checkable
@@ -132,6 +165,7 @@ def run_container(
     name: str | None = None,
     command: list[str] | None = None,
     replace: bool = False,
+    gpus: GpuRequest | None = None,
     client: docker.DockerClient | None = None,
 ) -> DockerContainer:
     """Start `image` detached on the host network; see Engine.run."""
@@ -161,14 +195,23 @@ def run_container(
                 )
             existing.remove(force=True)
     try:
-        container = client.containers.run(
-            image, command, detach=True, network_mode="host", environment=environment,
-            mounts=mounts, name=name,
+        container = client.containers.create(
+            image, command, network_mode="host", environment=environment, mounts=mounts, name=name,
+            device_requests=_device_requests(gpus),
         )
     except docker.errors.ImageNotFound as exc:
         raise EngineError(f"image {image} not found locally", "build it first (pack build)") from exc
     except docker.errors.APIError as exc:
-        raise EngineError(f"could not start {image}: {exc.explanation or exc}") from exc
+        raise EngineError(f"could not create a container from {image}: {exc.explanation or exc}") from exc
+    try:
+        container.start()
+    except docker.errors.APIError as exc:
+        # The engine created the container and refused to start it (a GPU request on an engine
+        # without the NVIDIA runtime fails here): it must not stay behind in "Created".
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+        detail = str(exc.explanation or exc)
+        raise gpu_refusal(detail, gpus) or EngineError(f"could not start {image}: {detail}") from exc
     url = f"http://127.0.0.1:{port}" if port is not None else None
     return DockerContainer(container.id, container.name, url, client)
 

@@ -33,3 +33,23 @@ class MissingCapabilityError(EngineError):
 
 class EngineUnavailableError(EngineError):
     """No Docker engine answers."""
+
+
+class GpuUnavailableError(EngineError):
+    """The engine cannot give a container the GPUs it asked for.
+
+    Docker 20.10 without the NVIDIA Container Toolkit creates the container and then refuses
+    to start it: `could not select device driver "" with capabilities: [[gpu]]` (HTTP 500;
+    `docker info` lists no nvidia runtime). With the toolkit but no driver or too few GPUs,
+    the start fails in the toolkit's hook (`nvidia-container-cli: ...`). `detail` is the
+    engine's own words.
+    """
+
+    def __init__(self, message: str, *, detail: str, hint: str | None = None):
+        self.detail = detail
+        super().__init__(message, hint)
+
+
+NO_GPU_RUNTIME_MARKERS = ("could not select device driver", "nvidia-container-cli", "nvidia-container-runtime")
+GPU_SETUP_HINT = ("install the NVIDIA driver and the NVIDIA Container Toolkit on the engine's host "
+                  "(`nvidia-ctk runtime configure --runtime=docker`, then restart dockerd)")

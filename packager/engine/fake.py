@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from packager.engine.containers import GpuRequest, gpu_refusal
 from packager.engine.detection import BuilderKind, EngineInfo
 from packager.engine.events import (
     ProgressCallback,
@@ -56,6 +57,7 @@ class FakeContainer:
     secrets: dict[str, str]  # /secrets/<name> -> host path
     volumes: dict[str, str]
     command: list[str] | None
+    gpus: GpuRequest | None = None
     log_text: str = ""
     state: str = "running"
     code: int | None = None
@@ -90,16 +92,25 @@ def _hash_sources(context: Path, sources: list[str]) -> str:
 
 @dataclass
 class FakeEngine:
-    """Engine double. `fail_on`: a step whose instruction contains this text fails."""
+    """Engine double. `fail_on`: a step whose instruction contains this text fails.
+
+    GPUs: `nvidia_runtime=False` refuses every GPU request the way Docker without the NVIDIA
+    Container Toolkit does; with it, a request for more than `gpu_count` GPUs fails as the
+    toolkit's hook does. `images` may be seeded with base images (their `user` is what
+    builder.base_image_facts reads)."""
 
     features: frozenset[Feature] = BUILDKIT_FEATURES | MODERN_FRONTEND_FEATURES
     builder: BuilderKind = BuilderKind.BUILDX
     fail_on: str | None = None
     fail_output: tuple[str, ...] = ("fake failure output",)
     image_size: int = 1_000_000
+    nvidia_runtime: bool = True
+    gpu_count: int = 1
     builds: list[FakeBuild] = field(default_factory=list)
     containers: list[FakeContainer] = field(default_factory=list)
     images: dict[str, BuiltImage] = field(default_factory=dict)  # by tag and by id
+    registry: dict[str, BuiltImage] = field(default_factory=dict)  # what pull() can fetch
+    pulls: list[str] = field(default_factory=list)
     _layers: set[str] = field(default_factory=set)
 
     @property
@@ -178,6 +189,14 @@ class FakeEngine:
     def image(self, ref: str) -> BuiltImage | None:
         return self.images.get(ref)
 
+    def pull(self, ref: str) -> BuiltImage:
+        image = self.registry.get(ref)
+        if image is None:
+            raise EngineError(f"cannot pull {ref}: not found in the fake registry")
+        self.pulls.append(ref)
+        self.images[ref] = image
+        return image
+
     def run(
         self,
         image: str,
@@ -189,9 +208,22 @@ class FakeEngine:
         name: str | None = None,
         command: list[str] | None = None,
         replace: bool = False,
+        gpus: GpuRequest | None = None,
     ) -> FakeContainer:
         if image not in self.images:
             raise EngineError(f"image {image} not found locally", "build it first (pack build)")
+        if gpus is not None:
+            # Docker's own words (20.10, HTTP 500 from container start) and the toolkit hook's.
+            if not self.nvidia_runtime:
+                detail = 'could not select device driver "" with capabilities: [[gpu]]'
+            elif gpus.count is not None and gpus.count > self.gpu_count:
+                detail = (f"OCI runtime create failed: error running hook #0: nvidia-container-cli: "
+                          f"device error: {self.gpu_count}: unknown device")
+            else:
+                detail = ""
+            refusal = gpu_refusal(detail, gpus) if detail else None
+            if refusal is not None:
+                raise refusal
         live = [c for c in self.containers if c.name == name and c.state != "removed"] if name else []
         if live and not replace:
             raise EngineError(f"a container named {name} already exists ({live[0].state})")
@@ -206,7 +238,7 @@ class FakeEngine:
         container = FakeContainer(
             id=f"fake{number:060d}", name=name or f"fake-{number}",
             url=f"http://127.0.0.1:{port}" if port is not None else None, image=image,
-            env=dict(env or {}), secrets=secrets, volumes=dict(volumes or {}), command=command,
+            env=dict(env or {}), secrets=secrets, volumes=dict(volumes or {}), command=command, gpus=gpus,
         )
         self.containers.append(container)
         return container

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from packager.engine.docker_api import image_tags_and_size, open_client
+from packager.engine.docker_api import open_client
 from packager.errors import EngineError
 
 
@@ -19,6 +19,8 @@ class BuiltImage:
     cached_steps: tuple[str, ...] = field(default=())
     duration_s: float = 0.0
     builder: str = ""  # EngineInfo.builder.value of the backend that built it
+    user: str = ""  # the image's configured USER (Config.User; "" is root)
+    layers: int = 0  # filesystem layers (RootFS.Layers): the overlay driver stops near 125
 
 
 def lookup_image(ref: str, builder: str = "") -> BuiltImage | None:
@@ -27,9 +29,35 @@ def lookup_image(ref: str, builder: str = "") -> BuiltImage | None:
 
     client = open_client()
     try:
-        image_id, tags, size = image_tags_and_size(client, ref)
+        attrs = client.api.inspect_image(ref)
     except docker.errors.ImageNotFound:
         return None
     except docker.errors.APIError as exc:
         raise EngineError(f"cannot inspect image {ref}: {exc.explanation or exc}") from exc
-    return BuiltImage(id=image_id, tags=tags, size=size, builder=builder)
+    return BuiltImage(id=attrs["Id"], tags=tuple(attrs.get("RepoTags") or ()), size=int(attrs.get("Size") or 0),
+                      builder=builder, user=str((attrs.get("Config") or {}).get("User") or ""),
+                      layers=len((attrs.get("RootFS") or {}).get("Layers") or ()))
+
+
+def pull_image(ref: str, builder: str = "") -> BuiltImage:
+    """Pull `ref` into the engine (credentials from the docker config, as `docker pull`) and
+    return it as a local image; EngineError when the registry or the network refuses."""
+    import docker
+    from docker.utils import parse_repository_tag
+
+    repository, tag = parse_repository_tag(ref)
+    client = open_client()
+    try:
+        # A reference without a tag means :latest; the SDK would otherwise pull every tag.
+        for chunk in client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+            if chunk.get("error") or chunk.get("errorDetail"):
+                raise EngineError(f"cannot pull {ref}: "
+                                  f"{(chunk.get('errorDetail') or {}).get('message') or chunk.get('error')}")
+    except docker.errors.APIError as exc:
+        raise EngineError(f"cannot pull {ref}: {exc.explanation or exc}") from exc
+    finally:
+        client.close()
+    image = lookup_image(ref, builder)
+    if image is None:
+        raise EngineError(f"pulled {ref}, but the engine does not list it")
+    return image

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from packager.engine.containers import ContainerHandle
+from packager.engine.containers import ContainerHandle, GpuRequest
 from packager.engine.detection import EngineInfo
 from packager.engine.events import ProgressCallback
 from packager.engine.images import BuiltImage
@@ -37,6 +37,10 @@ class Engine(Protocol):
         """The local image `ref` (tag or id), or None when the engine does not have it."""
         ...
 
+    def pull(self, ref: str) -> BuiltImage:
+        """Pull `ref` from its registry into the engine; EngineError when that fails."""
+        ...
+
     def run(
         self,
         image: str,
@@ -48,6 +52,8 @@ class Engine(Protocol):
         name: str | None = None,
         command: list[str] | None = None,
         replace: bool = False,
+        gpus: GpuRequest | None = None,
     ) -> ContainerHandle:
-        """Start a container from image on the host network."""
+        """Start a container from image on the host network, with the GPUs `gpus` asks for
+        (GpuUnavailableError when the engine has no NVIDIA runtime to give them)."""
         ...

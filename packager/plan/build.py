@@ -13,7 +13,8 @@ from packager.config import LoadedConfig
 from packager.errors import PlanError, UnsupportedError
 from packager.runtime.manifest import Manifest
 
-from .base_image import plan_base_image
+from .base_image import base_image_notes, plan_accelerator, plan_base_image
+from .code_imports import scan as scan_imports
 from .model import (
     WEIGHTS_BAKE,
     WEIGHTS_NONE,
@@ -22,9 +23,15 @@ from .model import (
     BuildOptions,
     BuildPlan,
     DockerServerPlan,
+    BaseImageFacts,
     ExternalFile,
+    Requirements,
 )
-from .requirements import plan_requirements
+from .image_env import plan_image_env
+from .requirements import plan_requirements, required_distributions
+from .run_as import plan_run_as
+from .truss_server_packages import ServerPackages, pack_server_distributions, plan_server_packages
+from .weight_layers import IMAGE_LAYER_BUDGET, WeightLayerPlan, plan_weight_layers, weight_layer_bound
 
 TRUSS_PORT = 8080
 # A build command that touches these paths needs the code copied first (truss-compat §4).
@@ -44,11 +51,6 @@ def _refuse_platform_only(loaded: LoadedConfig) -> list[str]:
                 "them locally",
                 hint=f"deploy this truss with Baseten, or replace `{key}` with a model/model.py",
             )
-    if config.weights:
-        raise UnsupportedError(
-            f"{loaded.file}: `weights` (Baseten Delivery Network) is not built by pack yet",
-            hint="declare the same sources under model_cache (use_volume: true + volume_folder)",
-        )
     if config.runtime.remote_ssh.enabled:
         raise UnsupportedError(f"{loaded.file}: runtime.remote_ssh is a platform feature",
                                hint="set runtime.remote_ssh.enabled: false for local builds")
@@ -106,6 +108,20 @@ def _package_dirs(loaded: LoadedConfig) -> tuple[str, ...]:
     return tuple(str(d.resolve()) for d in dirs)
 
 
+def server_packages(loaded: LoadedConfig, requirements: Requirements | None = None) -> ServerPackages:
+    """Truss's server packages the truss's own code imports and its requirements do not install
+    (truss_server_packages); none for docker_server trusses, whose image Truss leaves alone."""
+    config, root = loaded.config, loaded.truss_dir
+    if config.docker_server is not None:
+        return ServerPackages()
+    requirements = requirements or plan_requirements(config, root)
+    code_dirs = [root / config.model_module_dir, *(Path(d) for d in _package_dirs(loaded))]
+    code = scan_imports(root, code_dirs, local_names={Path(config.model_module_dir).parts[0]})
+    packages = plan_server_packages(code.sites, required_distributions(requirements, root),
+                                    provided=pack_server_distributions())
+    return ServerPackages(packages, code.unscanned)
+
+
 def _runtime_packages(manifest: Manifest) -> tuple[str, ...]:
     kinds = {e.source.kind for e in manifest.entries}
     packages = []
@@ -116,7 +132,24 @@ def _runtime_packages(manifest: Manifest) -> tuple[str, ...]:
     return tuple(packages)
 
 
+def weights_mode(loaded: LoadedConfig, options: BuildOptions) -> str:
+    """model_cache entries choose with use_volume; `weights:` sources are fetched at start (as
+    the platform mounts them) unless the build asks to bake them."""
+    config = loaded.config
+    if options.bake_weights and not config.weights:
+        raise PlanError("--bake-weights applies to `weights:` sources, and this config has none",
+                        hint="model_cache entries choose with use_volume; drop --bake-weights")
+    if config.weights:
+        return WEIGHTS_BAKE if options.bake_weights else WEIGHTS_VOLUME
+    if config.model_cache:
+        return WEIGHTS_VOLUME if config.volume_mode else WEIGHTS_BAKE
+    return WEIGHTS_NONE
+
+
 def _check_options(options: BuildOptions) -> None:
+    if options.max_weight_layers < 1:
+        raise PlanError(f"--max-weight-layers {options.max_weight_layers} leaves no layer for the weights",
+                        hint="use 1 or more (default 64)")
     index = urlsplit(options.pip_index_url) if options.pip_index_url else None
     if index is not None and (index.username or index.password):
         # The index URL becomes an ENV of the image; credentials in it would ship with every push.
@@ -124,27 +157,50 @@ def _check_options(options: BuildOptions) -> None:
                         hint="use an index URL without user:password (authenticate via a proxy or netrc)")
 
 
-def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions | None = None) -> BuildPlan:
-    """Every decision of the build, from inputs that are all local (the manifest is pinned)."""
+def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions | None = None,
+               base_facts: BaseImageFacts | None = None) -> BuildPlan:
+    """Every decision of the build, from inputs that are all local (the manifest is pinned; the
+    base image's facts were learnt from the engine by the caller, see builder.base_image_facts)."""
     options = options or BuildOptions()
     _check_options(options)
     config, root = loaded.config, loaded.truss_dir
     notes = _refuse_platform_only(loaded)
     before, after, split_notes = _split_build_commands(loaded, options)
     notes += split_notes
-    mode = WEIGHTS_NONE if not config.model_cache else (WEIGHTS_VOLUME if config.volume_mode else WEIGHTS_BAKE)
-    if mode == WEIGHTS_VOLUME and any(not e.verifiable for e in manifest.entries):
+    mode = weights_mode(loaded, options)
+    if any(not e.verifiable for e in manifest.entries):
         size_only = [e.destination for e in manifest.entries if not e.verifiable]
         notes.append(f"{len(size_only)} file(s) have no verifiable hash at the source and are checked by size only: "
                      + ", ".join(size_only[:3]))
+    layers = WeightLayerPlan(max_layers=options.max_weight_layers)
+    if mode == WEIGHTS_BAKE:
+        others = len(before) + len(after) + len(config.external_data or [])
+        bound, lowered = weight_layer_bound(options.max_weight_layers,
+                                            base_facts.layers if base_facts is not None else None, others)
+        if bound < 1:
+            raise PlanError(f"the image would pass {IMAGE_LAYER_BUDGET} layers before any weight layer: "
+                            f"{len(before) + len(after)} build_commands, {len(config.external_data or [])} "
+                            "external_data items and the base image's layers",
+                            hint="merge build_commands into fewer lines (join with &&), or use a base image "
+                            "with fewer layers")
+        if lowered:
+            notes.append(lowered)
+        layers = plan_weight_layers(manifest, max_layers=bound, large_file_bytes=options.large_file_bytes)
+    requirements = plan_requirements(config, root)
+    added = server_packages(loaded, requirements)
+    notes += added.notes()
+    base = plan_base_image(config, options, base_facts)
+    run_as = plan_run_as(config, base, mode, manifest)
+    image_env, env_notes = plan_image_env(config)
+    notes += base_image_notes(config, base, base_facts) + list(run_as.notes) + env_notes
     data_dir = config.data_dir if (root / config.data_dir).is_dir() else None
     model_dir = config.model_module_dir if (root / config.model_module_dir).is_dir() and config.docker_server is None else None
     return BuildPlan(
         model_name=config.model_name or root.resolve().name,
         config_digest=config_digest(loaded),
-        base=plan_base_image(config, options),
+        base=base,
         system_packages=tuple(config.system_packages),
-        requirements=plan_requirements(config, root),
+        requirements=requirements,
         weights_mode=mode,
         manifest=manifest,
         build_commands_before_code=before,
@@ -157,5 +213,12 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
         package_dirs=_package_dirs(loaded),
         options=options,
         runtime_pip_packages=_runtime_packages(manifest),
+        weight_layers=layers,
+        server_packages=added,
         notes=tuple(notes),
+        accelerator=plan_accelerator(config),
+        image_env=image_env + run_as.env,
+        runtime_user=run_as.user,
+        writable_dirs=run_as.writable_dirs,
+        hf_cache_for_user=run_as.hf_cache,
     )

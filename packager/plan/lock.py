@@ -9,16 +9,16 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from packager import __version__
-from packager.config import LoadedConfig
+from packager.config import CONFIG_FILENAME, LoadedConfig
 from packager.errors import PlanError
-from packager.runtime.manifest import Manifest, ManifestError, ManifestBuilder, parse
+from packager.runtime.manifest import Entry, Manifest, ManifestError, ManifestBuilder, parse
 
-from .sources import Credentials, SourceSpec, hf_cache_root_for, resolve_source
+from .sources import Credentials, SourceSpec, hf_cache_root_for, resolve_source, weights_spec
 
 LOCK_FILENAME = "pack.lock"
 LOCK_FORMAT = "pack-lock/1"
@@ -37,11 +37,17 @@ def weights_inputs_digest(loaded: LoadedConfig) -> str:
         "model_cache": [r.model_dump(mode="json") for r in config.model_cache],
         "hf_cache_root": hf_cache_root_for(config.environment_variables),
     }
+    if config.weights:  # only when present, so locks written before `weights:` support stay fresh
+        inputs["weights"] = [w.model_dump(mode="json") for w in config.weights]
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 def lock_path(loaded: LoadedConfig) -> Path:
-    return loaded.truss_dir / LOCK_FILENAME
+    """DIR/pack.lock for DIR/config.yaml; another config file (`--config other.yaml`) pins its
+    own weights in a lock beside it named after it (other.pack.lock)."""
+    if loaded.file.resolve() == (loaded.truss_dir / CONFIG_FILENAME).resolve():
+        return loaded.truss_dir / LOCK_FILENAME
+    return loaded.file.with_name(f"{loaded.file.stem}.{LOCK_FILENAME}")
 
 
 def read_lock(path: Path) -> Lock | None:
@@ -80,25 +86,64 @@ def write_lock(path: Path, lock: Lock) -> None:
         raise
 
 
-def resolve_manifest(loaded: LoadedConfig, credentials: Credentials) -> Manifest:
-    """Ask every source (network) for its files, pinned; the slow, online half of planning."""
+def source_specs(loaded: LoadedConfig) -> list[SourceSpec]:
+    """Every weight source of the config (model_cache entries, then `weights:` sources)."""
     config = loaded.config
-    builder = ManifestBuilder()
-    cache_root = hf_cache_root_for(config.environment_variables)
-    for index, repo in enumerate(config.model_cache):
-        spec = SourceSpec(
+    specs = [
+        SourceSpec(
             repo_id=repo.repo_id, use_volume=repo.use_volume, revision=repo.revision,
             kind=repo.kind.value, allow_patterns=repo.allow_patterns,
             ignore_patterns=repo.ignore_patterns, volume_folder=repo.volume_folder,
             runtime_secret_name=repo.runtime_secret_name, index=index,
         )
+        for index, repo in enumerate(config.model_cache)
+    ]
+    specs += [
+        weights_spec(
+            source.source, source.mount_location, allow_patterns=source.allow_patterns,
+            ignore_patterns=source.ignore_patterns, secret_name=source.secret_name, index=index,
+        )
+        for index, source in enumerate(config.weights)
+    ]
+    return specs
+
+
+def resolve_manifest(loaded: LoadedConfig, credentials: Credentials) -> Manifest:
+    """Ask every source (network) for its files, pinned; the slow, online half of planning."""
+    builder = ManifestBuilder()
+    cache_root = hf_cache_root_for(loaded.config.environment_variables)
+    for spec in source_specs(loaded):
         for entry in resolve_source(spec, credentials, hf_cache_root=cache_root):
             builder.add(entry)
+    section = "weights" if loaded.config.weights else "model_cache"
     try:
         return builder.build(generator=f"pack {__version__}")
     except ManifestError as exc:
-        raise PlanError(f"model_cache resolves to an unsafe manifest: {exc}",
-                        hint="check volume_folder values and object keys") from None
+        raise PlanError(f"{section} resolves to an unsafe manifest: {exc}",
+                        hint="check volume_folder / mount_location values and object keys") from None
+
+
+def keep_pinned_commits(manifest: Manifest, previous: Manifest | None) -> Manifest:
+    """A Hugging Face file whose bytes did not change keeps the commit it was pinned at before.
+
+    That commit still serves the same bytes (git history is immutable), and the download stage
+    of an unchanged file keeps its build cache: a new revision that changes one file re-fetches
+    and re-layers only that file's group. Where the snapshot lives (snapshots/<sha>/, refs/) is
+    decided by the destination, which always names the newly resolved commit.
+    """
+    if previous is None:
+        return manifest
+
+    def key(e: Entry) -> tuple[str, ...]:
+        return (e.source.repo, e.source.path, e.hash.algorithm, e.hash.digest, str(e.size))
+
+    pinned = {key(e): e.revision.resolved for e in previous.entries if e.source.kind == "hf" and e.verifiable}
+    entries = tuple(
+        replace(e, revision=replace(e.revision, resolved=pinned[key(e)]))
+        if e.source.kind == "hf" and e.verifiable and key(e) in pinned else e
+        for e in manifest.entries
+    )
+    return Manifest(entries, generator=manifest.generator)
 
 
 def ensure_lock(
@@ -114,16 +159,18 @@ def ensure_lock(
     locked=True (CI): never resolve; a missing or stale lock is an error.
     """
     digest = weights_inputs_digest(loaded)
-    if not loaded.config.model_cache:
+    if not loaded.config.model_cache and not loaded.config.weights:
         return Lock(digest, Manifest(generator=f"pack {__version__}"))
     path = lock_path(loaded)
     current = read_lock(path)
     if current is not None and current.inputs_digest == digest and not refresh:
         return current
     if locked:
-        why = "missing" if current is None else "stale: model_cache changed since it was written"
-        raise PlanError(f"{path} is {why}", hint=f"run `pack lock {loaded.truss_dir}` and commit it")
+        why = "missing" if current is None else "stale: its weight sources changed since it was written"
+        other = "" if path.name == LOCK_FILENAME else f" --config {loaded.file}"
+        raise PlanError(f"{path} is {why}", hint=f"run `pack lock {loaded.truss_dir}{other}` and commit it")
     manifest = resolve_manifest(loaded, credentials or Credentials.from_environment())
+    manifest = keep_pinned_commits(manifest, current.manifest if current is not None else None)
     lock = Lock(digest, manifest)
     write_lock(path, lock)
     if on_resolved is not None:

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 from packager.runtime.manifest import Manifest
 
+from .truss_server_packages import ServerPackages
+from .weight_layers import DEFAULT_LARGE_FILE_BYTES, DEFAULT_MAX_LAYERS, WeightLayerPlan
+
 WEIGHTS_NONE, WEIGHTS_BAKE, WEIGHTS_VOLUME = "none", "bake", "volume"
 
 
@@ -21,7 +24,9 @@ class BuildOptions:
     ca_bundle: str | None = None  # host path of an extra CA bundle to trust inside builds
     build_commands_after_code: bool = False  # for commands that need the model code
     pip_index_url: str | None = None
-    large_file_bytes: int = 64 * 1024 * 1024  # baked files at least this big get a layer each
+    large_file_bytes: int = DEFAULT_LARGE_FILE_BYTES  # baked files at least this big get a layer each
+    max_weight_layers: int = DEFAULT_MAX_LAYERS  # bound on the image layers baked weights take
+    bake_weights: bool = False  # `weights:` sources baked into the image instead of fetched at start
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,32 @@ class BaseImage:
     python: str  # interpreter inside the image
     is_default: bool
     python_version: str  # "3.11"
+    # The base image's own USER (docker's "user[:group]" text); None for root, or when the
+    # engine could not tell (the plan's notes say so). pack's steps run as root; this user is
+    # restored for the server.
+    user: str | None = None
+    cuda: bool = False  # pack's default CUDA runtime base, chosen for an accelerator
+
+
+@dataclass(frozen=True)
+class BaseImageFacts:
+    """What the engine says about a base image, learnt before planning so the plan stays pure."""
+
+    image: str
+    user: str | None  # Config.User as the engine reports it ("" is root); None: could not tell
+    detail: str = ""  # why it could not tell (not local and not pullable, ...)
+    layers: int | None = None  # its filesystem layers; None: unknown
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """resources.accelerator: what `pack run` asks the engine for."""
+
+    kind: str  # "H100"
+    count: int  # 1 when written without a count ("H100" and "H100:1" are the same config)
+
+    def __str__(self) -> str:
+        return self.kind if self.count == 1 else f"{self.kind}:{self.count}"
 
 
 @dataclass(frozen=True)
@@ -86,4 +117,16 @@ class BuildPlan:
     package_dirs: tuple[str, ...]  # absolute host paths whose contents merge into /packages
     options: BuildOptions
     runtime_pip_packages: tuple[str, ...]  # what the in-image runtime itself needs
+    weight_layers: WeightLayerPlan = field(default_factory=WeightLayerPlan)  # bake mode only
+    # Truss's server packages the code imports and the truss does not require (own layer)
+    server_packages: ServerPackages = field(default_factory=ServerPackages)
     notes: tuple[str, ...] = field(default=())  # decisions worth telling the user
+    accelerator: Accelerator | None = None  # GPUs `pack run` requests
+    # environment_variables baked as ENV (before build_commands): credential-looking or
+    # unrepresentable entries stay in config.yaml only, set by the entrypoint at start.
+    image_env: tuple[tuple[str, str], ...] = ()
+    # Who the server runs as when not root: docker_server.run_as_user_id, else the base image's
+    # USER. None = root.
+    runtime_user: str | None = None
+    writable_dirs: tuple[str, ...] = ()  # what the server writes at run time, owned by runtime_user
+    hf_cache_for_user: str | None = None  # baked HF cache under /root, opened to runtime_user

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from packager.config import TrussConfig
 from packager.errors import PlanError
+from packager.runtime.pip_names import canonical, requirement_name
 
 from .model import Requirements
 
@@ -44,3 +45,16 @@ def plan_requirements(config: TrussConfig, truss_dir: Path) -> Requirements:
             raise PlanError(f"{path}: nested requirement files (`{line}`) are not carried into the image",
                             hint="inline the referenced file's lines")
     return Requirements("pip", _pip_lines(path.read_text(encoding="utf-8")), config.requirements_file)
+
+
+def required_distributions(requirements: Requirements, truss_dir: Path) -> frozenset[str]:
+    """Canonical names of the distributions the truss's own requirements install: the named lines
+    of a list, pip file or pyproject, or every package a uv.lock pins (all of them are installed)."""
+    if requirements.kind != "uv_lock":
+        return frozenset(n for line in requirements.lines if (n := requirement_name(line)) is not None)
+    path = truss_dir / (requirements.source_file or "uv.lock")
+    try:
+        packages = tomllib.loads(path.read_text(encoding="utf-8")).get("package", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{path}: invalid TOML: {exc}", hint="regenerate it with `uv lock`") from None
+    return frozenset(canonical(p["name"]) for p in packages if isinstance(p, dict) and isinstance(p.get("name"), str))

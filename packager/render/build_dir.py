@@ -10,9 +10,12 @@ mtime would let it keep a stale file (layer caching itself is by content, so not
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import posixpath
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +26,10 @@ import packager
 from packager.config import LoadedConfig
 from packager.errors import RenderError
 from packager.plan.model import WEIGHTS_VOLUME, BuildPlan
+from packager.plan.truss_server_packages import PACK_SERVER_REQUIREMENTS
 from packager.templating import render
 
-from .context import CONTEXT_PACK_DIR, bake_stages, stage_manifest, template_context
+from .context import CONTEXT_PACK_DIR, TRUSS_SERVER_DIR, WEIGHTS_LINKS_FILE, stage_manifests, template_context
 
 _SKIP_NAMES = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache",
                ".ruff_cache", ".DS_Store", "node_modules", ".ipynb_checkpoints"}
@@ -45,7 +49,7 @@ class RenderedContext:
 
 
 def _server_requirements() -> Path:
-    return Path(packager.__file__).parent / "runtime" / "server-requirements.txt"
+    return PACK_SERVER_REQUIREMENTS
 
 
 def _skip(name: str) -> bool:
@@ -95,6 +99,43 @@ def context_digest(root: Path) -> tuple[str, int, int]:
     return digest.hexdigest(), count, size
 
 
+def _write_links_tar(plan: BuildPlan, path: Path) -> None:
+    """The baked Hugging Face snapshots as huggingface_hub lays them out: relative symlinks to
+    the blobs and the refs files, in one reproducible archive that ADD unpacks at /."""
+    layers = plan.weight_layers
+    members: dict[str, tarfile.TarInfo] = {}
+
+    def add(name: str, kind: bytes, **fields: object) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name.lstrip("/"))
+        info.type, info.mtime, info.uid, info.gid, info.uname, info.gname = kind, 0, 0, 0, "root", "root"
+        for key, value in fields.items():
+            setattr(info, key, value)
+        members[info.name] = info
+        return info
+
+    def add_dirs(file_path: str) -> None:
+        # Only the directories inside the repo folder: parents such as /root keep their modes.
+        repo_dir = file_path.split("/snapshots/", 1)[0].split("/refs/", 1)[0]
+        parent = posixpath.dirname(file_path)
+        while parent.startswith(repo_dir + "/"):
+            add(parent, tarfile.DIRTYPE, mode=0o755)
+            parent = posixpath.dirname(parent)
+
+    data: dict[str, bytes] = {}
+    for link in layers.links:
+        add_dirs(link.path)
+        add(link.path, tarfile.SYMTYPE, linkname=link.target, mode=0o777)
+    for ref, sha in layers.refs:
+        add_dirs(ref)
+        data[ref.lstrip("/")] = sha.encode()
+        add(ref, tarfile.REGTYPE, mode=0o644, size=len(sha.encode()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+        for name in sorted(members):
+            info = members[name]
+            archive.addfile(info, io.BytesIO(data[name]) if name in data else None)
+
+
 def _check_no_secret_values(root: Path, values: frozenset[str]) -> None:
     """Literal secret values from config.yaml must not reach the image by any path."""
     needles = [v.encode() for v in values if len(v) >= 4]
@@ -119,6 +160,13 @@ def _write_files(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> list[str]:
     lines += list(plan.runtime_pip_packages)
     if lines:
         (pack_dir / "server-requirements.txt").write_text("\n".join(lines) + "\n")
+    if plan.server_packages.packages:
+        # Truss's own files, cut to what this truss needs: pip -r with -c, as Truss installs them.
+        (pack_dir / TRUSS_SERVER_DIR).mkdir()
+        (pack_dir / TRUSS_SERVER_DIR / "requirements.txt").write_text(
+            "\n".join(plan.server_packages.requirement_lines) + "\n")
+        (pack_dir / TRUSS_SERVER_DIR / "constraints.txt").write_text(
+            "".join(line + "\n" for line in plan.server_packages.constraint_lines))
     if plan.requirements.kind in ("list", "pip", "pyproject"):
         (pack_dir / "requirements.txt").write_text("\n".join(plan.requirements.lines) + "\n")
     elif plan.requirements.kind == "uv_lock":
@@ -128,10 +176,12 @@ def _write_files(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> list[str]:
         shutil.copyfile(lock.parent / "pyproject.toml", pack_dir / "uv" / "pyproject.toml")
     if plan.options.ca_bundle:
         shutil.copyfile(plan.options.ca_bundle, pack_dir / "ca-bundle.crt")
-    for stage in bake_stages(plan):
-        target = out / stage.manifest_file
+    for name, text in stage_manifests(plan).items():
+        target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(stage_manifest(plan, stage))
+        target.write_text(text)
+    if plan.weight_layers.links or plan.weight_layers.refs:
+        _write_links_tar(plan, out / WEIGHTS_LINKS_FILE)
     if plan.weights_mode == WEIGHTS_VOLUME:
         (pack_dir / "weights").mkdir(parents=True, exist_ok=True)
         (pack_dir / "weights" / "manifest.json").write_text(plan.manifest.to_json())

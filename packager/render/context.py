@@ -6,72 +6,60 @@ Everything the Dockerfile says comes from here; the templates only order the lay
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packager import __version__
 from packager.constants import PACK_CACHE_DIR, PACK_MANIFEST
-from packager.plan.model import WEIGHTS_BAKE, WEIGHTS_VOLUME, BuildCommand, BuildPlan
+from packager.plan.model import WEIGHTS_VOLUME, BuildCommand, BuildPlan
 from packager.runtime.manifest import IMAGE_MANIFEST_PATH, Manifest
 
 CONTEXT_PACK_DIR = "pack"  # pack's own files inside the context (runtime, requirements, manifests)
+TRUSS_SERVER_DIR = "truss-server"  # under CONTEXT_PACK_DIR: Truss's server packages the code imports
 CA_BUNDLE_IMAGE_PATH = "/etc/pack/ca-bundle.pem"
 WEIGHTS_CACHE_MOUNT = "/var/cache/pack-weights"  # BuildKit cache mount for bake downloads
 RUNTIME_CACHE_DIR = "/var/lib/pack/cache"  # declared volume: content cache shared on a node
 BUILD_SECRETS_DIR = "/run/secrets"
 
 
+WEIGHTS_STAGE_ROOT = "/opt/pack-weights"  # where a download stage writes: COPY --from=stage <root>/ /
+WEIGHTS_LINKS_FILE = f"{CONTEXT_PACK_DIR}/weights/links.tar"  # HF snapshot symlinks and refs (ADD)
+
+
 @dataclass(frozen=True)
 class WeightsStage:
+    """One baked weight layer as the templates see it."""
+
     name: str
     manifest_file: str  # context path
     secret_names: tuple[str, ...]
-    destinations: tuple[str, ...]
+    files: int
     total_bytes: int
     pip_packages: tuple[str, ...]  # what the downloader needs beyond the standard library
 
 
 def bake_stages(plan: BuildPlan) -> list[WeightsStage]:
-    """Large files one stage (and one final layer) each; small files share one stage.
-
-    Separate stages are independent BuildKit vertices: they download in parallel, and a changed
-    file re-runs only its own stage.
-    """
-    if plan.weights_mode != WEIGHTS_BAKE:
-        return []
-    large = [e for e in plan.manifest.entries if e.size >= plan.options.large_file_bytes]
-    small = [e for e in plan.manifest.entries if e.size < plan.options.large_file_bytes]
-    groups = [[e] for e in large] + ([small] if small else [])
-    stages = []
-    for i, group in enumerate(groups):
-        stages.append(WeightsStage(
-            name=f"pack-weights-{i}",
-            manifest_file=f"{CONTEXT_PACK_DIR}/weights/stage-{i}.json",
-            secret_names=tuple(sorted({e.secret_name for e in group if e.secret_name})),
-            destinations=tuple(e.destination for e in group),
-            total_bytes=sum(e.size for e in group),
-            # S3 goes through boto3; HF, HTTPS and GCS use the downloader's own HTTP client.
-            pip_packages=("boto3",) if any(e.source.kind == "s3" for e in group) else (),
-        ))
-    return stages
+    """The plan's weight layers (packager.plan.weight_layers), one download stage each."""
+    return [
+        WeightsStage(
+            name=layer.name,
+            manifest_file=f"{CONTEXT_PACK_DIR}/weights/{layer.name}.json",
+            secret_names=layer.secret_names,
+            files=layer.files,
+            total_bytes=layer.bytes,
+            pip_packages=layer.pip_packages,
+        )
+        for layer in plan.weight_layers.layers
+    ]
 
 
-def stage_manifest(plan: BuildPlan, stage: WeightsStage) -> str:
-    wanted = set(stage.destinations)
-    return Manifest(tuple(e for e in plan.manifest.entries if e.destination in wanted),
-                    generator=plan.manifest.generator).to_json()
-
-
-def hf_refs(plan: BuildPlan) -> list[tuple[str, str]]:
-    """(refs file path, commit sha) for baked HF repos, so from_pretrained(repo, revision=...)
-    resolves offline exactly as from the hub cache."""
-    refs: dict[str, str] = {}
-    for e in plan.manifest.entries:
-        if e.source.kind != "hf" or "/snapshots/" not in e.destination:
-            continue
-        repo_dir = e.destination.split("/snapshots/", 1)[0]
-        name = e.revision.requested or "main"
-        refs[posixpath.join(repo_dir, "refs", name)] = e.revision.resolved
-    return sorted(refs.items())
+def stage_manifests(plan: BuildPlan) -> dict[str, str]:
+    """Context path -> manifest text of each download stage: the layer's entries placed under
+    the stage's output root, so the final image takes the whole root with one COPY."""
+    manifests = {}
+    for stage, layer in zip(bake_stages(plan), plan.weight_layers.layers, strict=True):
+        entries = tuple(replace(e, destination=WEIGHTS_STAGE_ROOT + e.destination) for e in layer.entries)
+        manifests[stage.manifest_file] = Manifest(entries, generator=plan.manifest.generator).to_json()
+    return manifests
 
 
 def _mounts(command: BuildCommand) -> list[str]:
@@ -107,10 +95,12 @@ def template_context(plan: BuildPlan, *, has_server_requirements: bool) -> dict:
         "requirements_kind": plan.requirements.kind,
         "server_requirements": has_server_requirements and server is None,
         "runtime_pip_packages": list(plan.runtime_pip_packages),
+        "truss_server_dir": TRUSS_SERVER_DIR if plan.server_packages.packages and server is None else None,
         "weights_stages": stages,
+        "weights_stage_root": WEIGHTS_STAGE_ROOT,
+        "weights_links": WEIGHTS_LINKS_FILE if plan.weight_layers.links or plan.weight_layers.refs else None,
         "weights_cache_mount": WEIGHTS_CACHE_MOUNT,
         "build_secrets_dir": BUILD_SECRETS_DIR,
-        "hf_refs": hf_refs(plan),
         "volume_mode": plan.weights_mode == WEIGHTS_VOLUME,
         "manifest_path": IMAGE_MANIFEST_PATH,
         "manifest_env": PACK_MANIFEST,
@@ -126,6 +116,13 @@ def template_context(plan: BuildPlan, *, has_server_requirements: bool) -> dict:
         "docker_server": server,
         "port": server.proxy_port if server else 8080,
         "run_as_user_id": server.run_as_user_id if server else None,
+        # pack's steps run as root; the server as plan.runtime_user (None: root).
+        "runtime_user": plan.runtime_user,
+        "restore_user": plan.runtime_user if not (server and server.run_as_user_id) else None,
+        "user_dirs": (list(plan.writable_dirs) + ([RUNTIME_CACHE_DIR] if plan.weights_mode == WEIGHTS_VOLUME else [])
+                      if plan.runtime_user else []),
+        "hf_cache_for_user": plan.hf_cache_for_user,
+        "image_env": list(plan.image_env),
         "labels": sorted(labels.items()),
         "entrypoint": [plan.base.python, "-m", "packager.runtime.entrypoint"],
     }

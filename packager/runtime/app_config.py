@@ -53,6 +53,9 @@ class ServingSettings:
     secret_names: tuple[str, ...] = ()
     environment_variables: dict[str, str] = field(default_factory=dict)
     docker_server: dict[str, Any] | None = None
+    # `weights:` sources are mounted before the model starts on the platform, so a Truss model
+    # reads them in load() without waiting: the server waits for them before calling load().
+    weights_before_load: bool = False
 
     @classmethod
     def from_config(cls, config: dict) -> ServingSettings:
@@ -71,6 +74,7 @@ class ServingSettings:
             environment_variables={str(k): _env_text(v) for k, v in env.items()}
             if isinstance(env, dict) else {},
             docker_server=docker if isinstance(docker, dict) else None,
+            weights_before_load=bool(config.get("weights")),
         )
 
 

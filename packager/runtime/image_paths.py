@@ -47,6 +47,12 @@ class RuntimePaths:
         return os.path.join(self.state_dir, "pack-prefetch.lock")
 
     @property
+    def markers_dir(self) -> str:
+        """The prefetch's verified markers: outside the destinations, which hold exactly the
+        source's files (a model may list its mount_location)."""
+        return os.path.join(self.state_dir, "pack-markers")
+
+    @property
     def transfer_stats(self) -> str:
         return os.path.join(self.state_dir, "pack-transfer-stats.json")
 

@@ -152,7 +152,7 @@ def load_model(paths: RuntimePaths, config: dict, settings: ServingSettings, pre
     available = {"config": config, "data_dir": Path(paths.data_dir), "secrets": secrets,
                  "lazy_data_resolver": resolver, "environment": environment}
     kwargs = init_kwargs(model_class, available)
-    if prefetch.active and "lazy_data_resolver" not in kwargs:
+    if prefetch.active and "lazy_data_resolver" not in kwargs and not settings.weights_before_load:
         log.warning("%s.__init__ cannot receive lazy_data_resolver (neither named nor **kwargs); "
                     "a model with model_cache weights cannot pass its load", settings.model_class_name)
     instance = model_class(**kwargs)
@@ -161,6 +161,8 @@ def load_model(paths: RuntimePaths, config: dict, settings: ServingSettings, pre
     spec = describe_model(instance)
     if spec.setup_environment is not None and environment is not None:
         call_maybe_async(spec.setup_environment, run_coroutine, environment)
+    if settings.weights_before_load:
+        resolver.block_until_download_complete()
     load = getattr(instance, "load", None)
     if callable(load):
         load_with_retries(load, run_coroutine)

@@ -170,7 +170,7 @@ def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None,
         write_state,
     )
     from .transfer import TransferFailed, TransferSettings, fetch
-    from .transfer.layout import map_destination
+    from .transfer.api import plan_targets
     from .transfer.progress import LogReporter
 
     result = None
@@ -179,10 +179,10 @@ def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None,
         manifest = load_manifest(paths.manifest)
         folders: dict[str, int] = {}
         folder_of: dict[str, str] = {}
-        for entry in manifest.entries:
-            name = entry.volume_folder or ""
+        for target in plan_targets(manifest, paths.dest_root):
+            name = target.entry.volume_folder or ""
             folders[name] = folders.get(name, 0) + 1
-            folder_of[map_destination(entry, paths.dest_root)] = name
+            folder_of[target.final] = name
         events.send(event="parsed", entries=len(manifest.entries), total_bytes=manifest.total_bytes,
                     folders=folders)
         if manifest.entries:
@@ -201,6 +201,7 @@ def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None,
                         stats_path=paths.transfer_stats,
                         settings=TransferSettings(worker_nice=background_nice(dict(os.environ))),
                         priority=priority,
+                        markers_dir=paths.markers_dir,
                     )
                 except TransferFailed as exc:
                     result = exc.result

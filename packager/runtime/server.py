@@ -23,6 +23,7 @@ from .app_config import ServingSettings
 from .http_server import HttpServer
 from .image_paths import RuntimePaths, env_float
 from .loader import LoadedModel, load_model, read_environment
+from .missing_module import explain as explain_missing_module
 from .pipeline import Pipeline
 from .prefetch import Prefetch
 from .routes import TrussRoutes
@@ -87,8 +88,13 @@ class ModelServer:
             asyncio.run_coroutine_threadsafe(self._become_ready(loaded), loop).result()
         except BaseException as exc:  # noqa: BLE001 - every load failure ends the process
             reason = f"{type(exc).__name__}: {exc}"
-            log.error("model load failed: %s\n%s", reason,
-                      "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            missing = explain_missing_module(exc, (self.paths.app_dir, self.paths.packages_dir))
+            # After the traceback: the end of the log is what people read first.
+            explanation = "" if missing is None else missing.message()
+            log.error("model load failed: %s\n%s%s", reason,
+                      "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), explanation)
+            if explanation:
+                reason += "\n" + explanation
             self.failed = reason
             self.timeline.failure = reason
             emit_timeline(self.timeline)

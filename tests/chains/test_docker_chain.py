@@ -80,17 +80,20 @@ CHAIN = """
 
         def __init__(self) -> None:
             # What is in place at the moment __init__ runs (nothing waits here).
-            # Every file's sha256 as read now, and which files carry the prefetch's verified
-            # marker (`.<name>.pack-ok`, written only after the digest was checked).
+            # Every file's sha256 as read now, and which files have the prefetch's verified
+            # marker (kept in the runtime's markers dir, written only after the digest was
+            # checked). The folder holds the repo's files and nothing else.
+            from packager.runtime.image_paths import RuntimePaths
+            from packager.runtime.transfer.layout import marker_path
+
+            markers = RuntimePaths.from_env().markers_dir
             record, verified = {}, []
             for root, _, names in os.walk(WEIGHTS_DIR):
                 for name in names:
                     path = os.path.join(root, name)
                     rel = os.path.relpath(path, WEIGHTS_DIR)
-                    if name.startswith("."):
-                        if name.endswith(".pack-ok"):
-                            verified.append(os.path.join(os.path.dirname(rel), name[1:-len(".pack-ok")]))
-                        continue
+                    if os.path.exists(marker_path(path, markers)):
+                        verified.append(rel)
                     with open(path, "rb") as fh:
                         record[rel] = hashlib.sha256(fh.read()).hexdigest()
             self.record, self.verified = record, sorted(verified)
@@ -203,7 +206,7 @@ def docker_chain(base_image, docker_client, tmp_path_factory) -> Iterator[Docker
     chain = render_chain(source, root / "names")
     names = {c.name: f"pack-chain-{c.model_name.lower()}" for c in chain.chainlets}
     weights = next(c for c in chain.chainlets if c.name == "DockWeights")
-    volume = runner.cache_volume_name(types.SimpleNamespace(model_name=weights.model_name))
+    volume = runner.cache_volume_name(types.SimpleNamespace(model_name=weights.model_name, runtime_user=None))
 
     def cleanup() -> None:
         for name in names.values():
@@ -318,7 +321,7 @@ def test_sample_text_chain_with_minilm_from_the_hub(base_image, docker_client, t
     chain = render_chain(SAMPLE, tmp_path / "names")
     names = [f"pack-chain-{c.model_name.lower()}" for c in chain.chainlets]
     info = next(c for c in chain.chainlets if c.name == "ModelInfo")
-    volume = runner.cache_volume_name(types.SimpleNamespace(model_name=info.model_name))
+    volume = runner.cache_volume_name(types.SimpleNamespace(model_name=info.model_name, runtime_user=None))
 
     def cleanup() -> None:
         for name in names:
@@ -360,8 +363,8 @@ def test_sample_text_chain_with_minilm_from_the_hub(base_image, docker_client, t
             listed = set(model["files_verified"])
             for rel in ("config.json", "model.safetensors", "tokenizer.json", "1_Pooling"):
                 assert rel in listed, listed
-            for rel in ("config.json", "model.safetensors", "tokenizer.json"):
-                assert f".{rel}.pack-ok" in listed, listed
+            # ... and nothing of pack's (its verified markers live outside the volume folder).
+            assert not [name for name in listed if ".pack-" in name], listed
             assert hub.count("GET", contains="model.safetensors") >= 1
     finally:
         mp.undo()

@@ -76,6 +76,8 @@ environment_variables:
   RATIO: 0.5
 """, resolved={"environment_variables.DEBUG": "true", "environment_variables.WORKERS": "8",
                "environment_variables.RATIO": "0.5"}),
+    Case("TOKENIZERS_PARALLELISM is no credential", "environment_variables:\n  TOKENIZERS_PARALLELISM: \"false\"\n",
+         resolved={"environment_variables.TOKENIZERS_PARALLELISM": "false"}),
     Case("reserved env name warns", "environment_variables:\n  PORT: \"9000\"\n",
          warnings=[("environment_variables.PORT", 2, "`PORT` is reserved by the platform and will be overwritten at runtime")]),
     Case("credential in env warns", "environment_variables:\n  HF_TOKEN: hf_live_value\n",
@@ -184,6 +186,12 @@ runtime:
          why="truss push rejects the legacy key it still loads; the contract keeps it loading"),
     Case("empty transport means http", "runtime:\n  transport: {}\n",
          resolved={"runtime.transport.kind": "http", "runtime.is_websocket_endpoint": False}),
+    Case("use_gpu without accelerator warns", "resources:\n  use_gpu: true\n",
+         warnings=[("resources.use_gpu", 2, "use_gpu: true without an accelerator is ignored (as by Truss): the "
+                    "image builds FROM a CPU base and `pack run` requests no GPU")],
+         resolved={"resources.use_gpu": False, "resources.accelerator": None}),
+    Case("model_server TrussServer explicit", "build:\n  model_server: TrussServer\n",
+         resolved={"build.model_server": "TrussServer"}),
     Case("expanded use_gpu round trip", """\
 resources:
   accelerator: T4
@@ -418,9 +426,10 @@ docker_server:
          errors=[("resources.accelerator", 2, "unsupported accelerator type `X100`")]),
     Case("non-numeric accelerator count", "resources:\n  accelerator: A10G:two\n",
          errors=[("resources.accelerator", 2, "invalid count 'two': must be a positive integer")]),
-    Case("use_gpu without accelerator", "resources:\n  use_gpu: true\n",
-         errors=[("resources.use_gpu", 2, "use_gpu: true without an accelerator would build a CPU-only image")],
-         truss_accepts=True, why="Truss silently builds a CPU image (defect 25)"),
+    Case("model_server TRT_LLM", "build:\n  model_server: TRT_LLM\n",
+         errors=[("build.model_server", 2, "model_server `TRT_LLM` is served by Baseten's TensorRT-LLM engine "
+                  "builder; pack builds only the TrussServer model server (model/model.py)")],
+         truss_accepts=True, why="Truss hands TRT_LLM trusses to Baseten's engine builder; nothing builds them locally"),
     Case("bad python_version", "python_version: py38\n",
          errors=[("python_version", 1, "python_version `py38` is not supported")]),
     Case("python_version as dotted", "python_version: \"3.11\"\n",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import posixpath
 import os
 import secrets as random_secrets
 import stat
@@ -137,16 +138,20 @@ def scan_bytes(data: bytes, needles: dict[str, bytes]) -> set[str]:
     return {name for name, needle in needles.items() if needle in data}
 
 
-def scan_layer_tar(layer: io.BufferedIOBase, where: str, needles: dict[str, bytes]) -> tuple[list[str], dict[str, bytes]]:
+def scan_layer_tar(layer: io.BufferedIOBase, where: str,
+                   needles: dict[str, bytes]) -> tuple[list[str], dict[str, bytes | str]]:
     """Leaks in one layer tarball, member by member (names, link targets, PAX headers and
-    content); also returns the content of every regular file, by path, for the caller's checks."""
+    content); also returns, by path, the content of every regular file and the target (a str)
+    of every symlink, for the caller's checks."""
     leaks: list[str] = []
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes | str] = {}
     with tarfile.open(fileobj=layer, mode="r:") as tar:
         for member in tar:
             header = " ".join([member.name, member.linkname, json.dumps(member.pax_headers)]).encode()
             for name in scan_bytes(header, needles):
                 leaks.append(f"{name} in the header of {where}:{member.name}")
+            if member.issym():
+                contents[member.name] = member.linkname
             if member.isfile():
                 data = tar.extractfile(member).read()  # type: ignore[union-attr]
                 contents[member.name] = data
@@ -158,7 +163,7 @@ def scan_layer_tar(layer: io.BufferedIOBase, where: str, needles: dict[str, byte
 @dataclass
 class SavedImage:
     leaks: list[str]
-    layers: list[dict[str, bytes]]  # per layer tarball, in manifest order: path -> content
+    layers: list[dict[str, bytes | str]]  # per layer tarball, in manifest order: path -> content or link target
     config: dict
 
 
@@ -168,7 +173,7 @@ def saved(secret_build: SecretBuild, docker_client: Any) -> SavedImage:
     member of it scanned."""
     needles = secret_build.with_control(secret_build.marker)
     leaks: list[str] = []
-    layer_contents: dict[str, dict[str, bytes]] = {}
+    layer_contents: dict[str, dict[str, bytes | str]] = {}
     with tempfile.TemporaryFile() as archive:
         for chunk in docker_client.api.get_image(secret_build.result.image.id):
             archive.write(chunk)
@@ -201,15 +206,23 @@ def saved(secret_build: SecretBuild, docker_client: Any) -> SavedImage:
 
 # --- the build used the secrets ----------------------------------------------------------------
 def test_build_used_the_token_and_the_build_secret(secret_build: SecretBuild, saved: SavedImage) -> None:
-    merged: dict[str, bytes] = {}
+    merged: dict[str, bytes | str] = {}
     for layer in saved.layers:
         merged.update(layer)
+
+    def read(path: str) -> bytes | str | None:
+        found = merged.get(path)
+        while isinstance(found, str):  # a symlink (snapshots/<sha>/<file> -> ../../blobs/<etag>)
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), found))
+            found = merged.get(path)
+        return found
+
     # The build_commands line passed its hash check against the mounted secret.
-    assert merged.get("opt/used") == b"ok\n"
+    assert read("opt/used") == b"ok\n"
     # The private repo's files, fetched with the token, are in the image byte for byte.
     snapshot = f"{HF_HUB_CACHE}/models--{secret_build.repo_id.replace('/', '--')}/snapshots/{secret_build.sha}"
     for rel, content in secret_build.private_files.items():
-        assert merged.get(f"{snapshot.lstrip('/')}/{rel}") == content, rel
+        assert read(f"{snapshot.lstrip('/')}/{rel}") == content, rel
     # The repo is private: only requests carrying the token could list and resolve it.
     hub_calls = [r for r in secret_build.hub_requests if r.origin == "hub" and secret_build.repo_id in r.path]
     assert hub_calls and all(r.authorized for r in hub_calls if r.status < 400)

@@ -111,3 +111,29 @@ def test_both_backends_are_engines(buildkit_engine: BuildKitEngine, classic_engi
     assert isinstance(buildkit_engine, Engine) and isinstance(classic_engine, Engine)
     assert buildkit_engine.info.buildkit and not classic_engine.info.buildkit
     assert classic_engine.info.missing  # says what is lost
+
+
+def _engine_has_nvidia(docker_client: Any) -> bool:
+    import shutil
+
+    runtimes = docker_client.info().get("Runtimes") or {}
+    return "nvidia" in runtimes or shutil.which("nvidia-container-runtime-hook") is not None
+
+
+def test_gpu_request_without_nvidia_runtime_is_refused_and_leaves_nothing(
+    server_image: tuple[Engine, str], docker_client: Any, docker_cleanup: DockerCleanup
+) -> None:
+    from packager.engine import GpuRequest, GpuUnavailableError
+
+    if _engine_has_nvidia(docker_client):
+        pytest.skip("this engine has the NVIDIA runtime; the refusal needs one without it")
+    engine, tag = server_image
+    for gpus in (GpuRequest(), GpuRequest(2)):
+        name = docker_cleanup.container(unique())
+        with pytest.raises(GpuUnavailableError) as info:
+            engine.run(tag, port=free_port(), name=name, gpus=gpus)
+        # What Docker 20.10 answers (HTTP 500 at container start) with no NVIDIA runtime.
+        assert info.value.detail == 'could not select device driver "" with capabilities: [[gpu]]'
+        assert str(gpus) in info.value.message
+        # The engine had created the container before refusing to start it: run removed it.
+        assert docker_client.containers.list(all=True, filters={"name": name}) == []

@@ -82,3 +82,39 @@ def test_fake_failure_and_run(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match="already exists"):
         ok.run(image.id, name="m")
     assert ok.run(image.id, name="m", replace=True).name == "m"
+
+
+def test_fake_records_gpu_requests_and_refuses_like_docker_without_nvidia(tmp_path: Path) -> None:
+    from packager.engine import GpuRequest, GpuUnavailableError
+
+    ctx = context(tmp_path)
+    fake = FakeEngine(gpu_count=2)
+    image = fake.build(ctx, tag="m:1", secrets={"token": ctx / "token"})
+    assert fake.run(image.id, name="cpu").gpus is None
+    assert fake.run(image.id, name="all", gpus=GpuRequest()).gpus == GpuRequest(None)
+    assert fake.run(image.id, name="two", gpus=GpuRequest(2)).gpus == GpuRequest(2)
+    with pytest.raises(GpuUnavailableError, match="nvidia-container-cli: device error"):
+        fake.run(image.id, name="three", gpus=GpuRequest(3))
+
+    no_nvidia = FakeEngine(nvidia_runtime=False)
+    image = no_nvidia.build(ctx, tag="m:1", secrets={"token": ctx / "token"})
+    with pytest.raises(GpuUnavailableError) as info:
+        no_nvidia.run(image.id, name="gpu", gpus=GpuRequest())
+    # Docker 20.10's own answer when no NVIDIA runtime is installed (tests/engine/test_docker_run.py
+    # checks the real engine says the same).
+    assert info.value.detail == 'could not select device driver "" with capabilities: [[gpu]]'
+    assert "all GPUs" in info.value.message and "NVIDIA Container Toolkit" in (info.value.hint or "")
+    assert no_nvidia.containers == []  # nothing left behind, as the real engine's run removes it
+    assert no_nvidia.run(image.id, name="cpu").gpus is None
+
+
+def test_fake_pulls_only_what_its_registry_has() -> None:
+    from packager.engine import BuiltImage
+
+    base = BuiltImage("sha256:" + "b" * 64, ("team/base:1",), 10, user="appuser")
+    fake = FakeEngine(registry={"team/base:1": base})
+    assert fake.image("team/base:1") is None
+    assert fake.pull("team/base:1").user == "appuser"
+    assert fake.image("team/base:1") == base and fake.pulls == ["team/base:1"]
+    with pytest.raises(EngineError, match="cannot pull other/base:2"):
+        fake.pull("other/base:2")

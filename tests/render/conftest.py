@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -35,8 +36,9 @@ def pin(root: Path, files: dict[str, int]) -> Manifest:
             dest = f"/app/model_cache/{repo.volume_folder}/{path}"
         else:
             dest = f"/root/.cache/huggingface/hub/models--{repo.repo_id.replace('/', '--')}/snapshots/{SHA}/{path}"
+        digest = hashlib.sha256(path.encode()).hexdigest()  # distinct files, distinct blobs
         entries.append(Entry(Source("hf", repo.repo_id, path, "https://huggingface.co"),
-                             Revision(repo.revision, SHA), size, Digest("sha256", "0" * 64), dest,
+                             Revision(repo.revision, SHA), size, Digest("sha256", digest), dest,
                              repo.volume_folder, repo.runtime_secret_name))
     manifest = Manifest(tuple(sorted(entries, key=lambda e: e.destination)), generator="pack test")
     write_lock(root / "pack.lock", Lock(weights_inputs_digest(loaded), manifest))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -57,13 +59,15 @@ def test_bake_mode_layer_order_and_mounts(tmp_path: Path) -> None:
     plan, ctx = _render(root, tmp_path / "ctx")
     instructions = parse((ctx.path / "Dockerfile").read_text())
     stages = {i.args.split(" AS ")[-1] for i in instructions if i.keyword == "FROM" and " AS " in i.args}
-    assert stages == {"pack-weights-0", "pack-weights-1"}  # the large file alone, the small ones together
+    large = [layer.name for layer in plan.weight_layers.layers if layer.files == 1 and layer.bytes > 1e8]
+    assert len(large) == 1 and stages == {large[0], "pack-weights-s00"}  # the large file alone, the small ones together
     final = final_stage(instructions)
     order = [
         index_of(final, r"^FROM "),
         index_of(final, r"apt-get install .* curl"),
         index_of(final, r"pip install -r /opt/pack/requirements.txt"),
-        index_of(final, r"COPY --from=pack-weights-0 .*model.safetensors"),
+        index_of(final, rf"^COPY --from={large[0]} /opt/pack-weights/ /$"),
+        index_of(final, r"^ADD pack/weights/links.tar /$"),
         index_of(final, r"echo prepare"),
         index_of(final, r"^COPY data /app/data"),
         index_of(final, r"^COPY pack/runtime/packager /app/packager"),
@@ -85,8 +89,19 @@ def test_bake_mode_layer_order_and_mounts(tmp_path: Path) -> None:
     for ins in fetch:
         assert any(f.startswith("--mount=type=cache,id=pack-weights") for f in ins.flags)
         assert "--mount=type=secret,id=hf_access_token,target=/run/secrets/hf_access_token" in ins.flags
-    refs = [i for i in final if "refs/main" in i.args]
-    assert refs and SHA in refs[0].args
+    # The HF layout: bytes in blobs/<sha256> (the stage manifests), snapshot symlinks and refs/main
+    # in the links archive.
+    repo = "root/.cache/huggingface/hub/models--org--model"
+    blobs = {e.destination for m in (ctx.path / "pack" / "weights").glob("pack-weights-*.json")
+             for e in load_manifest(str(m)).entries}
+    assert blobs == {f"/opt/pack-weights/{repo}/blobs/{hashlib.sha256(p.encode()).hexdigest()}"
+                     for p in ("model.safetensors", "config.json", "tokenizer.json")}
+    with tarfile.open(ctx.path / "pack" / "weights" / "links.tar") as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        assert archive.extractfile(f"{repo}/refs/main").read().decode() == SHA
+    link = members[f"{repo}/snapshots/{SHA}/config.json"]
+    assert link.issym() and link.linkname == f"../../blobs/{hashlib.sha256(b'config.json').hexdigest()}"
+    assert not [n for n in members if not n.startswith(repo + "/")]  # /root and its parents keep their modes
     assert not [i for i in instructions if i.keyword in ("ARG", "ENV", "LABEL")
                 and re.search(r"token|secret|password", i.args, re.I)]
     # Weights are fetched during the build, never carried in the context.
@@ -165,7 +180,7 @@ def test_locked_render_needs_a_fresh_lock(tmp_path: Path) -> None:
     pin(root, {"w.bin": 1})
     _render(root, tmp_path / "ctx")
     (root / "config.yaml").write_text(VOLUME.replace("volume_folder: weights", "volume_folder: other"))
-    with pytest.raises(PlanError, match="stale: model_cache changed"):
+    with pytest.raises(PlanError, match="stale: its weight sources changed"):
         _render(root, tmp_path / "ctx")
 
 

@@ -201,6 +201,38 @@ def test_a_model_that_never_collects_fails_its_load_with_the_fix(tmp_path, runti
     assert "self._lazy_data_resolver.block_until_download_complete()" in logs  # the fix
 
 
+WEIGHTS_API_MODEL = """
+    import os
+
+
+    class Model:
+        # A model written for Truss's `weights:` API: no lazy_data_resolver, it just reads
+        # (under the harness's relocated /app, hence data_dir's sibling for /app/model_cache).
+        def __init__(self, data_dir):
+            self._root = str(data_dir.parent / "model_cache")
+
+        def load(self):
+            self.files = sorted(os.listdir(os.path.join(self._root, "w")))
+            self.size = os.path.getsize(os.path.join(self._root, "w", "weights.bin"))
+
+        def predict(self, x):
+            return {"files": self.files, "size": self.size}
+"""
+
+
+def test_weights_api_files_are_in_place_before_load_and_alone(tmp_path, runtimes, server):
+    data = blob(2 * MiB, 7)
+    manifest = manifest_for(server, {"w/weights.bin": data, "w/config.json": b"{}"})
+    server.faults.rate = 4 * MiB  # the load would run ahead of the download if it did not wait
+    config = {"weights": [{"source": "https://example.invalid/w", "mount_location": "/app/model_cache"}]}
+    app = make_app(tmp_path, WEIGHTS_API_MODEL, config=config, manifest=manifest)
+    rt = runtimes(app)
+    rt.wait_ready(30)
+    # Exactly the source's files: the verified markers live in the state dir, not beside them.
+    assert rt.predict({}) == (200, {"files": ["config.json", "weights.bin"], "size": 2 * MiB})
+    assert len(list((app.state / "pack-markers").iterdir())) == 2
+
+
 def test_a_warm_node_cache_means_no_download_on_the_second_start(tmp_path, runtimes, server):
     data = blob(2 * MiB, 4)
     manifest = manifest_for(server, {"llm/weights.bin": data})

@@ -146,6 +146,20 @@ class Build(ConfigModel):
                 )
         return mapping
 
+    @pydantic.field_validator("model_server")
+    @classmethod
+    def _buildable_server(cls, value: ModelServer) -> ModelServer:
+        # Truss accepts TRT_LLM here only to route the truss to Baseten's TensorRT-LLM engine
+        # builder (and to force a published deployment); nothing local can build it.
+        if value is ModelServer.TRT_LLM:
+            raise Violation(
+                "model_server `TRT_LLM` is served by Baseten's TensorRT-LLM engine builder; pack "
+                "builds only the TrussServer model server (model/model.py)",
+                hint="remove build.model_server (TrussServer is the default) to build model/model.py with "
+                     "pack, or deploy this truss with `truss push`",
+            )
+        return value
+
     @pydantic.field_validator("no_cache")
     @classmethod
     def _no_cache(cls, value: bool) -> bool:

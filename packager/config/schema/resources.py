@@ -79,6 +79,13 @@ class AcceleratorSpec(ConfigModel):
         return self.accelerator.value
 
 
+def use_gpu_ignored(resources: Any) -> bool:
+    """`use_gpu: true` written without an accelerator: Truss ignores it and builds a CPU image
+    (a published Truss example does this), so it loads, with a warning saying so."""
+    return (isinstance(resources, dict) and resources.get("use_gpu") is True
+            and resources.get("accelerator") in (None, "", {}))
+
+
 class FabricRequirement(ConfigModel):
     use_rdma: Optional[bool] = None
     preferences: Optional[list[str]] = None
@@ -115,20 +122,13 @@ class Resources(ConfigModel):
 
     @pydantic.model_validator(mode="before")
     @classmethod
-    def _check_use_gpu(cls, data: Any) -> Any:
-        # use_gpu is derived (Truss writes it into expanded configs); accept consistent values
-        # so round trips load, but refuse `true` without an accelerator, which Truss ignores
-        # silently and then builds a CPU image.
+    def _drop_use_gpu(cls, data: Any) -> Any:
+        # use_gpu is derived (Truss writes it into expanded configs) and dropped on input, as
+        # Truss does; `true` without an accelerator is a load warning (use_gpu_ignored).
         if not isinstance(data, dict) or "use_gpu" not in data:
             return data
         data = dict(data)
-        use_gpu = data.pop("use_gpu")
-        if use_gpu is True and data.get("accelerator") in (None, "", {}):
-            raise Violation(
-                "use_gpu: true without an accelerator would build a CPU-only image",
-                hint='set resources.accelerator (e.g. accelerator: "A10G"), or remove use_gpu',
-                at=("use_gpu",),
-            )
+        data.pop("use_gpu")
         return data
 
     @pydantic.field_validator("cpu")

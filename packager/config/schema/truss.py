@@ -91,8 +91,6 @@ class TrussConfig(ConfigModel):
     def platform_features(self) -> list[str]:
         """Keys that only Baseten's platform acts on; later stages report them."""
         found = []
-        if self.weights:
-            found.append("weights")
         if self.bdn.mounts or self.bdn.access or self.bdn.hotload.enabled:
             found.append("bdn")
         for key in ("trt_llm", "bis_llm", "training_checkpoints"):

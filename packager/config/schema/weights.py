@@ -230,6 +230,17 @@ class WeightsSource(ConfigModel):
             )
         return value
 
+    @property
+    def scheme(self) -> str:
+        return self.source.split("://", 1)[0]
+
+    @property
+    def secret_name(self) -> Optional[str]:
+        """The secret holding this source's credential (either spelling), None for anonymous."""
+        if self.auth_secret_name:
+            return self.auth_secret_name
+        return self.auth.auth_secret_name if self.auth and self.auth.auth_secret_name else None
+
     @pydantic.model_validator(mode="after")
     def _secret_once(self) -> "WeightsSource":
         if self.auth_secret_name and self.auth and self.auth.auth_secret_name:

@@ -1,10 +1,10 @@
-"""Weight sources: one model_cache entry -> pinned manifest entries.
+"""Weight sources: one model_cache entry or `weights:` source -> pinned manifest entries.
 
     resolve_source(spec, credentials) -> list[Entry]
 
 dispatches on the entry's repo_id prefix and kind (truss-compat.md §6.1): `owner/name` -> the
-Hugging Face hub (sources.hf), `s3://` -> S3 (sources.s3), `gs://` -> GCS (sources.gcs);
-`azure://` is not supported yet. Every failure a user can fix is a PlanError naming the entry.
+Hugging Face hub (sources.hf), `s3://` -> S3 (sources.s3), `gs://` -> GCS (sources.gcs),
+https:// (weights only) -> one file (sources.https); `azure://` is not supported yet. Every failure a user can fix is a PlanError naming the entry.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from packager.errors import PlanError
 from packager.plan.sources.credentials import Credentials, FoundSecret, S3Credentials
 from packager.plan.sources.layout import HF_BAKE_CACHE_ROOT, hf_cache_root_for
 from packager.plan.sources.retry import DEFAULT_RETRY, RetryPolicy
-from packager.plan.sources.spec import SourceSpec, source_kind
+from packager.plan.sources.spec import SourceSpec, source_kind, weights_spec
 from packager.runtime.manifest import Entry
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "hf_cache_root_for",
     "resolve_source",
     "source_kind",
+    "weights_spec",
 ]
 
 
@@ -55,6 +56,10 @@ def resolve_source(
         from packager.plan.sources.gcs import resolve_gcs
 
         return resolve_gcs(spec, credentials)
+    if kind == "https":
+        from packager.plan.sources.https import resolve_https
+
+        return resolve_https(spec, credentials, retry=retry)
     raise PlanError(
         f"{spec.where}: {kind} sources are not supported by pack yet",
         hint="copy the weights to an s3://, gs:// or Hugging Face repo",

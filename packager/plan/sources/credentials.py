@@ -73,7 +73,9 @@ class Credentials:
         directory = secrets_dir or snapshot.get(PACK_SECRETS_DIR) or None
         return cls(env=snapshot, secrets_dir=Path(directory) if directory else None)
 
-    def secret(self, name: str) -> FoundSecret | None:
+    def secret(self, name: str | None) -> FoundSecret | None:
+        if not name:
+            return None  # an anonymous source
         if self.secrets_dir is not None:
             path = self.secrets_dir / name
             if path.is_file():
@@ -82,11 +84,13 @@ class Credentials:
                     return FoundSecret(value, f"secret file {path}")
         return self._env(TRUSS_SECRET_PREFIX + name)
 
-    def hf_token(self, secret_name: str) -> FoundSecret | None:
+    def hf_token(self, secret_name: str | None) -> FoundSecret | None:
         return self.secret(secret_name) or self._env(HF_TOKEN) or self._env(HUGGING_FACE_HUB_TOKEN)
 
-    def where_to_put(self, secret_name: str) -> str:
+    def where_to_put(self, secret_name: str | None) -> str:
         """Hint text: the places a missing secret would have been read from."""
+        if not secret_name:
+            return "a secret named by the source's auth_secret_name (then HF_TOKEN for Hugging Face)"
         places = [f"the env var {TRUSS_SECRET_PREFIX}{secret_name}"]
         if self.secrets_dir is not None:
             places.insert(0, f"the file {self.secrets_dir / secret_name}")
@@ -94,7 +98,7 @@ class Credentials:
             places.insert(0, f"a file named {secret_name} in the dir ${PACK_SECRETS_DIR}")
         return " or ".join(places)
 
-    def json_secret(self, name: str) -> tuple[dict, str] | None:
+    def json_secret(self, name: str | None) -> tuple[dict, str] | None:
         """The secret parsed as a JSON object, or None when absent or not JSON (e.g. an HF token
         under the default name hf_access_token, which S3/GCS entries share)."""
         found = self.secret(name)
@@ -106,7 +110,7 @@ class Credentials:
             return None
         return (doc, found.origin) if isinstance(doc, dict) else None
 
-    def s3(self, secret_name: str) -> S3Credentials | None:
+    def s3(self, secret_name: str | None) -> S3Credentials | None:
         """Secret JSON (either key set) first, then AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."""
         secret = self.json_secret(secret_name)
         if secret is not None:
@@ -128,7 +132,7 @@ class Credentials:
             )
         return None
 
-    def gcs_service_account(self, secret_name: str) -> tuple[dict, str] | None:
+    def gcs_service_account(self, secret_name: str | None) -> tuple[dict, str] | None:
         secret = self.json_secret(secret_name)
         if secret is not None and secret[0].get("type") == "service_account":
             return secret

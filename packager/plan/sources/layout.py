@@ -6,6 +6,7 @@ bake mode, HF      <hf cache>/models--<org>--<name>/snapshots/<sha>/<path>
                    environment_variables move it; the transfer engine stores the bytes in
                    blobs/<hash digest> and links them here, so from_pretrained works offline)
 bake mode, S3/GCS  /app/model_cache/<bucket>/<full object key>   (as Truss)
+weights: sources   <mount_location>/<path relative to repo root / prefix>, bake or volume
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def hf_repo_folder(repo_id: str) -> str:
 
 def volume_destination(volume_folder: str, relative_path: str) -> str:
     return f"{MODEL_CACHE_DIR}/{volume_folder}/{relative_path}"
+
+
+def mount_destination(mount_location: str, relative_path: str) -> str:
+    """`weights:` sources: the source's tree under mount_location, in every mode."""
+    return posixpath.join(posixpath.normpath(mount_location), relative_path)
 
 
 def hf_bake_destination(cache_root: str, repo_id: str, commit_sha: str, path: str) -> str:

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from packager.errors import PlanError
 from packager.plan.patterns import PathFilter
-from packager.plan.sources.layout import unsafe_path_reason, volume_destination
+from packager.plan.sources.layout import mount_destination, unsafe_path_reason, volume_destination
 from packager.plan.sources.spec import SourceSpec
 from packager.runtime.manifest import Digest, Entry, Revision, Source
 
@@ -84,11 +84,12 @@ def to_entries(
                     f"{spec.where}: cannot place '{candidate}' in the image: {reason}",
                     hint="exclude it with ignore_patterns, or rename the object",
                 )
-        destination = (
-            volume_destination(spec.volume_folder or "", item.path)
-            if spec.use_volume
-            else bake_destination(item)
-        )
+        if spec.mount_location:
+            destination = mount_destination(spec.mount_location, item.path)
+        elif spec.use_volume:
+            destination = volume_destination(spec.volume_folder or "", item.path)
+        else:
+            destination = bake_destination(item)
         entries.append(
             Entry(
                 source=Source(ref.kind, ref.repo, item.key, ref.endpoint, ref.region),
@@ -96,7 +97,7 @@ def to_entries(
                 size=item.size,
                 hash=item.hash,
                 destination=destination,
-                volume_folder=spec.volume_folder if spec.use_volume else None,
+                volume_folder=spec.volume_folder if spec.use_volume and not spec.mount_location else None,
                 # Always recorded (as Truss does) so the lock does not depend on which host
                 # planned it; a runtime that finds no such secret goes anonymous.
                 secret_name=spec.runtime_secret_name,

@@ -13,9 +13,12 @@ SCHEMES = {"s3://": "s3", "gs://": "gcs", "azure://": "azure"}
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """The primitive fields of one model_cache entry, as validated by the config loader.
+    """The primitive fields of one model_cache entry or `weights:` source, as validated by the
+    config loader.
 
-    `index` is the entry's position in model_cache; it only serves error messages.
+    `index` is the entry's position in its section; with `section` it only serves messages.
+    `mount_location` (weights sources): files land at <mount_location>/<path in the source>,
+    whatever the mode. A secret name of None means anonymous (HF: HF_TOKEN still applies).
     """
 
     repo_id: str
@@ -25,14 +28,22 @@ class SourceSpec:
     allow_patterns: Sequence[str] | None = None
     ignore_patterns: Sequence[str] | None = None
     volume_folder: str | None = None
-    runtime_secret_name: str = DEFAULT_SECRET_NAME
+    runtime_secret_name: str | None = DEFAULT_SECRET_NAME
     index: int | None = None
+    section: str = "model_cache"
+    mount_location: str | None = None
 
     @property
     def where(self) -> str:
-        """Prefix for messages: `model_cache[1] (org/name)`."""
-        field = f"model_cache[{self.index}]" if self.index is not None else "model_cache entry"
-        return f"{field} ({self.repo_id})"
+        """Prefix for messages: `model_cache[1] (org/name)`, `weights[0] (hf://org/name@main)`."""
+        field = f"{self.section}[{self.index}]" if self.index is not None else f"{self.section} entry"
+        return f"{field} ({self.source_uri})"
+
+    @property
+    def source_uri(self) -> str:
+        if self.section == "weights" and (self.kind or "hf") == "hf":
+            return f"hf://{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+        return self.repo_id
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,10 @@ class BucketLocation:
 
 
 def source_kind(spec: SourceSpec) -> str:
-    """hf | s3 | gcs | azure. The prefix decides when kind is hf or absent; a contradiction is an
-    error."""
+    """hf | s3 | gcs | azure | https. The prefix decides when kind is hf or absent; a
+    contradiction is an error."""
+    if spec.kind == "https":
+        return "https"
     scheme = next((k for p, k in SCHEMES.items() if spec.repo_id.startswith(p)), None)
     kind = spec.kind or "hf"
     if scheme is None or kind in ("hf", scheme):
@@ -99,3 +112,36 @@ def require_prefix(spec: SourceSpec, location: BucketLocation) -> None:
             hint=f"point repo_id at the folder holding the weights, e.g. "
             f"{location.scheme}://{location.bucket}/<folder>",
         )
+
+
+# `weights:` URI schemes pack fetches, and the source kind each maps to (truss-compat §1.4).
+# The config accepts https:// only (Truss's rule); plain http:// serves local stand-ins.
+WEIGHTS_SCHEMES = {"hf": "hf", "s3": "s3", "gs": "gcs", "https": "https", "http": "https"}
+
+
+def weights_spec(
+    source: str,
+    mount_location: str,
+    *,
+    allow_patterns: Sequence[str] | None = None,
+    ignore_patterns: Sequence[str] | None = None,
+    secret_name: str | None = None,
+    index: int | None = None,
+) -> SourceSpec:
+    """One `weights:` source as a SourceSpec: hf://owner/repo[@revision], s3://bucket/prefix,
+    gs://bucket/prefix or https://host/path, placed under mount_location."""
+    scheme, _, rest = source.partition("://")
+    kind = WEIGHTS_SCHEMES.get(scheme)
+    where = f"weights[{index}] ({source})" if index is not None else f"weights source {source}"
+    if kind is None:
+        raise PlanError(f"{where}: pack cannot fetch {scheme}:// sources",
+                        hint="copy the files to hf://, s3://, gs:// or an https:// URL")
+    repo_id, revision = source, ""
+    if kind == "hf":
+        repo_id, _, revision = rest.partition("@")
+    return SourceSpec(
+        repo_id=repo_id, use_volume=False, revision=revision, kind=kind,
+        allow_patterns=allow_patterns, ignore_patterns=ignore_patterns,
+        runtime_secret_name=secret_name, index=index, section="weights",
+        mount_location=mount_location,
+    )

@@ -16,6 +16,7 @@ from packager import constants
 from ..manifest import ManifestError, load
 from .api import fetch
 from .errors import TransferFailed
+from .layout import marker_path, remove_quietly
 from .progress import LogReporter
 from .settings import TransferSettings
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write with O_DIRECT, past the page cache (default: $PACK_TRANSFER_DIRECT_IO)")
     parser.add_argument("--secrets-dir", default=None)
     parser.add_argument("--log-interval", type=float, default=5.0)
+    parser.add_argument("--drop-markers", action="store_true",
+                        help="remove the verified markers once every file is in place (the files go "
+                        "into an image layer, which nothing rewrites)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
@@ -40,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = TransferSettings(chunk_size=args.chunk_size or 0, direct_io=args.direct_io)
     try:
         manifest = load(args.manifest)
-        fetch(manifest, args.dest, cache_dir=args.cache, workers=args.workers,
-              reporter=LogReporter(log, args.log_interval), secrets_dir=args.secrets_dir,
-              stats_path=args.stats, settings=settings)
+        result = fetch(manifest, args.dest, cache_dir=args.cache, workers=args.workers,
+                       reporter=LogReporter(log, args.log_interval), secrets_dir=args.secrets_dir,
+                       stats_path=args.stats, settings=settings)
+        if args.drop_markers:
+            remove_quietly(*(marker_path(f.destination, None) for f in result.files))
     except (OSError, ManifestError) as exc:
         log.error("%s", exc)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from .engine import Priority, Scheduler
 from .errors import FileFailure, TransferFailed
 from .http_pool import ConnectionPool
 from .job import Target, group_jobs
-from .layout import UnsafeDestination, map_destination
+from .layout import UnsafeDestination, map_destination, marker_path
 from .progress import NullReporter, Reporter
 from .results import FetchResult
 from .settings import TransferSettings
@@ -22,17 +23,18 @@ from .sources import SourceFactory
 from .space import ensure_room
 
 
-def plan_targets(manifest: Manifest, dest_root: str | None) -> list[Target]:
+def plan_targets(manifest: Manifest, dest_root: str | None, markers_dir: str | None = None) -> list[Target]:
     """Map every destination first, so an unsafe one refuses the whole manifest up front."""
     targets: list[Target] = []
     seen: dict[str, str] = {}
+    real = functools.lru_cache(maxsize=None)(os.path.realpath)
     for entry in manifest.entries:
-        final = map_destination(entry, dest_root)
+        final = map_destination(entry, dest_root, real)
         if final in seen:
             raise UnsafeDestination(
                 f"destinations {seen[final]!r} and {entry.destination!r} both map to {final}")
         seen[final] = entry.destination
-        targets.append(Target(entry, final))
+        targets.append(Target(entry, final, marker_path(final, markers_dir)))
     return targets
 
 
@@ -49,6 +51,7 @@ def fetch(
     settings: TransferSettings | None = None,
     env: Mapping[str, str] | None = None,
     priority: Priority | None = None,
+    markers_dir: str | None = None,
 ) -> FetchResult:
     """Fetch, verify and place every manifest entry; raise TransferFailed if any file failed.
 
@@ -61,14 +64,15 @@ def fetch(
     eviction then keeps (without it, a copy). secrets_dir defaults to
     $PACK_SECRETS_DIR, then /secrets. env: the environment to read (default: a snapshot of
     os.environ, which is never modified). The stats file is written even when files failed.
-    priority: lifts settings.worker_nice from another thread (engine.Priority).
+    priority: lifts settings.worker_nice from another thread (engine.Priority). markers_dir:
+    where the verified markers live (default: a dot-file beside each destination).
     Raises manifest.ManifestError (UnsafeDestination) before any download for unsafe paths, and
     space.InsufficientSpace (a TransferFailed) when a filesystem lacks room for what is left.
     """
     env = dict(os.environ) if env is None else env
     settings = (settings or TransferSettings()).resolved(env, workers)
     reporter = reporter or NullReporter()
-    targets = plan_targets(manifest, dest_root)
+    targets = plan_targets(manifest, dest_root, markers_dir)
     jobs = group_jobs(targets)
     cache = BlobCache(cache_dir, settings.cache_max_bytes, cache_instance) if cache_dir else None
     pool = ConnectionPool(env, settings.connect_timeout, settings.stall_timeout)

@@ -65,7 +65,7 @@ class Transfer:
 
     def _prepare(self, job: FileJob) -> None:
         job.start_clock()
-        if all(marker_matches(t.final, t.entry) for t in job.targets) and self._still_linked(job):
+        if all(marker_matches(t.final, t.entry, t.marker_file) for t in job.targets) and self._still_linked(job):
             self._release_lock(job)
             return self._complete(job, PRESENT)
         if self.cache is not None:
@@ -95,8 +95,8 @@ class Transfer:
         try:
             for t in job.targets:
                 self.cache.place(job.key, t.final)
-                write_marker(t.final, Marker.for_file(t.final, t.entry.hash.algorithm,
-                                                      t.entry.hash.digest))
+                write_marker(t.marker_file, Marker.for_file(t.final, t.entry.hash.algorithm,
+                                                            t.entry.hash.digest))
         except FileNotFoundError:
             if self.cache.has(job.key, job.size):
                 raise
@@ -120,8 +120,8 @@ class Transfer:
         if hasher.hexdigest() != job.entry.hash.digest.lower():
             return False
         job.verification = job.entry.hash.algorithm
-        write_marker(target.final, Marker.for_file(target.final, job.entry.hash.algorithm,
-                                                   job.entry.hash.digest))
+        write_marker(target.marker_file, Marker.for_file(target.final, job.entry.hash.algorithm,
+                                                         job.entry.hash.digest))
         return True
 
     def _start_download(self, job: FileJob, fresh: bool) -> None:
@@ -388,7 +388,7 @@ class Transfer:
             for t in job.targets[1:]:
                 link_or_copy(first, t.final)
         for t in job.targets:
-            write_marker(t.final, Marker.for_file(t.final, t.entry.hash.algorithm, t.entry.hash.digest))
+            write_marker(t.marker_file, Marker.for_file(t.final, t.entry.hash.algorithm, t.entry.hash.digest))
 
     # --- endings -----------------------------------------------------------------------------
     def _release_lock(self, job: FileJob) -> None:

@@ -15,6 +15,7 @@ from ..manifest import Entry
 from .cache import BlobLock, cache_key
 from .direct_io import align_down
 from .journal import Interval, Journal
+from .layout import marker_path
 from .ordered_hash import OrderedHasher
 from .sources import Source, describe
 
@@ -23,6 +24,11 @@ from .sources import Source, describe
 class Target:
     entry: Entry
     final: str  # absolute path after dest_root mapping
+    marker: str = ""  # where its verified marker lives (layout.marker_path); "" = beside final
+
+    @property
+    def marker_file(self) -> str:
+        return self.marker or marker_path(self.final, None)
 
 
 @dataclass

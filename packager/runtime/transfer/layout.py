@@ -18,9 +18,11 @@ matches its size, inode, mtime and the manifest digest; a correct size alone is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..manifest import MODEL_CACHE_ROOT, Entry, ManifestError
@@ -34,7 +36,10 @@ def _refuse(entry: Entry, why: str) -> UnsafeDestination:
     return UnsafeDestination(f"destination {entry.destination!r} refused: {why}")
 
 
-def map_destination(entry: Entry, dest_root: str | None) -> str:
+def map_destination(entry: Entry, dest_root: str | None,
+                    realpath: Callable[[str], str] = os.path.realpath) -> str:
+    """`realpath`: a memoised os.path.realpath when mapping many entries (plan_targets): tens of
+    thousands of files share a few hundred directories."""
     dest = entry.destination
     if not dest.startswith("/") or "\x00" in dest:
         raise _refuse(entry, "not an absolute path")
@@ -53,8 +58,8 @@ def map_destination(entry: Entry, dest_root: str | None) -> str:
             raise _refuse(entry, "it names the root itself")
         final = os.path.join(root, rel)
     # Symlinked directories already on disk must not lead outside the root either.
-    real_root = os.path.realpath(root)
-    real_parent = os.path.realpath(os.path.dirname(final))
+    real_root = realpath(root)
+    real_parent = realpath(os.path.dirname(final))
     if root != "/" and not (real_parent + "/").startswith(real_root.rstrip("/") + "/"):
         raise _refuse(entry, f"it resolves outside {root}")
     return final
@@ -87,8 +92,19 @@ class Marker:
         return cls(st.st_size, algorithm, digest, st.st_ino, st.st_mtime_ns)
 
 
-def write_marker(final: str, marker: Marker) -> None:
-    path = sidecar(final, "ok")
+def marker_path(final: str, markers_dir: str | None) -> str:
+    """Where the verified marker of `final` lives: beside it, or (markers_dir) in a directory of
+    their own, so the destination tree holds exactly the source's files (a model that lists its
+    mount_location sees what the source has)."""
+    if markers_dir is None:
+        return sidecar(final, "ok")
+    name = hashlib.sha256(final.encode()).hexdigest()[:32]
+    return os.path.join(markers_dir, f"{name}.{os.path.basename(final)[:64]}.ok")
+
+
+def write_marker(path: str, marker: Marker) -> None:
+    """Write the marker file at `path` (marker_path) atomically."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -98,10 +114,11 @@ def write_marker(final: str, marker: Marker) -> None:
     os.replace(tmp, path)
 
 
-def marker_matches(final: str, entry: Entry) -> bool:
-    """True when `final` is the verified file for this entry (no re-download, no re-hash)."""
+def marker_matches(final: str, entry: Entry, marker: str | None = None) -> bool:
+    """True when `final` is the verified file for this entry (no re-download, no re-hash).
+    marker: the marker's path (default: beside final)."""
     try:
-        with open(sidecar(final, "ok"), encoding="utf-8") as fh:
+        with open(marker or sidecar(final, "ok"), encoding="utf-8") as fh:
             marker = Marker(**json.load(fh))
         st = os.stat(final)
     except (OSError, ValueError, TypeError):

@@ -10,6 +10,7 @@ filesystem, least recently used blobs that this fetch does not use are evicted f
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -87,7 +88,7 @@ def _downloading_elsewhere(cache: BlobCache, key: str) -> bool:
     return False
 
 
-def _filesystem(directory: str) -> tuple[str, int]:
+def filesystem_of(directory: str) -> tuple[str, int]:
     """The nearest existing directory at or above `directory`, and its filesystem (st_dev)."""
     where = _existing_dir(directory)
     return where, os.stat(where).st_dev
@@ -97,6 +98,8 @@ def needs(jobs: list[FileJob], cache: BlobCache | None) -> dict[int, Need]:
     """Bytes still to be written, per filesystem (st_dev)."""
     out: dict[int, Need] = {}
     cache_dev = os.stat(cache.root).st_dev if cache is not None else None
+    # Many files share a directory: stat each directory once.
+    _filesystem = functools.lru_cache(maxsize=None)(filesystem_of)
 
     def add(fs: tuple[str, int], nbytes: int, name: str) -> None:
         if nbytes > 0:
@@ -105,7 +108,7 @@ def needs(jobs: list[FileJob], cache: BlobCache | None) -> dict[int, Need]:
             need.files.append(name)
 
     for job in jobs:
-        if all(marker_matches(t.final, t.entry) for t in job.targets):
+        if all(marker_matches(t.final, t.entry, t.marker_file) for t in job.targets):
             continue
         first = job.targets[0].final
         if cache is None:

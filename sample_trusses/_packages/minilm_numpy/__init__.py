@@ -8,7 +8,7 @@ and tokenizers; no torch.
 """
 
 from .encoder import Encoder
-from .locate import DEFAULT_REPO_ID, MODEL_CACHE_ROOT, find_model_dir, hub_cache_dir
+from .locate import DEFAULT_REPO_ID, MODEL_CACHE_ROOT, find_model_dir, hub_cache_dir, model_dir_for
 from .mathops import erf, gelu
 from .request import parse_texts
 
@@ -23,5 +23,6 @@ __all__ = [
     "find_model_dir",
     "gelu",
     "hub_cache_dir",
+    "model_dir_for",
     "parse_texts",
 ]

@@ -1,4 +1,7 @@
-"""Find the model files a truss received through `model_cache`.
+"""Find the model files a truss received through `weights` or `model_cache`.
+
+`weights:` sources (Truss's current weights API): the files are at the source's
+`mount_location` before load() runs.
 
 Volume mode (`use_volume: true`): the prefetcher places the files under
 `/app/model_cache/<volume_folder>/`.
@@ -54,18 +57,30 @@ def find_model_dir(
     repo_id: str = DEFAULT_REPO_ID,
     revision: str = "",
     *,
+    mount_location: Optional[os.PathLike | str] = None,
     model_cache_root: Optional[os.PathLike | str] = None,
     hub_cache: Optional[os.PathLike | str] = None,
     required_files: Iterable[str] = REQUIRED_FILES,
 ) -> Path:
     """Directory holding the checkpoint's files.
 
-    With `volume_folder`: `<model_cache_root>/<volume_folder>` (volume mode). Without: the
-    snapshot of `repo_id` in the HF cache, chosen by `refs/<revision>` (`refs/main` for an empty
-    revision), or `snapshots/<revision>` when the revision is a commit sha, or else the only
-    snapshot present. Raises FileNotFoundError naming every place looked at.
+    With `mount_location` (a `weights:` source): that directory. With `volume_folder`:
+    `<model_cache_root>/<volume_folder>` (volume mode). Without either: the snapshot of
+    `repo_id` in the HF cache, chosen by `refs/<revision>` (`refs/main` for an empty revision),
+    or `snapshots/<revision>` when the revision is a commit sha, or else the only snapshot
+    present. Raises FileNotFoundError naming every place looked at.
     """
     required = tuple(required_files)
+    if mount_location:
+        folder = Path(mount_location)
+        missing = _missing(folder, required) if folder.is_dir() else list(required)
+        if missing:
+            raise FileNotFoundError(
+                f"model files missing at mount_location {folder}: {', '.join(missing)} "
+                f"(present: {_listing(folder) if folder.is_dir() else 'the directory does not exist'}). "
+                f"Check weights[].source and allow_patterns in config.yaml."
+            )
+        return folder
     if volume_folder:
         root = Path(model_cache_root) if model_cache_root is not None else MODEL_CACHE_ROOT
         folder = root / volume_folder
@@ -139,3 +154,16 @@ def find_model_dir(
             f"(present: {_listing(snapshot)}). Check model_cache[].allow_patterns."
         )
     return snapshot
+
+
+def model_dir_for(config: Mapping) -> Path:
+    """The checkpoint directory for a truss config (the `config` kwarg a Model receives):
+    `weights[0].mount_location`, else model_cache[0] in volume mode (`volume_folder`), else the
+    baked Hugging Face snapshot of model_cache[0]."""
+    weights = config.get("weights") or []
+    if weights:
+        return find_model_dir(mount_location=weights[0]["mount_location"])
+    entry = (config.get("model_cache") or [{}])[0]
+    if entry.get("use_volume"):
+        return find_model_dir(volume_folder=entry.get("volume_folder") or "minilm")
+    return find_model_dir(repo_id=entry.get("repo_id") or DEFAULT_REPO_ID, revision=entry.get("revision") or "")

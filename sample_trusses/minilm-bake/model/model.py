@@ -3,13 +3,15 @@
 The model_cache entry (use_volume: false) makes the build download the files into the image in
 the Hugging Face cache layout ($HF_HUB_CACHE, default /root/.cache/huggingface/hub):
 models--sentence-transformers--all-MiniLM-L6-v2/snapshots/<sha>/, with refs/<revision> naming
-the sha. The encoder is `minilm_numpy` from ../_packages (on sys.path via /packages).
+the sha. The same model also serves the config `truss migrate` writes from it (a `weights:`
+source, whose files are at its mount_location before load() runs). The encoder is
+`minilm_numpy` from ../_packages (on sys.path via /packages).
 
 Request:  {"texts": ["a sentence", ...]} or {"text": "a sentence"}
 Response: {"embeddings": [[384 floats], ...], "model": "all-MiniLM-L6-v2", "dim": 384}
 """
 
-from minilm_numpy import DEFAULT_REPO_ID, MODEL_NAME, Encoder, find_model_dir, parse_texts
+from minilm_numpy import MODEL_NAME, Encoder, model_dir_for, parse_texts
 
 
 class Model:
@@ -23,12 +25,7 @@ class Model:
     def load(self):
         if self._lazy_data_resolver is not None:
             self._lazy_data_resolver.block_until_download_complete()
-        entry = (self._config.get("model_cache") or [{}])[0]
-        model_dir = find_model_dir(
-            repo_id=entry.get("repo_id") or DEFAULT_REPO_ID,
-            revision=entry.get("revision") or "",
-        )
-        self._encoder = Encoder.from_dir(model_dir)
+        self._encoder = Encoder.from_dir(model_dir_for(self._config))
 
     def predict(self, model_input):
         texts = parse_texts(model_input)

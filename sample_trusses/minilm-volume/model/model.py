@@ -2,15 +2,15 @@
 
 The model_cache entry (use_volume: true, volume_folder: minilm) makes the server prefetch the
 files into /app/model_cache/minilm/ while it starts; load() waits for that download before
-reading them. The encoder is `minilm_numpy` from ../_packages (on sys.path via /packages).
+reading them. The same model also serves the config `truss migrate` writes from it (a
+`weights:` source mounted at /app/model_cache/minilm). The encoder is `minilm_numpy` from
+../_packages (on sys.path via /packages).
 
 Request:  {"texts": ["a sentence", ...]} or {"text": "a sentence"}
 Response: {"embeddings": [[384 floats], ...], "model": "all-MiniLM-L6-v2", "dim": 384}
 """
 
-from minilm_numpy import MODEL_NAME, Encoder, find_model_dir, parse_texts
-
-VOLUME_FOLDER = "minilm"  # must match model_cache[0].volume_folder in config.yaml
+from minilm_numpy import MODEL_NAME, Encoder, model_dir_for, parse_texts
 
 
 class Model:
@@ -22,9 +22,7 @@ class Model:
 
     def load(self):
         self._lazy_data_resolver.block_until_download_complete()
-        entries = self._config.get("model_cache") or [{}]
-        folder = entries[0].get("volume_folder") or VOLUME_FOLDER
-        self._encoder = Encoder.from_dir(find_model_dir(volume_folder=folder))
+        self._encoder = Encoder.from_dir(model_dir_for(self._config))
 
     def predict(self, model_input):
         texts = parse_texts(model_input)
