@@ -14,7 +14,10 @@ timeline. Three states per count:
 * restart: destination, markers and cache all present (the same container started again).
 
 The reference is one file of N x size bytes in the same states; the per-file overhead is
-(T_N - T_1) / N. Also timed: parsing the manifest and planning the bake-mode weight layers.
+(T_N - T_1) / N. The `GET floor` row is 8 keep-alive connections GETting every file into
+memory (no disk, no hashing, no process start): what the stand-in server and loopback cost on
+this machine, under any client. Also timed: parsing the manifest and planning the bake-mode
+weight layers.
 No assertions: figures only.
 """
 
@@ -22,14 +25,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -107,12 +114,42 @@ def measure(base_url: str, files: list[tuple[str, int, str]], work: Path, repeat
     return {k: min(v) for k, v in results.items()}
 
 
+def get_floor(base_url: str, files: list[tuple[str, int, str]], threads: int = 8) -> float:
+    """Seconds for `threads` keep-alive connections to GET every file into memory (no disk, no
+    hashing): what the local server and loopback cost, the floor under any client."""
+    host = urlsplit(base_url)
+    paths = queue.SimpleQueue()
+    for path, _, _ in files:
+        paths.put(path)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        while True:
+            try:
+                path = paths.get_nowait()
+            except queue.Empty:
+                break
+            conn.request("GET", path)
+            conn.getresponse().read()
+        conn.close()
+
+    t0 = time.monotonic()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return time.monotonic() - t0
+
+
 def served_measure(directory: Path, count: int, size: int, work: Path, repeat: int) -> dict[str, float]:
     """`count` files of `size` bytes served from `directory` by their own server, measured."""
     files = make_files(directory, count, size)
     server, url = start_server(directory)
     try:
-        return measure(url, files, work, repeat)
+        result = measure(url, files, work, repeat)
+        result["GET floor"] = min(get_floor(url, files) for _ in range(repeat))
+        return result
     finally:
         server.terminate()
         server.wait()
@@ -156,7 +193,7 @@ def main() -> None:
     print(f"{'files':>7} | {'state':<9} | {'N files s':>9} | {'1 file s':>8} | {'per file ms':>11} | "
           f"{'files/s':>8}")
     for count, many_t, one_t, _, _ in rows:
-        for state in ("cold", "warm node", "restart"):
+        for state in ("cold", "warm node", "restart", "GET floor"):
             per_file = (many_t[state] - one_t[state]) / count * 1000
             print(f"{count:>7} | {state:<9} | {many_t[state]:>9.2f} | {one_t[state]:>8.2f} | "
                   f"{per_file:>11.3f} | {count / many_t[state]:>8.0f}")

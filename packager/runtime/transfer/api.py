@@ -73,6 +73,8 @@ def fetch(
     settings = (settings or TransferSettings()).resolved(env, workers)
     reporter = reporter or NullReporter()
     targets = plan_targets(manifest, dest_root, markers_dir)
+    if markers_dir is not None:
+        os.makedirs(markers_dir, exist_ok=True)
     jobs = group_jobs(targets)
     cache = BlobCache(cache_dir, settings.cache_max_bytes, cache_instance) if cache_dir else None
     pool = ConnectionPool(env, settings.connect_timeout, settings.stall_timeout)

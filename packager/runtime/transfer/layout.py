@@ -103,8 +103,8 @@ def marker_path(final: str, markers_dir: str | None) -> str:
 
 
 def write_marker(path: str, marker: Marker) -> None:
-    """Write the marker file at `path` (marker_path) atomically."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Write the marker file at `path` (marker_path) atomically; its directory exists (the
+    file's own, or the markers dir fetch() made)."""
     tmp = f"{path}.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
