@@ -142,9 +142,11 @@ class BlobCache:
         """Record that this instance's destinations link to `key` (before the link exists)."""
         if self.instance is not None:
             path = os.path.join(cache_pins.instance_dir(self.root, self.instance), key)
-            if not os.path.exists(path):
+            try:  # one syscall per file in the usual case (the instance dir exists)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+            except FileNotFoundError:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                open(path, "a").close()
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
 
     def links_here(self, final: str) -> bool:
         """True when `final` is a symlink into this cache's blobs."""
