@@ -16,7 +16,7 @@ from .cache_dirs import cache_root
 from .config import CONFIG_FILENAME, LoadedConfig
 from .constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
 from .build_secrets import secret_files
-from .engine import BuiltImage, Engine, ProgressCallback, open_engine
+from .engine import BuildRequest, BuiltImage, Engine, ProgressCallback, open_engine
 from .errors import EngineError
 from .plan.model import WEIGHTS_BAKE, BaseImageFacts, BuildPlan
 from .plan.sources import Credentials
@@ -93,6 +93,7 @@ def build_image(
     final_tag = tag or default_tag(plan, rendered)
     args = {**endpoint_build_args(plan), **(build_args or {})}
     with secret_files(plan, credentials or Credentials.from_environment()) as secrets:
-        image = engine.build(rendered.path, tag=final_tag, secrets=secrets, build_args=args,
-                             no_cache=no_cache, platform=platform, progress=progress, network="host")
+        request = BuildRequest(rendered.path, tag=final_tag, secrets=secrets, build_args=args,
+                               no_cache=no_cache, platform=platform)
+        image = engine.build(request, progress)
     return BuildResult(image=image, tag=final_tag, context=rendered, plan=plan)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .builder import ENDPOINT_ARGS
-from .engine import ContainerHandle, Engine, GpuRequest, GpuUnavailableError, open_engine, wait_ready
+from .engine import ContainerHandle, Engine, GpuRequest, GpuUnavailableError, RunRequest, open_engine, wait_ready
 from .errors import EngineError, PackError
 from .plan.model import BuildPlan
 from .render.context import RUNTIME_CACHE_DIR
@@ -94,9 +94,9 @@ def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | P
     environment = {**source_endpoints(), **(env or {})}
     gpus = gpu_request(plan, cpu=cpu)
     try:
-        container = engine.run(image, port=port, env=environment, secrets_dir=secrets_dir,
-                               volumes={cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True,
-                               gpus=gpus)
+        container = engine.run(RunRequest(
+            image, port=port, env=environment, secrets_dir=Path(secrets_dir) if secrets_dir else None,
+            volumes={cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True, gpus=gpus))
     except GpuUnavailableError as exc:
         raise EngineError(
             f"{plan.model_name} asks for accelerator {plan.accelerator} (resources.accelerator), so the "

@@ -2,8 +2,8 @@
 
     info = detect_engine()              # what answers, which builder, what is lost; never raises
     engine = open_engine(info)          # BuildKitEngine or ClassicEngine (EngineError if none)
-    image = engine.build(ctx, tag="m:1", secrets={"hf_token": path}, progress=on_event)
-    container = engine.run(image.id, port=8080, secrets_dir=dir, volumes={"pack-cache": "/cache"})
+    image = engine.build(BuildRequest(ctx, tag="m:1", secrets={"hf_token": path}), progress=on_event)
+    container = engine.run(RunRequest(image.id, port=8080, secrets_dir=dir, volumes={"pack-cache": "/cache"}))
     seconds = wait_ready(container.url + "/", 120, container=container)
 
 `import packager.engine` does not import the docker SDK; it loads on the first call that talks
@@ -12,15 +12,11 @@ to an engine, so tests with FakeEngine and the CLI's --help stay fast.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
 from packager.engine.buildkit import BuildKitEngine
 from packager.engine.classic import ClassicEngine
 from packager.engine.containers import (
     ContainerHandle,
     DockerContainer,
-    GpuRequest,
     run_container,
     wait_ready,
 )
@@ -37,6 +33,7 @@ from packager.engine.fake import FakeBuild, FakeContainer, FakeEngine
 from packager.engine.features import Feature
 from packager.engine.images import BuiltImage, lookup_image
 from packager.engine.protocol import Engine
+from packager.engine.requests import BuildRequest, GpuRequest, RunRequest
 
 
 def open_engine(info: EngineInfo | None = None) -> BuildKitEngine | ClassicEngine:
@@ -47,31 +44,10 @@ def open_engine(info: EngineInfo | None = None) -> BuildKitEngine | ClassicEngin
     return BuildKitEngine(info) if info.buildkit else ClassicEngine(info)
 
 
-def build(
-    context_dir: str | Path,
-    *,
-    tag: str | None = None,
-    dockerfile: str | Path = "Dockerfile",
-    secrets: Mapping[str, str | Path] | None = None,
-    build_args: Mapping[str, str] | None = None,
-    no_cache: bool = False,
-    platform: str | None = None,
-    progress: ProgressCallback | None = None,
-    network: str = "host",
-) -> BuiltImage:
-    """Build with the best engine this machine has (see Engine.build)."""
-    return open_engine().build(
-        context_dir, tag=tag, dockerfile=dockerfile, secrets=secrets, build_args=build_args,
-        no_cache=no_cache, platform=platform, progress=progress, network=network,
-    )
-
-
-run = run_container  # module-level twin of Engine.run: containers do not depend on the builder
-
-
 __all__ = [
     "BuildFailedError",
     "BuildKitEngine",
+    "BuildRequest",
     "BuilderKind",
     "BuiltImage",
     "ClassicEngine",
@@ -89,13 +65,12 @@ __all__ = [
     "GpuUnavailableError",
     "MissingCapabilityError",
     "ProgressCallback",
+    "RunRequest",
     "StepEvent",
     "StepEventKind",
-    "build",
     "detect_engine",
     "lookup_image",
     "open_engine",
-    "run",
     "run_container",
     "wait_ready",
 ]

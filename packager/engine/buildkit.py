@@ -23,6 +23,7 @@ from packager.engine.failures import BuildFailedError
 from packager.engine.images import BuiltImage
 from packager.engine.plain_progress import PlainProgressParser
 from packager.engine.preflight import check_build_inputs
+from packager.engine.requests import BuildRequest
 from packager.errors import EngineError
 
 _EXIT_CODE = re.compile(
@@ -99,28 +100,17 @@ class BuildKitEngine(DockerEngineBase):
         argv.append(str(context))
         return argv
 
-    def build(
-        self,
-        context_dir: str | Path,
-        *,
-        tag: str | None = None,
-        dockerfile: str | Path = "Dockerfile",
-        secrets: Mapping[str, str | Path] | None = None,
-        build_args: Mapping[str, str] | None = None,
-        no_cache: bool = False,
-        platform: str | None = None,
-        progress: ProgressCallback | None = None,
-        network: str = "host",
-    ) -> BuiltImage:
-        inputs = check_build_inputs(self.info, context_dir, dockerfile, secrets)
+    def build(self, request: BuildRequest, progress: ProgressCallback | None = None) -> BuiltImage:
+        inputs = check_build_inputs(self.info, request)
         callback = progress or ignore_progress
         client = open_client()
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="pack-build-") as tmp:
             iidfile = Path(tmp) / "image-id"
             argv = self._argv(
-                inputs.dockerfile, inputs.context_dir, iidfile, tag=tag, secrets=inputs.secrets,
-                build_args=build_args or {}, no_cache=no_cache, platform=platform, network=network,
+                inputs.dockerfile, inputs.context_dir, iidfile, tag=request.tag, secrets=inputs.secrets,
+                build_args=request.build_args, no_cache=request.no_cache, platform=request.platform,
+                network=request.network,
             )
             # DOCKER_BUILDKIT=1 switches a pre-23.0 client to BuildKit; buildx ignores it.
             env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")

@@ -29,6 +29,7 @@ from packager.engine.events import (
 from packager.engine.failures import FAILURE_TAIL_LINES, BuildFailedError
 from packager.engine.images import BuiltImage
 from packager.engine.preflight import check_build_inputs
+from packager.engine.requests import BuildRequest
 from packager.errors import EngineError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -131,31 +132,19 @@ class ClassicEngine(DockerEngineBase):
             raise EngineError(f"no Docker engine: {info.reason}")
         super().__init__(info)
 
-    def build(
-        self,
-        context_dir: str | Path,
-        *,
-        tag: str | None = None,
-        dockerfile: str | Path = "Dockerfile",
-        secrets: Mapping[str, str | Path] | None = None,
-        build_args: Mapping[str, str] | None = None,
-        no_cache: bool = False,
-        platform: str | None = None,
-        progress: ProgressCallback | None = None,
-        network: str = "host",
-    ) -> BuiltImage:
+    def build(self, request: BuildRequest, progress: ProgressCallback | None = None) -> BuiltImage:
         import docker
 
-        inputs = check_build_inputs(self.info, context_dir, dockerfile, secrets)
+        inputs = check_build_inputs(self.info, request)
         callback = progress or ignore_progress
         client = open_client()
         parser = ClassicStreamParser()
         started = time.monotonic()
         try:
             stream = client.api.build(
-                path=str(inputs.context_dir), dockerfile=str(inputs.dockerfile), tag=tag,
-                nocache=no_cache, rm=True, forcerm=True, pull=False, buildargs=dict(build_args or {}),
-                network_mode=network, platform=platform, decode=True,
+                path=str(inputs.context_dir), dockerfile=str(inputs.dockerfile), tag=request.tag,
+                nocache=request.no_cache, rm=True, forcerm=True, pull=False, buildargs=dict(request.build_args),
+                network_mode=request.network, platform=request.platform, decode=True,
             )
             for chunk in stream:
                 for event in parser.feed(chunk):

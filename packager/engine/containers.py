@@ -24,20 +24,11 @@ from packager.engine.failures import (
     NO_GPU_RUNTIME_MARKERS,
     GpuUnavailableError,
 )
+from packager.engine.requests import GpuRequest, RunRequest
 from packager.errors import EngineError
 
 if TYPE_CHECKING:
     import docker
-
-
-@dataclass(frozen=True)
-class GpuRequest:
-    """The GPUs a container asks for: `count` of them, or every GPU the engine has (None)."""
-
-    count: int | None = None
-
-    def __str__(self) -> str:
-        return "all GPUs" if self.count is None else f"{self.count} GPU{'s' if self.count != 1 else ''}"
 
 
 def _device_requests(gpus: GpuRequest | None) -> list[Any]:
@@ -155,27 +146,16 @@ def _volume_mounts(volumes: Mapping[str, str]) -> list[Any]:
     return mounts
 
 
-def run_container(
-    image: str,
-    *,
-    port: int | None = None,
-    env: Mapping[str, str] | None = None,
-    secrets_dir: str | Path | None = None,
-    volumes: Mapping[str, str] | None = None,
-    name: str | None = None,
-    command: list[str] | None = None,
-    replace: bool = False,
-    gpus: GpuRequest | None = None,
-    client: docker.DockerClient | None = None,
-) -> DockerContainer:
-    """Start `image` detached on the host network; see Engine.run."""
+def run_container(request: RunRequest, client: docker.DockerClient | None = None) -> DockerContainer:
+    """Start `request.image` detached on the host network; see Engine.run."""
     import docker
 
     client = client or open_client()
-    environment = dict(env or {})
+    image, name, port, gpus = request.image, request.name, request.port, request.gpus
+    environment = dict(request.env)
     if port is not None:
         environment.setdefault(INFERENCE_SERVER_PORT, str(port))
-    mounts = (_secret_mounts(secrets_dir) if secrets_dir else []) + _volume_mounts(volumes or {})
+    mounts = (_secret_mounts(request.secrets_dir) if request.secrets_dir else []) + _volume_mounts(request.volumes)
     try:
         # Checked first: containers.run would otherwise try to pull a missing image from a
         # registry, and `pack run` never pulls implicitly.
@@ -188,7 +168,7 @@ def run_container(
         except docker.errors.NotFound:
             existing = None
         if existing is not None:
-            if not replace:
+            if not request.replace:
                 raise EngineError(
                     f"a container named {name} already exists ({existing.status})",
                     hint=f"stop it with `docker rm -f {name}`, or ask to replace it",
@@ -196,7 +176,7 @@ def run_container(
             existing.remove(force=True)
     try:
         container = client.containers.create(
-            image, command, network_mode="host", environment=environment, mounts=mounts, name=name,
+            image, list(request.command) if request.command is not None else None, network_mode="host", environment=environment, mounts=mounts, name=name,
             device_requests=_device_requests(gpus),
         )
     except docker.errors.ImageNotFound as exc:

@@ -9,11 +9,10 @@ content of the files its COPY/ADD names) match an earlier build. Nothing touches
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from packager.engine.containers import GpuRequest, gpu_refusal
+from packager.engine.containers import gpu_refusal
 from packager.engine.detection import BuilderKind, EngineInfo
 from packager.engine.events import (
     ProgressCallback,
@@ -30,6 +29,7 @@ from packager.engine.features import (
 )
 from packager.engine.images import BuiltImage
 from packager.engine.preflight import check_build_inputs
+from packager.engine.requests import BuildRequest, GpuRequest, RunRequest
 from packager.errors import EngineError
 
 
@@ -120,28 +120,17 @@ class FakeEngine:
             cli="fake-docker" if self.builder is not BuilderKind.CLASSIC else None, features=self.features,
         )
 
-    def build(
-        self,
-        context_dir: str | Path,
-        *,
-        tag: str | None = None,
-        dockerfile: str | Path = "Dockerfile",
-        secrets: Mapping[str, str | Path] | None = None,
-        build_args: Mapping[str, str] | None = None,
-        no_cache: bool = False,
-        platform: str | None = None,
-        progress: ProgressCallback | None = None,
-        network: str = "host",
-    ) -> BuiltImage:
-        inputs = check_build_inputs(self.info, context_dir, dockerfile, secrets)
+    def build(self, request: BuildRequest, progress: ProgressCallback | None = None) -> BuiltImage:
+        inputs = check_build_inputs(self.info, request)
         callback = progress or ignore_progress
+        tag, no_cache = request.tag, request.no_cache
         record = FakeBuild(
-            inputs.context_dir, tag, tuple(sorted(inputs.secrets)), dict(build_args or {}), no_cache, platform,
-            network, image=None,
+            inputs.context_dir, tag, tuple(sorted(inputs.secrets)), dict(request.build_args), no_cache,
+            request.platform, request.network, image=None,
         )
         instructions = parse_instructions(inputs.text)
         total = len(instructions)
-        key = hashlib.sha256(repr(sorted((build_args or {}).items())).encode()).hexdigest()
+        key = hashlib.sha256(repr(sorted(request.build_args.items())).encode()).hexdigest()
         built: list[str] = []
         cached: list[str] = []
         for number, ins in enumerate(instructions, start=1):
@@ -197,19 +186,8 @@ class FakeEngine:
         self.images[ref] = image
         return image
 
-    def run(
-        self,
-        image: str,
-        *,
-        port: int | None = None,
-        env: Mapping[str, str] | None = None,
-        secrets_dir: str | Path | None = None,
-        volumes: Mapping[str, str] | None = None,
-        name: str | None = None,
-        command: list[str] | None = None,
-        replace: bool = False,
-        gpus: GpuRequest | None = None,
-    ) -> FakeContainer:
+    def run(self, request: RunRequest) -> FakeContainer:
+        image, name, port, gpus = request.image, request.name, request.port, request.gpus
         if image not in self.images:
             raise EngineError(f"image {image} not found locally", "build it first (pack build)")
         if gpus is not None:
@@ -225,20 +203,21 @@ class FakeEngine:
             if refusal is not None:
                 raise refusal
         live = [c for c in self.containers if c.name == name and c.state != "removed"] if name else []
-        if live and not replace:
+        if live and not request.replace:
             raise EngineError(f"a container named {name} already exists ({live[0].state})")
         for old in live:
             old.remove()
         secrets: dict[str, str] = {}
-        if secrets_dir:
+        if request.secrets_dir:
             secrets = {
-                f"/secrets/{p.name}": str(p) for p in sorted(Path(secrets_dir).iterdir()) if p.is_file()
+                f"/secrets/{p.name}": str(p) for p in sorted(Path(request.secrets_dir).iterdir()) if p.is_file()
             }
         number = len(self.containers) + 1
         container = FakeContainer(
             id=f"fake{number:060d}", name=name or f"fake-{number}",
             url=f"http://127.0.0.1:{port}" if port is not None else None, image=image,
-            env=dict(env or {}), secrets=secrets, volumes=dict(volumes or {}), command=command, gpus=gpus,
+            env=dict(request.env), secrets=secrets, volumes=dict(request.volumes),
+            command=list(request.command) if request.command is not None else None, gpus=gpus,
         )
         self.containers.append(container)
         return container

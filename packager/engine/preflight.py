@@ -16,6 +16,7 @@ from packager.engine.features import (
     scan_dockerfile,
     secret_mount_ids,
 )
+from packager.engine.requests import BuildRequest
 from packager.errors import EngineError
 
 # BuildKit parses `--secret id=..,src=..` as CSV, so ids stay simple.
@@ -30,13 +31,8 @@ class BuildInputs:
     secrets: dict[str, Path]
 
 
-def check_build_inputs(
-    info: EngineInfo,
-    context_dir: str | Path,
-    dockerfile: str | Path,
-    secrets: Mapping[str, str | Path] | None,
-) -> BuildInputs:
-    context = Path(context_dir)
+def check_build_inputs(info: EngineInfo, request: BuildRequest) -> BuildInputs:
+    context, dockerfile, secrets = Path(request.context_dir), request.dockerfile, request.secrets
     if not context.is_dir():
         raise EngineError(f"build context {context} is not a directory")
     path = Path(dockerfile)

@@ -15,7 +15,7 @@ import pytest
 
 from packager import api, runner
 from packager.builder import BuildResult
-from packager.engine import open_engine
+from packager.engine import BuildRequest, open_engine
 from packager.plan.model import BuildOptions
 from tests.e2e.conftest import Hub, Resources, exec_in, start
 from tests.fixtures.docker_env import unique, write_context
@@ -85,7 +85,7 @@ def appuser_base(base_image: str, resources: Resources, tmp_path_factory: pytest
         tmp_path_factory.mktemp("appuser-base"),
         f"FROM {base_image}\nRUN useradd --create-home --uid 4321 appuser\nUSER appuser\n",
     )
-    open_engine().build(context, tag=tag)
+    open_engine().build(BuildRequest(context, tag=tag))
     return tag
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 import tests.fixtures.hf_hub as hf_hub_module
-from packager.engine import open_engine
+from packager.engine import RunRequest, open_engine
 from packager.engine.containers import DockerContainer
 from packager.render.context import RUNTIME_CACHE_DIR
 from packager.runner import READY_PATH, source_endpoints
@@ -360,8 +360,7 @@ def launch(image: str, res: Resources, *, volume: str, env: dict[str, str] | Non
     if volume not in res.volumes:
         res.volumes.append(volume)
     started = time.monotonic()
-    container = open_engine().run(image, port=port, env={**source_endpoints(), **(env or {})},
-                                  volumes={volume: RUNTIME_CACHE_DIR}, name=name)
+    container = open_engine().run(RunRequest(image, port=port, env={**source_endpoints(), **(env or {})}, volumes={volume: RUNTIME_CACHE_DIR}, name=name))
     polls: list[tuple[float, int, int]] = []
     while True:
         ready = _status(port, READY_PATH)

@@ -12,6 +12,7 @@ import pytest
 from packager.engine import (
     BuildFailedError,
     BuildKitEngine,
+    BuildRequest,
     ClassicEngine,
     MissingCapabilityError,
     StepEvent,
@@ -45,10 +46,7 @@ def test_secret_mount_reaches_the_step_but_no_layer_history_or_config(
     )
     tag = docker_cleanup.image(f"{unique()}:secret")
     events: list[StepEvent] = []
-    image = buildkit_engine.build(
-        context, tag=tag, secrets={"hf_token": tmp_path / "token"}, build_args={"PUBLIC_ARG": "x", "NONCE": secret[-8:]},
-        progress=events.append,
-    )
+    image = buildkit_engine.build(BuildRequest(context, tag=tag, secrets={"hf_token": tmp_path / "token"}, build_args={"PUBLIC_ARG": "x", "NONCE": secret[-8:]}), progress=events.append)
     assert image.id.startswith("sha256:") and tag in image.tags and image.size > 0
     assert image.builder == buildkit_engine.info.builder.value
     assert any(e.kind is StepEventKind.LOG and e.line == "saw-token" for e in events)
@@ -66,7 +64,7 @@ def test_missing_secret_value_is_an_error_not_an_empty_mount(
 ) -> None:
     context = write_context(tmp_path, f"FROM {base_image}\nRUN --mount=type=secret,id=hf_token true\n")
     with pytest.raises(EngineError, match="mounts build secret 'hf_token' but no value was given"):
-        buildkit_engine.build(context, tag="pack-test-never:built")
+        buildkit_engine.build(BuildRequest(context, tag="pack-test-never:built"))
 
 
 def test_cache_mount_persists_between_builds_and_stays_out_of_the_image(
@@ -79,10 +77,10 @@ def test_cache_mount_persists_between_builds_and_stays_out_of_the_image(
         f"RUN --mount=type=cache,id={cache_id},target=/cache "
         "echo run-$NONCE >> /cache/runs && wc -l < /cache/runs > /runs-seen\n",
     )
-    first = buildkit_engine.build(context, tag=docker_cleanup.image(f"{cache_id}:1"), build_args={"NONCE": "1"})
+    first = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{cache_id}:1"), build_args={"NONCE": "1"}))
     # A changed build arg re-runs the step (like a changed requirements file would); the cache
     # mount's content must survive it. (--no-cache would drop cache mounts too.)
-    second = buildkit_engine.build(context, tag=docker_cleanup.image(f"{cache_id}:2"), build_args={"NONCE": "2"})
+    second = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{cache_id}:2"), build_args={"NONCE": "2"}))
     assert first.id != second.id
     assert run_in_image(docker_client, first.id, ["cat", "/runs-seen"]).strip() == "1"
     assert run_in_image(docker_client, second.id, ["cat", "/runs-seen"]).strip() == "2"
@@ -99,7 +97,7 @@ def test_failing_run_names_the_step_and_its_last_lines(
     )
     events: list[StepEvent] = []
     with pytest.raises(BuildFailedError) as info:
-        buildkit_engine.build(context, tag=f"{unique()}:fail", progress=events.append)
+        buildkit_engine.build(BuildRequest(context, tag=f"{unique()}:fail"), progress=events.append)
     error = info.value
     assert error.step is not None and error.step.startswith("[3/3] RUN for i in")
     assert "exit code 3" in error.summary
@@ -119,10 +117,10 @@ def test_rebuild_after_code_edit_reruns_only_later_steps(
         f"FROM {base_image}\nRUN echo {name} > /deps\nCOPY model.py /app/model.py\nRUN python3 -c 'print(1)'\n",
         {"model.py": "v = 1\n"},
     )
-    first = buildkit_engine.build(context, tag=docker_cleanup.image(f"{name}:1"))
+    first = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{name}:1")))
     (context / "model.py").write_text("v = 2\n")
     events: list[StepEvent] = []
-    second = buildkit_engine.build(context, tag=docker_cleanup.image(f"{name}:2"), progress=events.append)
+    second = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{name}:2")), progress=events.append)
     assert first.cached_steps == () and len(first.built_steps) == 3
     assert second.cached_steps == (f"[2/4] RUN echo {name} > /deps",)
     assert second.built_steps == ("[3/4] COPY model.py /app/model.py", "[4/4] RUN python3 -c 'print(1)'")
@@ -136,7 +134,7 @@ def test_engine_too_old_for_copy_link_says_so(buildkit_engine: BuildKitEngine, b
         pytest.skip("this engine's Dockerfile frontend supports COPY --link")
     context = write_context(tmp_path, f"FROM {base_image}\nCOPY --link a /a\n", {"a": "x"})
     with pytest.raises(MissingCapabilityError, match="COPY/ADD --link") as info:
-        buildkit_engine.build(context)
+        buildkit_engine.build(BuildRequest(context))
     assert "line 2" in str(info.value)
 
 
@@ -149,11 +147,11 @@ def test_classic_builds_plain_dockerfiles(
     )
     tag = docker_cleanup.image(f"{unique()}:classic")
     events: list[StepEvent] = []
-    image = classic_engine.build(context, tag=tag, build_args={"WHO": "pack"}, progress=events.append)
+    image = classic_engine.build(BuildRequest(context, tag=tag, build_args={"WHO": "pack"}), progress=events.append)
     assert tag in image.tags and image.builder == "classic"
     assert run_in_image(docker_client, tag, ["cat", "/hello"]).strip() == "hello-pack"
     assert [e.step for e in events if e.kind is StepEventKind.STARTED] == [1, 2, 3, 4]
-    again = classic_engine.build(context, tag=tag, build_args={"WHO": "pack"})
+    again = classic_engine.build(BuildRequest(context, tag=tag, build_args={"WHO": "pack"}))
     assert again.id == image.id and len(again.cached_steps) == 3
 
 
@@ -170,7 +168,7 @@ def test_classic_refuses_buildkit_only_syntax_by_name(
     context = write_context(tmp_path, f"FROM {base_image}\n{dockerfile_tail}")
     (tmp_path / "tok").write_text("v")
     with pytest.raises(MissingCapabilityError) as info:
-        classic_engine.build(context, secrets={"tok": tmp_path / "tok"} if "secret" in feature else None)
+        classic_engine.build(BuildRequest(context, secrets={"tok": tmp_path / "tok"} if "secret" in feature else None))
     assert feature in str(info.value) and "line 2" in str(info.value)
     assert info.value.hint and "buildx" in info.value.hint
 
@@ -179,7 +177,7 @@ def test_classic_failing_run_names_the_step(classic_engine: ClassicEngine, base_
     context = write_context(tmp_path, f"FROM {base_image}\nRUN echo before-fail; exit 7\n")
     # (a failed step leaves no cache entry, so re-running this test re-runs the step)
     with pytest.raises(BuildFailedError) as info:
-        classic_engine.build(context, tag=f"{unique()}:fail")
+        classic_engine.build(BuildRequest(context, tag=f"{unique()}:fail"))
     assert info.value.step == "[2/2] RUN echo before-fail; exit 7"
     assert "exit code 7" in info.value.summary
     assert info.value.log_tail == ["before-fail"]

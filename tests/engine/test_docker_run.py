@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from packager.engine import BuildKitEngine, ClassicEngine, Engine, wait_ready
+from packager.engine import BuildKitEngine, BuildRequest, ClassicEngine, Engine, RunRequest, wait_ready
 from packager.errors import EngineError
 from tests.fixtures.docker_env import DockerCleanup, free_port, unique, write_context
 
@@ -39,7 +39,7 @@ def server_image(docker_info: Any, base_image: str, tmp_path_factory: pytest.Tem
         {"serve.sh": SERVER},
     )
     tag = f"{unique()}:server"
-    engine.build(context, tag=tag)
+    engine.build(BuildRequest(context, tag=tag))
     yield engine, tag
     docker_client.api.remove_image(tag, force=True)
 
@@ -63,9 +63,7 @@ def test_run_on_host_network_with_secrets_env_and_volume(
     name = docker_cleanup.container(unique())
     port = free_port()
 
-    container = engine.run(
-        tag, port=port, env={"GREETING": "hi"}, secrets_dir=secrets, volumes={volume: "/cache"}, name=name
-    )
+    container = engine.run(RunRequest(tag, port=port, env={"GREETING": "hi"}, secrets_dir=secrets, volumes={volume: "/cache"}, name=name))
     assert container.url == f"http://127.0.0.1:{port}"
     seconds = wait_ready(container.url + "/env", 30, container=container)
     assert seconds < 30
@@ -78,11 +76,8 @@ def test_run_on_host_network_with_secrets_env_and_volume(
 
     # A second container with the same name replaces the first; the named volume survives.
     with pytest.raises(EngineError, match="already exists"):
-        engine.run(tag, port=port, name=name)
-    container = engine.run(
-        tag, port=port, env={"GREETING": "again"}, secrets_dir=secrets, volumes={volume: "/cache"},
-        name=name, replace=True,
-    )
+        engine.run(RunRequest(tag, port=port, name=name))
+    container = engine.run(RunRequest(tag, port=port, env={"GREETING": "again"}, secrets_dir=secrets, volumes={volume: "/cache"}, name=name, replace=True))
     wait_ready(container.url + "/env", 30, container=container)
     assert fetch(f"{container.url}/starts") == "2"
     container.stop(timeout_s=2)
@@ -94,7 +89,7 @@ def test_wait_ready_stops_early_when_the_container_dies(
 ) -> None:
     engine, tag = server_image
     name = docker_cleanup.container(unique())
-    container = engine.run(tag, port=free_port(), name=name, command=["sh", "-c", "echo model failed to load; exit 4"])
+    container = engine.run(RunRequest(tag, port=free_port(), name=name, command=("sh", "-c", "echo model failed to load; exit 4")))
     with pytest.raises(EngineError) as info:
         wait_ready(f"{container.url}/", 60, container=container)
     assert "exited (code 4)" in str(info.value)
@@ -104,7 +99,7 @@ def test_wait_ready_stops_early_when_the_container_dies(
 def test_run_missing_image_is_clear(server_image: tuple[Engine, str]) -> None:
     engine, _ = server_image
     with pytest.raises(EngineError, match="not found locally"):
-        engine.run("pack-test-no-such-image:never")
+        engine.run(RunRequest("pack-test-no-such-image:never"))
 
 
 def test_both_backends_are_engines(buildkit_engine: BuildKitEngine, classic_engine: ClassicEngine) -> None:
@@ -131,7 +126,7 @@ def test_gpu_request_without_nvidia_runtime_is_refused_and_leaves_nothing(
     for gpus in (GpuRequest(), GpuRequest(2)):
         name = docker_cleanup.container(unique())
         with pytest.raises(GpuUnavailableError) as info:
-            engine.run(tag, port=free_port(), name=name, gpus=gpus)
+            engine.run(RunRequest(tag, port=free_port(), name=name, gpus=gpus))
         # What Docker 20.10 answers (HTTP 500 at container start) with no NVIDIA runtime.
         assert info.value.detail == 'could not select device driver "" with capabilities: [[gpu]]'
         assert str(gpus) in info.value.message

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from packager.engine import Engine, open_engine
+from packager.engine import BuildRequest, Engine, open_engine
 from packager.errors import RegistryError
 from packager.registry import (
     RegistryFailure,
@@ -40,7 +40,7 @@ def engine(docker_info: Any) -> Engine:
 def build_marker_image(engine: Engine, base_image: str, directory: Path, cleanup: DockerCleanup, extra: str = "") -> tuple[str, str]:
     marker = uuid.uuid4().hex
     context = write_context(directory, f"FROM {base_image}\nRUN echo {marker} > /marker\n{extra}CMD [\"cat\", \"/marker\"]\n")
-    image = engine.build(context, tag=cleanup.image(f"{unique()}:local"))
+    image = engine.build(BuildRequest(context, tag=cleanup.image(f"{unique()}:local")))
     cleanup.image(image.id)
     return image.id, marker
 
