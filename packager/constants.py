@@ -42,6 +42,7 @@ PACK_APP_DIR = "PACK_APP_DIR"  # replaces /app (config, model/, data/, model_cac
 PACK_PACKAGES_DIR = "PACK_PACKAGES_DIR"  # replaces /packages
 PACK_STATE_DIR = "PACK_STATE_DIR"  # prefetch state, lock and stats files (default /tmp)
 PACK_DYNAMIC_CONFIG_DIR = "PACK_DYNAMIC_CONFIG_DIR"  # replaces /etc/b10_dynamic_config
+PACK_CHAINS_DYNAMIC_CONFIG = "PACK_CHAINS_DYNAMIC_CONFIG"  # chainlet name -> URL, set by `pack chains run`
 PACK_SHUTDOWN_TIMEOUT = "PACK_SHUTDOWN_TIMEOUT"  # seconds SIGTERM waits for in-flight requests
 
 # --- image layout ---------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from packager import api, runner
-from packager.build_record import read_record, record_path
+from packager.builder import read_record, record_path
 from packager.cli.main import main
 from packager.engine import BuiltImage, FakeEngine
-from packager.target import resolve_target
+from packager.api.target import resolve_target
 
 BASE_X = "pack-base:bookworm-py311"
 BASE_Y = "registry.local/other-base:1"
@@ -31,8 +31,6 @@ def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeEngine:
     fake = FakeEngine()
     for base in (BASE_X, BASE_Y):
         fake.images[base] = BuiltImage("sha256:" + base.encode().hex()[:64].ljust(64, "0"), (), 1)
-    monkeypatch.setattr(api, "open_engine", lambda: fake)
-    monkeypatch.setattr(runner, "open_engine", lambda: fake)
     return fake
 
 
@@ -48,14 +46,15 @@ def last_from(engine: FakeEngine) -> str:
     return re.findall(r"^FROM (\S+)", dockerfile, re.M)[-1]
 
 
-def run(truss: Path, port: int, *extra: str) -> int:
-    return main(["run", str(truss), "--port", str(port), "--detach", "--timeout", "10", "--progress", "plain", *extra])
+def run(engine: FakeEngine, truss: Path, port: int, *extra: str) -> int:
+    return main(["run", str(truss), "--port", str(port), "--detach", "--timeout", "10", "--progress", "plain",
+                 *extra], engine=engine)
 
 
 def test_run_reuses_the_base_image_of_the_last_build(engine: FakeEngine, ready_port: int, tmp_path: Path, capsys) -> None:
     root = make_truss(tmp_path / "truss")
     before = sorted(p.name for p in root.rglob("*"))
-    assert main(["build", str(root), "--base-image", BASE_X, "--json"]) == 0
+    assert main(["build", str(root), "--base-image", BASE_X, "--json"], engine=engine) == 0
     assert last_from(engine) == BASE_X
     record = read_record(resolve_target(root).key)
     assert record is not None and record.base_image == BASE_X and record.image_id == engine.builds[-1].image.id
@@ -63,7 +62,7 @@ def test_run_reuses_the_base_image_of_the_last_build(engine: FakeEngine, ready_p
     assert sorted(p.name for p in root.rglob("*")) == before  # nothing written into the truss
     capsys.readouterr()
 
-    assert run(root, ready_port) == 0
+    assert run(engine, root, ready_port) == 0
     err = capsys.readouterr().err
     assert last_from(engine) == BASE_X
     assert DEFAULT_BASE not in engine.pulls
@@ -74,17 +73,17 @@ def test_run_reuses_the_base_image_of_the_last_build(engine: FakeEngine, ready_p
     assert engine.builds[-1].image.built_steps == ()
 
     # An explicit --base-image wins, without the note, and is what the next run reuses.
-    assert run(root, ready_port, "--base-image", BASE_Y) == 0
+    assert run(engine, root, ready_port, "--base-image", BASE_Y) == 0
     assert last_from(engine) == BASE_Y
     assert "the --base-image of the last build" not in capsys.readouterr().err
-    assert run(root, ready_port) == 0
+    assert run(engine, root, ready_port) == 0
     assert last_from(engine) == BASE_Y
 
     # A build without --base-image records none: the run builds FROM the default again.
-    assert main(["build", str(root), "--json"]) == 0
+    assert main(["build", str(root), "--json"], engine=engine) == 0
     assert read_record(resolve_target(root).key).base_image is None
     capsys.readouterr()
-    assert run(root, ready_port) == 0
+    assert run(engine, root, ready_port) == 0
     assert last_from(engine) == DEFAULT_BASE
     assert "the --base-image of the last build" not in capsys.readouterr().err
 
@@ -93,11 +92,11 @@ def test_records_are_per_config_file(engine: FakeEngine, ready_port: int, tmp_pa
     root = make_truss(tmp_path / "truss")
     other = root / "other.yaml"
     other.write_text("model_name: other\n")
-    assert main(["build", str(root), "--config", str(other), "--base-image", BASE_Y, "--json"]) == 0
-    assert main(["build", str(root), "--base-image", BASE_X, "--json"]) == 0
-    assert run(root, ready_port, "--config", str(other)) == 0
+    assert main(["build", str(root), "--config", str(other), "--base-image", BASE_Y, "--json"], engine=engine) == 0
+    assert main(["build", str(root), "--base-image", BASE_X, "--json"], engine=engine) == 0
+    assert run(engine, root, ready_port, "--config", str(other)) == 0
     assert last_from(engine) == BASE_Y
-    assert run(root, ready_port) == 0
+    assert run(engine, root, ready_port) == 0
     assert last_from(engine) == BASE_X
 
 
@@ -118,8 +117,8 @@ def test_a_model_file_run_reuses_its_build_base(engine: FakeEngine, ready_port: 
     """))
     monkeypatch.syspath_prepend(str(source.parent))
     try:
-        assert main(["build", str(source), "--base-image", BASE_X, "--json"]) == 0
-        assert run(source, ready_port) == 0
+        assert main(["build", str(source), "--base-image", BASE_X, "--json"], engine=engine) == 0
+        assert run(engine, source, ready_port) == 0
         assert last_from(engine) == BASE_X
         assert engine.builds[-1].tag.startswith("reusemodel:")
     finally:

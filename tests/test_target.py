@@ -14,7 +14,7 @@ from packager import api
 from packager.cli.main import main
 from packager.config import load_config
 from packager.plan.lock import lock_path, read_lock
-from packager.target import resolve_target
+from packager.api.target import resolve_target
 from tests.fixtures.hf_hub import hub_env, mock_hub  # noqa: F401  (fixtures)
 
 MODEL = "class Model:\n    def __init__(self, **kwargs):\n        pass\n    def predict(self, x):\n        return x\n"
@@ -147,13 +147,12 @@ def test_render_and_build_use_the_other_config(tmp_path: Path, monkeypatch: pyte
     assert (ctx.path / "data" / "words.txt").is_file()  # data/ of DIR
 
     engine = FakeEngine()
-    monkeypatch.setattr(api, "open_engine", lambda: engine)
-    main_result = api.build(root)
-    other_result = api.build(root, config=other)
+    main_result = api.build(root, engine=engine)
+    other_result = api.build(root, config=other, engine=engine)
     assert main_result.plan.model_name == "main-config" and other_result.plan.model_name == "other-config"
     # Each config builds in a context of its own (two configs can build side by side).
     assert main_result.context.path != other_result.context.path
-    assert main(["build", str(root), "--config", str(other), "--json"]) == 0
+    assert main(["build", str(root), "--config", str(other), "--json"], engine=engine) == 0
     assert engine.builds[-1].tag.startswith("other-config:")
 
 

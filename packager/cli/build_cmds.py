@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from .. import api
-from ..plan.model import BuildOptions
 from . import output
-from .build_progress import make_progress
+from .build_progress import progress_view
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
+from .state import engine
 
 
 @click.command("build")
@@ -26,17 +26,15 @@ from .plan_cmds import build_options, config_option, key_values, truss_dir_argum
               show_default=True, help="Live view in a terminal, plain lines in CI.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line (for CI).")
 @config_option
-def build_command(truss_dir: Path, options: BuildOptions, locked: bool,
-                  tag, no_cache, build_arg, platform, progress, as_json, config_file=None) -> None:
+def build_command(truss_dir: Path, options: api.BuildOptions, locked: bool, tag: str | None, no_cache: bool,
+                  build_arg: tuple[str, ...], platform: str | None, progress: str, as_json: bool,
+                  config_file: Path | None = None) -> None:
     """Render TRUSS_DIR and build its image; print the image id, tag and size."""
     started = time.monotonic()
-    view = make_progress("quiet" if as_json and progress == "auto" else progress)
-    try:
-        result = api.build(truss_dir, options, locked=locked, tag=tag, no_cache=no_cache, build_args=key_values(build_arg, "--build-arg"),
-                           platform=platform, progress=view, config=config_file)
-    finally:
-        if view is not None:
-            view.close()
+    build_args = key_values(build_arg, "--build-arg")
+    with progress_view("quiet" if as_json and progress == "auto" else progress) as view:
+        result = api.build(truss_dir, options, locked=locked, tag=tag, no_cache=no_cache, build_args=build_args,
+                           platform=platform, progress=view, config=config_file, engine=engine())
     seconds = time.monotonic() - started
     image = result.image
     if as_json:

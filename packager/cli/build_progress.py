@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from ..engine.events import StepEvent, StepEventKind
+from ..api import StepEvent, StepEventKind
 from . import output
 
 
@@ -85,10 +87,21 @@ class LiveProgress:
         self._live.stop()
 
 
-def make_progress(mode: str):
+def make_progress(mode: str) -> PlainProgress | LiveProgress | None:
     """`auto` picks the live view in a terminal and plain lines elsewhere; `quiet` shows nothing."""
     if mode == "quiet":
         return None
     if mode == "tty" or (mode == "auto" and output.err.is_terminal):
         return LiveProgress()
     return PlainProgress()
+
+
+@contextmanager
+def progress_view(mode: str) -> Iterator[PlainProgress | LiveProgress | None]:
+    """make_progress(mode) for the length of a build (a live view is closed even on failure)."""
+    view = make_progress(mode)
+    try:
+        yield view
+    finally:
+        if view is not None:
+            view.close()

@@ -5,56 +5,24 @@ from __future__ import annotations
 
 import functools
 import json
-import tempfile
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 
-from .. import api, runner
+from .. import api
 from ..errors import PackError
-from ..plan.model import BuildOptions
 from . import output
-from .build_progress import make_progress
+from .build_progress import progress_view
 from .plan_cmds import build_options, key_values
-
-DYNAMIC_CONFIG_ENV = "PACK_CHAINS_DYNAMIC_CONFIG"
-
-
-@contextmanager
-def _chain_errors() -> Iterator[None]:
-    """Mistakes in the chain file are user errors (exit 1 with the message), not pack bugs."""
-    from chains.errors import (
-        ChainsDeploymentError,
-        ChainsRuntimeError,
-        ChainsUsageError,
-        MissingDependencyError,
-    )
-
-    try:
-        yield
-    except (ChainsUsageError, MissingDependencyError) as exc:
-        raise PackError(str(exc), hint="fix the chain file at the lines named above") from None
-    except (ChainsDeploymentError, ChainsRuntimeError) as exc:
-        raise PackError(str(exc)) from None
-    except (ValueError, ImportError, FileNotFoundError, SyntaxError) as exc:
-        raise PackError(f"cannot load the chain: {type(exc).__name__}: {exc}",
-                        hint="pass a chain .py file (and its entrypoint class, as ENTRYPOINT or "
-                             "--entrypoint, if it marks none)") from None
+from .state import engine
 
 
-def _render(source: Path, out: Optional[Path], entrypoint: Optional[str], name: Optional[str]):
-    from ..chains_codegen import render_chain
-
-    target = out or Path(tempfile.mkdtemp(prefix="pack-chain-"))
-    with _chain_errors():
-        return render_chain(source, target, entrypoint=entrypoint, name=name)
-
-
-def _one_entrypoint(positional: Optional[str], flag: Optional[str]) -> Optional[str]:
+def _one_entrypoint(positional: str | None, flag: str | None) -> str | None:
     if positional and flag and positional != flag:
         raise click.UsageError(f"the entrypoint is given twice: ENTRYPOINT `{positional}` and "
                                f"--entrypoint `{flag}`; give it once")
@@ -65,7 +33,7 @@ def chain_options(callback):
     """SOURCE [ENTRYPOINT] (as `truss chains push SOURCE ENTRYPOINT`), --entrypoint, --name; the
     command receives one `entrypoint`."""
     @functools.wraps(callback)
-    def command(*args: Any, entrypoint_arg: Optional[str] = None, **kwargs: Any) -> Any:
+    def command(*args: Any, entrypoint_arg: str | None = None, **kwargs: Any) -> Any:
         kwargs["entrypoint"] = _one_entrypoint(entrypoint_arg, kwargs.get("entrypoint"))
         return callback(*args, **kwargs)
 
@@ -90,10 +58,9 @@ def chains_group() -> None:
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory to write <chain>/chainlet_<Class>/ trusses into.")
 @click.option("--json", "as_json", is_flag=True, help="Print the chain manifest as JSON.")
-def render_command(source: Path, entrypoint: Optional[str], name: Optional[str], out: Path,
-                   as_json: bool) -> None:
+def render_command(source: Path, entrypoint: str | None, name: str | None, out: Path, as_json: bool) -> None:
     """Generate one truss directory per chainlet reachable from the entrypoint."""
-    chain = _render(source, out, entrypoint, name)
+    chain = api.chains_render(source, out, entrypoint=entrypoint, name=name)
     if as_json:
         output.text((chain.root / "chain.json").read_text(encoding="utf-8").strip())
         return
@@ -105,18 +72,14 @@ def render_command(source: Path, entrypoint: Optional[str], name: Optional[str],
     output.text(f"check one: pack check {chain.chainlets[-1].path}")
 
 
-def _build_all(chain, options: BuildOptions, locked, progress) -> list[Any]:
-    results = []
-    for c in chain.chainlets:
-        output.note(f"building chainlet {c.name} ({c.path})")
-        view = make_progress(progress)
-        try:
-            results.append(api.build(c.path, options,
-                                     locked=locked, progress=view))
-        finally:
-            if view is not None:
-                view.close()
-    return results
+def _views(mode: str) -> api.ChainletProgress:
+    """Each chainlet's build gets a line saying which it is and a progress view of its own."""
+    @contextmanager
+    def view(chainlet: Any) -> Iterator[Any]:
+        output.note(f"building chainlet {chainlet.name} ({chainlet.path})")
+        with progress_view(mode) as callback:
+            yield callback
+    return view
 
 
 @chains_group.command("build")
@@ -126,14 +89,15 @@ def _build_all(chain, options: BuildOptions, locked, progress) -> list[Any]:
               help="Where the generated trusses go (default: a temporary directory).")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
-def build_command(source: Path, entrypoint, name, options: BuildOptions,
-                  locked, out, progress, as_json) -> None:
+def build_command(source: Path, entrypoint: str | None, name: str | None, options: api.BuildOptions,
+                  locked: bool, out: Path | None, progress: str, as_json: bool) -> None:
     """Render the chain and build every chainlet's image with pack's build pipeline."""
-    chain = _render(source, out, entrypoint, name)
+    chain = api.chains_render(source, out, entrypoint=entrypoint, name=name)
     started = time.monotonic()
-    results = _build_all(chain, options, locked, "quiet" if as_json else progress)
+    results = api.chains_build(chain, options, locked=locked, progress=_views("quiet" if as_json else progress),
+                               engine=engine())
     rows = [{"chainlet": c.name, "display_name": c.display_name, "tag": r.tag, "image_id": r.image.id,
-             "size": r.image.size} for c, r in zip(chain.chainlets, results)]
+             "size": r.image.size} for c, r in zip(chain.chainlets, results, strict=True)]
     if as_json:
         output.text(json.dumps({"chain": chain.chain_name, "chainlets": rows}))
         return
@@ -152,25 +116,20 @@ def build_command(source: Path, entrypoint, name, options: BuildOptions,
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
-def push_command(source: Path, entrypoint, name, options: BuildOptions, locked,
-                 registry, tag, username, password_stdin, out, progress, as_json) -> None:
+def push_command(source: Path, entrypoint: str | None, name: str | None, options: api.BuildOptions, locked: bool,
+                 registry: str, tag: str | None, username: str | None, password_stdin: bool, out: Path | None,
+                 progress: str, as_json: bool) -> None:
     """Build every chainlet image and push them all; print a table of what was pushed."""
-    import sys
-
-    from ..registry import push
-
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password_stdin and not username:
         raise PackError("--password-stdin needs --username", hint="pass --username USER")
-    chain = _render(source, out, entrypoint, name)
-    results = _build_all(chain, options, locked, "quiet" if as_json else progress)
-    rows = []
-    for c, r in zip(chain.chainlets, results):
-        image_tag = tag or r.tag.rpartition(":")[2]
-        ref = f"{registry.rstrip('/')}/{c.model_name.lower()}:{image_tag}"
-        pushed = push(r.image.id, ref, username=username, password=password)
-        rows.append({"chainlet": c.name, "display_name": c.display_name, "image": str(pushed.reference),
-                     "digest": pushed.digest, "pinned": str(pushed.pinned)})
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    chain = api.chains_render(source, out, entrypoint=entrypoint, name=name)
+    results = api.chains_build(chain, options, locked=locked, progress=_views("quiet" if as_json else progress),
+                               engine=engine())
+    pushed = api.chains_push(chain, results, registry, tag=tag, username=username, password=password,
+                             engine=engine())
+    rows = [{"chainlet": p.chainlet.name, "display_name": p.chainlet.display_name, "image": p.image,
+             "digest": p.digest, "pinned": p.pinned} for p in pushed]
     if as_json:
         output.text(json.dumps({"chain": chain.chain_name, "chainlets": rows}))
         return
@@ -200,88 +159,49 @@ def push_command(source: Path, entrypoint, name, options: BuildOptions, locked,
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--cpu", is_flag=True, help="Run every chainlet on CPU: request no GPU even for chainlets whose "
                                           "Compute asks for one (engines without the NVIDIA runtime).")
-def run_command(source: Path, entrypoint, name, options: BuildOptions, locked,
-                out, base_port, secrets_dir, env_items, dependency_urls, no_docker, timeout, detach,
-                progress, cpu=False) -> None:
+def run_command(source: Path, entrypoint: str | None, name: str | None, options: api.BuildOptions, locked: bool,
+                out: Path | None, base_port: int, secrets_dir: Path | None, env_items: tuple[str, ...],
+                dependency_urls: tuple[str, ...], no_docker: bool, timeout: float, detach: bool, progress: str,
+                cpu: bool = False) -> None:
     """Start the whole chain locally (host network), wire each dependency's URL, wait for all
     chainlets to be ready and print the entrypoint URL."""
     env = key_values(env_items, "--env")
-    chain = _render(source, out, entrypoint, name)
-    overrides = _url_overrides(chain, dependency_urls)
-    ports = {c.name: base_port + i for i, c in enumerate(chain.chainlets)}
+    chain = api.chains_render(source, out, entrypoint=entrypoint, name=name)
+    overrides = api.dependency_urls(chain, dependency_urls)
     if no_docker:
-        _run_processes(chain, ports, secrets_dir, env, timeout, detach, overrides)
+        _run_processes(api.chains_run_local(chain, base_port=base_port, secrets_dir=secrets_dir, env=env,
+                                            url_overrides=overrides, timeout=timeout), chain, detach)
         return
-    from ..chains_codegen.local_run import dynamic_config
-
-    results = _build_all(chain, options, locked, progress)
-    config = dynamic_config(chain, ports)
+    results = api.chains_build(chain, options, locked=locked, progress=_views(progress), engine=engine())
     for display, url in overrides.items():
-        config[display] = {"predict_url": url}
         output.note(f"calls to chainlet {display} go to {url}")
-    env[DYNAMIC_CONFIG_ENV] = json.dumps(config)
-    started: list[Any] = []
-    try:
-        for c, r in zip(chain.chainlets, results):
-            output.note(f"starting chainlet {c.name} on 127.0.0.1:{ports[c.name]}")
-            if cpu and r.plan.accelerator is not None:
-                output.note(f"--cpu: chainlet {c.name} gets no GPU although it asks for {r.plan.accelerator}")
-            started.append(runner.start(r.image.id, r.plan, port=ports[c.name], secrets_dir=secrets_dir,
-                                        env=env, name=f"pack-chain-{c.model_name.lower()}", timeout=timeout,
-                                        cpu=cpu))
-    except BaseException:
-        for running in started:
-            running.container.stop()
-        raise
-    entry_url = f"{started[-1].url}/v1/models/model:predict"
-    output.success(f"chain `{chain.chain_name}`: {len(started)} chainlet(s) ready")
-    for c, running in zip(chain.chainlets, started):
+    ports = api.chain_ports(chain, base_port)
+    for c, r in zip(chain.chainlets, results, strict=True):
+        output.note(f"starting chainlet {c.name} on 127.0.0.1:{ports[c.name]}")
+        if cpu and r.plan.accelerator is not None:
+            output.note(f"--cpu: chainlet {c.name} gets no GPU although it asks for {r.plan.accelerator}")
+    run = api.chains_run(chain, results, base_port=base_port, secrets_dir=secrets_dir, env=env,
+                         url_overrides=overrides, timeout=timeout, cpu=cpu, engine=engine())
+    output.success(f"chain `{chain.chain_name}`: {len(run.chainlets)} chainlet(s) ready")
+    for c, running in run.chainlets:
         output.text(f"  {c.name:<24} {running.url:<28} container {running.container.name}")
-    output.text(f"entrypoint {entry_url}")
+    output.text(f"entrypoint {run.entrypoint_url}")
     if detach:
         return
     try:
-        while all(r.container.status() == "running" for r in started):
+        while all(r.container.status() == "running" for _, r in run.chainlets):
             time.sleep(1.0)
     except KeyboardInterrupt:
         output.note("stopping the chain")
-        for running in started:
-            running.container.stop()
+        run.stop()
         return
-    stopped = [(c, r) for c, r in zip(chain.chainlets, started) if r.container.status() != "running"]
-    for running in started:
-        running.container.stop()
-    c, r = stopped[0]
+    c, r = next((c, r) for c, r in run.chainlets if r.container.status() != "running")
+    run.stop()
     raise PackError(f"chainlet {c.name} exited with status {r.container.exit_code()}",
                     hint=f"its last lines:\n{r.container.logs(tail=20)}")
 
 
-def _url_overrides(chain: Any, items: tuple[str, ...]) -> dict[str, str]:
-    """--dependency-url CHAINLET=URL items -> {display name: URL}."""
-    by_name = {}
-    for c in chain.chainlets:
-        by_name[c.name] = by_name[c.display_name] = c.display_name
-    overrides = {}
-    for item in items:
-        key, sep, url = item.partition("=")
-        if not sep or not url.startswith(("http://", "https://")):
-            raise click.BadParameter(f"{item!r} is not CHAINLET=http(s)://...", param_hint="--dependency-url")
-        if key not in by_name:
-            raise click.BadParameter(f"{key!r} is no chainlet of this chain (chainlets: "
-                                     f"{', '.join(c.name for c in chain.chainlets)})",
-                                     param_hint="--dependency-url")
-        overrides[by_name[key]] = url
-    return overrides
-
-
-def _run_processes(chain, ports, secrets_dir, env, timeout, detach, overrides=None) -> None:
-    from ..chains_codegen.local_run import ChainStartError, start_local
-
-    try:
-        run = start_local(chain, ports=ports, secrets_dir=secrets_dir, env=env, timeout=timeout,
-                          url_overrides=overrides or None)
-    except ChainStartError as exc:
-        raise PackError(str(exc)) from None
+def _run_processes(run: Any, chain: Any, detach: bool) -> None:
     output.success(f"chain `{chain.chain_name}`: {len(run.chainlets)} chainlet process(es) ready")
     for c in chain.chainlets:
         local = run.chainlets[c.name]

@@ -8,10 +8,7 @@ import click
 import yaml
 
 from .. import api
-from ..config import load_config
-from ..config.json_schema import config_json_schema
 from ..errors import ConfigError
-from ..scaffold import init_truss
 from . import output
 from .plan_cmds import config_option
 
@@ -64,9 +61,8 @@ def check_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool, conf
 @config_option
 def config_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool, config_file: Path | None = None) -> None:
     """Print the resolved config of TRUSS_DIR with every default filled in."""
-    loaded = api.check(truss_dir, allow_unknown_keys=allow_unknown_keys, config=config_file)
+    loaded, resolved = api.config_document(truss_dir, allow_unknown_keys=allow_unknown_keys, config=config_file)
     output.problems(loaded.warnings)
-    resolved = loaded.resolved()
     if as_json:
         output.as_json(resolved)
     else:
@@ -76,7 +72,7 @@ def config_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool, con
 @click.command("schema")
 def schema_command() -> None:
     """Print the JSON schema of config.yaml (for editor completion and validation)."""
-    output.as_json(config_json_schema())
+    output.as_json(api.schema())
 
 
 @click.command("init")
@@ -84,7 +80,6 @@ def schema_command() -> None:
 @click.option("--name", "model_name", help="model_name to write (default: the directory name).")
 def init_command(truss_dir: Path, model_name: str | None) -> None:
     """Create a new truss in TRUSS_DIR that passes `pack check`."""
-    init_truss(truss_dir, model_name)
-    loaded = load_config(truss_dir)
+    loaded = api.init(truss_dir, model_name)
     output.success(f"created {truss_dir} (model_name: {loaded.config.model_name}); "
                    f"edit {truss_dir / 'model' / 'model.py'}, then `pack check {truss_dir}`")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .. import __version__, api
 from ..errors import PackError
 from . import output
 from .build_cmds import build_command
@@ -16,6 +16,7 @@ from .config_cmds import check_command, config_command, init_command, schema_com
 from .fetch_cmd import fetch_command
 from .plan_cmds import lock_command, render_command
 from .run_cmds import predict_command, push_command, run_command
+from .state import CliState
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,10 +31,12 @@ for command in (init_command, check_command, config_command, schema_command, loc
     cli.add_command(command)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, engine: api.Engine | None = None) -> int:
+    """`pack ARGV...`; returns the exit code. engine: the engine every command uses (default:
+    the machine's; tests pass a FakeEngine)."""
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
-        returned = cli.main(args=argv, prog_name="pack", standalone_mode=False)
+        returned = cli.main(args=argv, prog_name="pack", standalone_mode=False, obj=CliState(engine))
     except PackError as exc:
         output.error(exc)
         return exc.exit_code

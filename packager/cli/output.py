@@ -12,8 +12,7 @@ from rich.markup import escape
 from ..errors import ConfigError, PackError, Problem
 
 if TYPE_CHECKING:
-    from ..plan.truss_server_packages import ServerPackages
-    from ..plan.weight_layers import WeightLayerPlan
+    from ..api import ServerPackages, WeightLayerPlan
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -9,8 +9,6 @@ from pathlib import Path
 import click
 
 from .. import api
-from ..plan.model import BuildOptions
-from ..plan.weight_layers import DEFAULT_MAX_LAYERS
 from . import output
 
 truss_dir_argument = click.argument("truss_dir", type=click.Path(path_type=Path), default=".")
@@ -42,7 +40,7 @@ def build_options(command):
                      help="Run build_commands after the code is copied (for commands that need it).")(f)
     f = click.option("--pip-index-url", envvar="PACK_PIP_INDEX_URL",
                      help="Package index pip uses inside the build (mirrors, corporate proxies).")(f)
-    f = click.option("--max-weight-layers", type=click.IntRange(min=1), default=DEFAULT_MAX_LAYERS, show_default=True,
+    f = click.option("--max-weight-layers", type=click.IntRange(min=1), default=api.DEFAULT_MAX_LAYERS, show_default=True,
                      help="At most this many image layers for baked weights, whatever the file count "
                           "(lowered automatically to keep the image under 100 layers).")(f)
     f = click.option("--bake-weights", is_flag=True,
@@ -54,8 +52,8 @@ def build_options(command):
 
 def options_from(base_image: str | None = None, ca_bundle: Path | None = None,
                  build_commands_after_code: bool = False, pip_index_url: str | None = None,
-                 max_weight_layers: int = DEFAULT_MAX_LAYERS, bake_weights: bool = False) -> BuildOptions:
-    return BuildOptions(base_image=base_image, ca_bundle=str(ca_bundle) if ca_bundle else None,
+                 max_weight_layers: int = api.DEFAULT_MAX_LAYERS, bake_weights: bool = False) -> api.BuildOptions:
+    return api.BuildOptions(base_image=base_image, ca_bundle=str(ca_bundle) if ca_bundle else None,
                         build_commands_after_code=build_commands_after_code, pip_index_url=pip_index_url,
                         max_weight_layers=max_weight_layers, bake_weights=bake_weights)
 
@@ -77,8 +75,6 @@ def key_values(items: tuple[str, ...], option: str) -> dict[str, str]:
 def lock_command(truss_dir: Path, config_file: Path | None = None) -> None:
     """Resolve every model_cache source to pinned files and write TRUSS_DIR/pack.lock (with
     --config other.yaml: other.pack.lock beside it)."""
-    from ..plan.lock import lock_path
-
     loaded, current = api.lock(truss_dir, config=config_file)
     output.problems(loaded.warnings)
     entries = current.manifest.entries
@@ -95,7 +91,7 @@ def lock_command(truss_dir: Path, config_file: Path | None = None) -> None:
             else e.revision.resolved
         output.text(f"{e.source.kind}:{e.source.repo} {e.revision.requested or '(default)'} -> "
                     f"{pinned}  ({len(files)} files, {sum(f.size for f in files)} bytes)")
-    output.success(f"wrote {lock_path(loaded)} ({len(entries)} files, {current.manifest.total_bytes} bytes)")
+    output.success(f"wrote {api.lock_file(loaded)} ({len(entries)} files, {current.manifest.total_bytes} bytes)")
 
 
 @click.command("render")
@@ -104,7 +100,7 @@ def lock_command(truss_dir: Path, config_file: Path | None = None) -> None:
               help="Directory to write the build context to (replaced atomically).")
 @build_options
 @config_option
-def render_command(truss_dir: Path, out: Path, options: BuildOptions, locked: bool,
+def render_command(truss_dir: Path, out: Path, options: api.BuildOptions, locked: bool,
                    config_file: Path | None = None) -> None:
     """Write the Docker build context of TRUSS_DIR to OUTPUT and print its digest."""
     plan, rendered = api.render(truss_dir, out, options, locked=locked, config=config_file)

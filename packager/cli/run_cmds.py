@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from dataclasses import replace
+import time
 from pathlib import Path
 
 import click
 
-from .. import api, runner
-from ..plan.model import BuildOptions
+from .. import api
 from ..errors import PackError
 from . import output
-from .build_progress import make_progress
+from .build_progress import progress_view
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
-
-
-def _built(truss_dir, options: BuildOptions, locked, progress, config_file=None):
-    view = make_progress(progress)
-    try:
-        return api.build(truss_dir, options, locked=locked, progress=view, config=config_file)
-    finally:
-        if view is not None:
-            view.close()
+from .state import engine
 
 
 @click.command("push")
@@ -36,16 +26,15 @@ def _built(truss_dir, options: BuildOptions, locked, progress, config_file=None)
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
 @config_option
-def push_command(truss_dir: Path, options: BuildOptions, locked,
-                 image_ref, username, password_stdin, progress, as_json, config_file=None) -> None:
+def push_command(truss_dir: Path, options: api.BuildOptions, locked: bool, image_ref: str, username: str | None,
+                 password_stdin: bool, progress: str, as_json: bool, config_file: Path | None = None) -> None:
     """Build TRUSS_DIR if needed and push the image; print the pushed digest."""
-    from ..registry import push
-
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password_stdin and not username:
         raise PackError("--password-stdin needs --username", hint="pass --username USER")
-    result = _built(truss_dir, options, locked, "quiet" if as_json else progress, config_file)
-    pushed = push(result.image.id, image_ref, username=username, password=password)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    with progress_view("quiet" if as_json else progress) as view:
+        result, pushed = api.push(truss_dir, options, image_ref=image_ref, username=username, password=password,
+                                  locked=locked, progress=view, config=config_file, engine=engine())
     if as_json:
         output.text(json.dumps({"image": str(pushed.reference), "digest": pushed.digest,
                                 "pinned": str(pushed.pinned), "image_id": result.image.id}))
@@ -66,33 +55,34 @@ def push_command(truss_dir: Path, options: BuildOptions, locked,
                    "(HF tokens also from HF_TOKEN); repeatable.")
 @click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra environment.")
 @click.option("--name", help="Container name (default: pack-<model>).")
+@click.option("--cache-volume", metavar="NAME", help="Docker volume of the weights cache (default: "
+                                                     "pack-weights-<model>, kept between runs).")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--detach", is_flag=True, help="Leave the container running and return once it is ready.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--cpu", is_flag=True, help="Run on CPU: request no GPU even when resources.accelerator asks for "
                                           "one (engines without the NVIDIA runtime). The image stays the same.")
-def run_command(truss_dir: Path, options: BuildOptions, locked, port,
-                secrets_dir, secret_names, env_items, name, timeout, detach, progress, cpu=False,
-                config_file=None) -> None:
+def run_command(truss_dir: Path, options: api.BuildOptions, locked: bool, port: int, secrets_dir: Path | None,
+                secret_names: tuple[str, ...], env_items: tuple[str, ...], name: str | None,
+                cache_volume: str | None, timeout: float, detach: bool, progress: str, cpu: bool = False,
+                config_file: Path | None = None) -> None:
     """Build TRUSS_DIR if needed, run it locally and wait until it is ready. Without --base-image
     it builds FROM the base image the last `pack build` of TRUSS_DIR was given."""
     env = key_values(env_items, "--env")
-    named = _host_secrets(secret_names)
+    secrets = api.host_secrets(secret_names)
     target = api.resolve(truss_dir, config=config_file)
-    if options.base_image is None:
-        record = api.last_build(target)
-        if record is not None and record.base_image:
-            options = replace(options, base_image=record.base_image)
-            output.note(f"building FROM {record.base_image}, the --base-image of the last build of "
-                        f"{target.argument} (pass --base-image to choose another)")
-    result = _built(target, options, locked, progress)
-    container_name = name or f"pack-{runner.cache_volume_name(result.plan).removeprefix('pack-weights-')}"
-    with runner.secrets_mount(secrets_dir, named) as mount:
-        if cpu and result.plan.accelerator is not None:
-            output.note(f"--cpu: no GPU requested although resources.accelerator is {result.plan.accelerator}")
-        running = runner.start(result.image.id, result.plan, port=port, secrets_dir=mount, env=env,
-                               name=container_name, timeout=timeout, cpu=cpu)
-    output.success(f"{result.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
+    options, reused = api.run_options(target, options)
+    if reused is not None:
+        output.note(f"building FROM {reused}, the --base-image of the last build of {target.argument} "
+                    "(pass --base-image to choose another)")
+    with progress_view(progress) as view:
+        result = api.run(target, options, locked=locked, port=port, secrets_dir=secrets_dir, secrets=secrets,
+                         env=env, name=name, timeout=timeout, cpu=cpu, cache_volume=cache_volume, progress=view,
+                         engine=engine())
+    running = result.running
+    if cpu and result.build.plan.accelerator is not None:
+        output.note(f"--cpu: no GPU requested although resources.accelerator is {result.build.plan.accelerator}")
+    output.success(f"{result.build.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
                    f"(container {running.container.name})")
     if running.timeline:
         output.text("startup " + json.dumps(running.timeline, sort_keys=True))
@@ -101,8 +91,6 @@ def run_command(truss_dir: Path, options: BuildOptions, locked, port,
         return
     try:
         while running.container.status() == "running":
-            import time
-
             time.sleep(1.0)
     except KeyboardInterrupt:
         output.note("stopping")
@@ -113,27 +101,6 @@ def run_command(truss_dir: Path, options: BuildOptions, locked, port,
                     hint=f"its last lines:\n{running.container.logs(tail=20)}")
 
 
-def _host_secrets(names: tuple[str, ...]) -> dict[str, str]:
-    """Values for --secret NAME, read on this host and passed verbatim (the runtime strips only
-    where a value is used as a credential, as Truss does with mounted secret files)."""
-    from ..constants import HF_TOKEN, HUGGING_FACE_HUB_TOKEN, PACK_SECRETS_DIR, TRUSS_SECRET_PREFIX
-
-    values = {}
-    directory = os.environ.get(PACK_SECRETS_DIR)
-    for secret in names:
-        candidates = [os.environ.get(TRUSS_SECRET_PREFIX + secret)]
-        if secret == "hf_access_token":
-            candidates += [os.environ.get(HF_TOKEN), os.environ.get(HUGGING_FACE_HUB_TOKEN)]
-        if directory and (Path(directory) / secret).is_file():
-            candidates.insert(0, (Path(directory) / secret).read_text(encoding="utf-8"))
-        value = next((c for c in candidates if c and c.strip() not in ("", "***")), None)
-        if value is None:
-            raise PackError(f"secret `{secret}` is not set on this host",
-                            hint=f"put it in ${PACK_SECRETS_DIR}/{secret} or the env var {TRUSS_SECRET_PREFIX}{secret}")
-        values[secret] = value
-    return values
-
-
 @click.command("predict")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="Where the model runs.")
 @click.option("-d", "--data", help="JSON input.")
@@ -142,13 +109,16 @@ def _host_secrets(names: tuple[str, ...]) -> dict[str, str]:
 @click.option("--model", default="model", show_default=True, help="Model name in the route.")
 def predict_command(url: str, data: str | None, data_file: Path | None, model: str) -> None:
     """Send one prediction request to a running model and print the answer."""
-    if (data is None) == (data_file is None):
+    if data is not None and data_file is None:
+        raw = data
+    elif data_file is not None and data is None:
+        raw = data_file.read_text(encoding="utf-8")
+    else:
         raise PackError("give the input with exactly one of -d JSON or -f FILE",
                         hint="""e.g. pack predict -d '{"text": "hello"}'""")
-    raw = data if data is not None else data_file.read_text(encoding="utf-8")
     try:
         payload = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise PackError(f"the input is not JSON: {exc}", hint="quote it for the shell: -d '{\"a\": 1}'") from None
-    answer = runner.predict(url, payload, model=model)
+    answer = api.predict(url, payload, model=model)
     output.text(json.dumps(answer, indent=2) if not isinstance(answer, str) else answer)

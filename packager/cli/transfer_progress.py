@@ -21,7 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ..runtime.transfer.results import FetchResult, FileResult
+from ..api import FetchResult, FileResult
 
 
 class RichReporter:

@@ -28,12 +28,13 @@ from packager.engine.failures import (
     EngineUnavailableError,
     GpuUnavailableError,
     MissingCapabilityError,
+    PushStreamError,
 )
 from packager.engine.fake import FakeBuild, FakeContainer, FakeEngine
 from packager.engine.features import Feature
 from packager.engine.images import BuiltImage, lookup_image
 from packager.engine.protocol import Engine
-from packager.engine.requests import BuildRequest, GpuRequest, RunRequest
+from packager.engine.requests import BuildRequest, GpuRequest, PushRequest, RunRequest
 
 
 def open_engine(info: EngineInfo | None = None) -> BuildKitEngine | ClassicEngine:
@@ -65,6 +66,8 @@ __all__ = [
     "GpuUnavailableError",
     "MissingCapabilityError",
     "ProgressCallback",
+    "PushRequest",
+    "PushStreamError",
     "RunRequest",
     "StepEvent",
     "StepEventKind",

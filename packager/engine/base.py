@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from packager.engine.containers import DockerContainer, run_container
 from packager.engine.detection import EngineInfo
 from packager.engine.images import BuiltImage, lookup_image, pull_image
-from packager.engine.requests import RunRequest
+from packager.engine.pushing import push_stream
+from packager.engine.requests import PushRequest, RunRequest
 
 
 class DockerEngineBase:
@@ -22,3 +26,6 @@ class DockerEngineBase:
 
     def run(self, request: RunRequest) -> DockerContainer:
         return run_container(request)
+
+    def push(self, request: PushRequest) -> Iterator[dict[str, Any]]:
+        return push_stream(request)

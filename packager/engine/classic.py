@@ -13,7 +13,6 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from packager.engine.buildkit import failure_hint, short_error

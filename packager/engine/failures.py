@@ -53,3 +53,12 @@ class GpuUnavailableError(EngineError):
 NO_GPU_RUNTIME_MARKERS = ("could not select device driver", "nvidia-container-cli", "nvidia-container-runtime")
 GPU_SETUP_HINT = ("install the NVIDIA driver and the NVIDIA Container Toolkit on the engine's host "
                   "(`nvidia-ctk runtime configure --runtime=docker`, then restart dockerd)")
+
+
+class PushStreamError(EngineError):
+    """A push the engine could not carry out; `detail` is the engine's or the registry's words
+    (the registry stage classifies them: auth, not found, network...)."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(detail)

@@ -9,6 +9,8 @@ content of the files its COPY/ADD names) match an earlier build. Nothing touches
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from packager.engine.events import (
     StepEventKind,
     ignore_progress,
 )
-from packager.engine.failures import BuildFailedError
+from packager.engine.failures import BuildFailedError, PushStreamError
 from packager.engine.features import (
     BUILDKIT_FEATURES,
     MODERN_FRONTEND_FEATURES,
@@ -29,7 +31,7 @@ from packager.engine.features import (
 )
 from packager.engine.images import BuiltImage
 from packager.engine.preflight import check_build_inputs
-from packager.engine.requests import BuildRequest, GpuRequest, RunRequest
+from packager.engine.requests import BuildRequest, GpuRequest, PushRequest, RunRequest
 from packager.errors import EngineError
 
 
@@ -109,8 +111,10 @@ class FakeEngine:
     builds: list[FakeBuild] = field(default_factory=list)
     containers: list[FakeContainer] = field(default_factory=list)
     images: dict[str, BuiltImage] = field(default_factory=dict)  # by tag and by id
-    registry: dict[str, BuiltImage] = field(default_factory=dict)  # what pull() can fetch
+    registry: dict[str, BuiltImage] = field(default_factory=dict)  # what pull() can fetch; push() adds
     pulls: list[str] = field(default_factory=list)
+    pushes: list[PushRequest] = field(default_factory=list)
+    push_error: str | None = None  # the registry's error line every push then ends with
     _layers: set[str] = field(default_factory=set)
 
     @property
@@ -185,6 +189,22 @@ class FakeEngine:
         self.pulls.append(ref)
         self.images[ref] = image
         return image
+
+    def push(self, request: PushRequest) -> Iterator[dict[str, Any]]:
+        """What docker's push stream says: layer progress, then the manifest digest (or, with
+        `push_error`, the registry's error line)."""
+        image = self.images.get(request.image)
+        if image is None:
+            raise PushStreamError(f"no such image: {request.image}")
+        self.pushes.append(request)
+        yield {"status": "Pushing", "progressDetail": {"current": 1, "total": 1}, "id": image.id[7:19]}
+        if self.push_error is not None:
+            yield {"error": self.push_error, "errorDetail": {"message": self.push_error}}
+            return
+        digest = "sha256:" + hashlib.sha256(f"{image.id}|{request.repository}:{request.tag}".encode()).hexdigest()
+        self.registry[f"{request.repository}:{request.tag}"] = image
+        yield {"status": f"{request.tag}: digest: {digest} size: 1234"}
+        yield {"aux": {"Tag": request.tag, "Digest": digest, "Size": 1234}}
 
     def run(self, request: RunRequest) -> FakeContainer:
         image, name, port, gpus = request.image, request.name, request.port, request.gpus

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from packager.engine.containers import ContainerHandle
 from packager.engine.detection import EngineInfo
 from packager.engine.events import ProgressCallback
 from packager.engine.images import BuiltImage
-from packager.engine.requests import BuildRequest, RunRequest
+from packager.engine.requests import BuildRequest, PushRequest, RunRequest
 
 
 @runtime_checkable
@@ -31,4 +32,10 @@ class Engine(Protocol):
     def run(self, request: RunRequest) -> ContainerHandle:
         """Start a container on the host network, with the GPUs request.gpus asks for
         (GpuUnavailableError when the engine has no NVIDIA runtime to give them)."""
+        ...
+
+    def push(self, request: PushRequest) -> Iterator[dict[str, Any]]:
+        """Tag and push; yield the engine's progress chunks as docker's API decodes them (a
+        registry failure arrives as a chunk with `error`; PushStreamError when the push itself
+        breaks)."""
         ...

@@ -46,3 +46,14 @@ class RunRequest:
     command: tuple[str, ...] | None = None
     replace: bool = False  # remove a container of the same name first
     gpus: GpuRequest | None = None
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """Tag local `image` (id or tag) as repository:tag and push it with `auth` (the registry
+    credentials docker's API takes; None: anonymous)."""
+
+    image: str
+    repository: str
+    tag: str
+    auth: Mapping[str, str] | None = None

@@ -1,4 +1,4 @@
-"""Pushing a local image to a registry with the Docker SDK.
+"""Pushing a local image to a registry through the engine (engine.push: docker's push stream).
 
 The engine reports registry failures inside the push's JSON stream (HTTP 200 with an
 `error` line), not as an HTTP error, so the stream is read to the end and every error line
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.engine.docker_api import open_client
+from packager.engine import Engine, PushRequest, PushStreamError, open_engine
 from packager.errors import RegistryError
 from packager.registry.credentials import Credentials, resolve_credentials
 from packager.registry.events import TransferCallback, ignore_transfer, transfer_event
@@ -40,16 +40,15 @@ def push(
     image: str,
     ref: str | ImageReference,
     *,
+    engine: Engine | None = None,
     credentials: Credentials | None = None,
     username: str | None = None,
     password: str | None = None,
     config_path: str | Path | None = None,
     progress: TransferCallback | None = None,
 ) -> PushedImage:
-    """Tag local `image` (id or tag) as `ref` and push it; return the registry's digest."""
-    import docker.errors
-    import requests.exceptions
-
+    """Tag local `image` (id or tag) as `ref` and push it with `engine` (the machine's by
+    default); return the registry's digest."""
     target = parse_reference(ref) if isinstance(ref, str) else ref
     if target.digest:
         raise RegistryError(f"cannot push to {target}: a digest names existing content", hint="push to a tag")
@@ -65,37 +64,23 @@ def push(
             username=creds.username if creds else None, have_credentials=creds is not None,
         )
 
-    client = open_client()
+    engine = engine or open_engine()
+    request = PushRequest(image, target.name, target.tag, creds.auth_config(target.registry) if creds else None)
+    digest: str | None = None
+    size: int | None = None
     try:
-        try:
-            client.api.tag(image, target.name, target.tag)
-        except docker.errors.ImageNotFound as exc:
-            raise fail(f"no such image: {image}") from exc
-        auth = creds.auth_config(target.registry) if creds else None
-        digest: str | None = None
-        size: int | None = None
-        try:
-            for chunk in client.api.push(target.name, tag=target.tag, auth_config=auth, stream=True, decode=True):
-                if chunk.get("error") or chunk.get("errorDetail"):
-                    detail = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
-                    raise fail(str(detail))
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and aux.get("Digest"):
-                    digest, size = str(aux["Digest"]), aux.get("Size")
-                    continue
-                event = transfer_event(chunk)
-                if event is not None:
-                    callback(event)
-        except docker.errors.APIError as exc:
-            raise fail(str(exc.explanation or exc)) from exc
-        except requests.exceptions.RequestException as exc:
-            # The engine connection broke mid-stream; the registry keeps what arrived.
-            raise registry_error(
-                "push", str(target), target.registry, f"connection to the engine broke: unexpected EOF ({exc})",
-                username=None, have_credentials=creds is not None,
-            ) from exc
-    finally:
-        client.close()
+        for chunk in engine.push(request):
+            if chunk.get("error") or chunk.get("errorDetail"):
+                raise fail(str((chunk.get("errorDetail") or {}).get("message") or chunk.get("error")))
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest, size = str(aux["Digest"]), aux.get("Size")
+                continue
+            event = transfer_event(chunk)
+            if event is not None:
+                callback(event)
+    except PushStreamError as exc:
+        raise fail(exc.detail) from exc
     if digest is None:
         raise RegistryOperationError(
             f"push of {target} ended without a digest from {target.registry}",

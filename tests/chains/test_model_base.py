@@ -278,9 +278,8 @@ def test_check_render_and_build_a_model_file(chain_file, tmp_path: Path, monkeyp
     assert "--config cannot be used with the model file" in capsys.readouterr().err
 
     engine = FakeEngine()
-    monkeypatch.setattr(api, "open_engine", lambda: engine)
-    first = api.build(source)
-    second = api.build(source)
+    first = api.build(source, engine=engine)
+    second = api.build(source, engine=engine)
     # The truss is generated at the same place: the second build's context is the first's.
     assert first.context.path == second.context.path and first.context.digest == second.context.digest
     assert len(second.image.built_steps) == 0 and second.image.cached_steps

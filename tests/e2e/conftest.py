@@ -165,9 +165,7 @@ def start(result: BuildResult | str, plan: Any, res: Resources, *, timeout: floa
     volume = unique("pack-e2e-weights")
     res.containers.append(name)
     res.volumes.append(volume)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "cache_volume_name", lambda _plan: volume)
-        return runner.start(image, plan, port=free_port(), name=name, timeout=timeout, **kwargs)
+    return runner.start(image, plan, port=free_port(), name=name, timeout=timeout, cache_volume=volume, **kwargs)
 
 
 def exec_in(client: Any, container: str, argv: list[str]) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from packager import runner
 from packager.cli.main import main
 from tests.e2e.conftest import BASE_IMAGE, Resources, free_port, unique
 
@@ -34,7 +33,6 @@ def cli(e2e_env: pytest.MonkeyPatch, resources: Resources, monkeypatch: pytest.M
     the tag it builds is registered for removal."""
     volume = unique("pack-e2e-weights")
     resources.volumes.append(volume)
-    monkeypatch.setattr(runner, "cache_volume_name", lambda _plan: volume)
 
     def call(*argv: str) -> tuple[int, str, str]:
         extra: list[str] = []
@@ -42,7 +40,7 @@ def cli(e2e_env: pytest.MonkeyPatch, resources: Resources, monkeypatch: pytest.M
             name = unique("pack-e2e-run")
             resources.containers.append(name)
             extra = ["--name", name, "--port", str(free_port()), "--detach", "--timeout", "300",
-                     "--progress", "plain"]
+                     "--progress", "plain", "--cache-volume", volume]
         code = main([*argv, *extra])
         out, err = capsys.readouterr()
         if match := READY.search(out):

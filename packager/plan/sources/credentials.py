@@ -73,19 +73,24 @@ class Credentials:
         directory = secrets_dir or snapshot.get(PACK_SECRETS_DIR) or None
         return cls(env=snapshot, secrets_dir=Path(directory) if directory else None)
 
-    def secret(self, name: str | None) -> FoundSecret | None:
+    def secret(self, name: str | None, *, verbatim: bool = False) -> FoundSecret | None:
+        """The secret `name` from the secrets dir, then TRUSS_SECRET_<name>. verbatim: the value
+        as written (a run hands it to the model, which strips what it uses as a credential);
+        otherwise stripped, for use as a credential here."""
         if not name:
             return None  # an anonymous source
         if self.secrets_dir is not None:
             path = self.secrets_dir / name
             if path.is_file():
-                value = path.read_text(encoding="utf-8").strip()
-                if value and value != PLACEHOLDER:
-                    return FoundSecret(value, f"secret file {path}")
-        return self._env(TRUSS_SECRET_PREFIX + name)
+                found = self._found(path.read_text(encoding="utf-8"), f"secret file {path}", verbatim)
+                if found is not None:
+                    return found
+        return self._env(TRUSS_SECRET_PREFIX + name, verbatim)
 
-    def hf_token(self, secret_name: str | None) -> FoundSecret | None:
-        return self.secret(secret_name) or self._env(HF_TOKEN) or self._env(HUGGING_FACE_HUB_TOKEN)
+    def hf_token(self, secret_name: str | None, *, verbatim: bool = False) -> FoundSecret | None:
+        """A Hugging Face token: the named secret, then HF_TOKEN, then HUGGING_FACE_HUB_TOKEN."""
+        return (self.secret(secret_name, verbatim=verbatim) or self._env(HF_TOKEN, verbatim)
+                or self._env(HUGGING_FACE_HUB_TOKEN, verbatim))
 
     def where_to_put(self, secret_name: str | None) -> str:
         """Hint text: the places a missing secret would have been read from."""
@@ -138,6 +143,12 @@ class Credentials:
             return secret
         return None
 
-    def _env(self, name: str) -> FoundSecret | None:
-        value = (self.env.get(name) or "").strip()
-        return FoundSecret(value, f"env {name}") if value and value != PLACEHOLDER else None
+    def _env(self, name: str, verbatim: bool = False) -> FoundSecret | None:
+        return self._found(self.env.get(name) or "", f"env {name}", verbatim)
+
+    @staticmethod
+    def _found(value: str, origin: str, verbatim: bool) -> FoundSecret | None:
+        # Empty and the Chains placeholder count as missing, however they are padded.
+        if value.strip() in ("", PLACEHOLDER):
+            return None
+        return FoundSecret(value if verbatim else value.strip(), origin)

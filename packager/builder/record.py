@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .cache_dirs import keyed_dir
+from ..cache_dirs import keyed_dir
 
 BUILDS_DIR = "builds"
 RECORD_FILE = "last-build.json"

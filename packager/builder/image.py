@@ -12,15 +12,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache_dirs import cache_root
-from .config import CONFIG_FILENAME, LoadedConfig
-from .constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
-from .build_secrets import secret_files
-from .engine import BuildRequest, BuiltImage, Engine, ProgressCallback, open_engine
-from .errors import EngineError
-from .plan.model import WEIGHTS_BAKE, BaseImageFacts, BuildPlan
-from .plan.sources import Credentials
-from .render import RenderedContext, render_context
+from ..cache_dirs import cache_root
+from ..config import CONFIG_FILENAME, LoadedConfig
+from ..constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
+from .secrets import secret_files
+from ..engine import BuildRequest, BuiltImage, Engine, ProgressCallback, open_engine
+from ..errors import EngineError
+from ..plan.model import WEIGHTS_BAKE, BaseImageFacts, BuildPlan
+from ..plan.sources import Credentials
+from ..render import RenderedContext, render_context
 
 # Endpoints (never credentials) the bake-mode download stages take as build args.
 ENDPOINT_ARGS = (HF_ENDPOINT, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, STORAGE_EMULATOR_HOST)

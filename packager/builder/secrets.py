@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import PlanError
-from .plan.model import WEIGHTS_BAKE, BuildPlan
-from .plan.sources import Credentials
+from ..errors import PlanError
+from ..plan.model import WEIGHTS_BAKE, BuildPlan
+from ..plan.sources import Credentials
 
 
 def needed_secrets(plan: BuildPlan) -> tuple[set[str], set[str]]:

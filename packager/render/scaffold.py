@@ -7,8 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import PackError
-from .templating import render
+from ..errors import PackError
+from ..templating import render
 
 _FILES = {"config.yaml": "init/config.yaml.j2", "model/model.py": "init/model/model.py.j2"}
 

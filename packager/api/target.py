@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import CONFIG_FILENAME, LoadedConfig, load_config
-from .errors import PackError
+from ..config import CONFIG_FILENAME, LoadedConfig, load_config
+from ..errors import PackError
 
 if TYPE_CHECKING:
-    from .chains_codegen.model_source import ModelTruss
+    from ..chains_codegen.model_source import ModelTruss
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Target:
         if self.model is None:
             return load_config(self.truss_dir, allow_unknown_keys=allow_unknown_keys,
                                config_file=self.config_file)
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         try:
             loaded = load_config(self.truss_dir, allow_unknown_keys=allow_unknown_keys)
@@ -65,7 +65,7 @@ def resolve_target(truss: "str | os.PathLike | Target", config: str | os.PathLik
     path = Path(truss)
     config_file = Path(config) if config is not None else None
     if is_model_source(path):
-        from .chains_codegen.model_source import generate_model_truss
+        from ..chains_codegen.model_source import generate_model_truss
 
         if config_file is not None:
             raise PackError(f"--config cannot be used with the model file {path}",

@@ -11,16 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
-from typing import Iterator
 
-from .builder import ENDPOINT_ARGS
-from .engine import ContainerHandle, Engine, GpuRequest, GpuUnavailableError, RunRequest, open_engine, wait_ready
-from .errors import EngineError, PackError
-from .plan.model import BuildPlan
-from .render.context import RUNTIME_CACHE_DIR
+from ..builder import ENDPOINT_ARGS
+from ..engine import ContainerHandle, Engine, GpuRequest, GpuUnavailableError, RunRequest, open_engine, wait_ready
+from ..errors import EngineError
+from ..plan.model import BuildPlan
+from ..render.context import RUNTIME_CACHE_DIR
 
 READY_PATH = "/v1/models/model"
 
@@ -42,6 +38,11 @@ def cache_volume_name(plan: BuildPlan) -> str:
     return name
 
 
+def default_container_name(plan: BuildPlan) -> str:
+    """pack-<model>: one container per truss, replaced by the next run of it."""
+    return "pack-" + cache_volume_name(plan).removeprefix("pack-weights-")
+
+
 def gpu_request(plan: BuildPlan, *, cpu: bool = False) -> GpuRequest | None:
     """What the container asks the engine for: every GPU for `H100` (as `docker run --gpus all`
     and Truss's local runs do), N of them for `H100:N`; nothing without an accelerator or with
@@ -58,34 +59,9 @@ def source_endpoints(env: dict[str, str] | None = None) -> dict[str, str]:
     return {name: env[name] for name in ENDPOINT_ARGS if env.get(name)}
 
 
-@contextmanager
-def secrets_mount(secrets_dir: str | Path | None, named: dict[str, str]) -> Iterator[Path | None]:
-    """One private directory holding --secrets-dir's files plus the --secret values resolved on
-    the host; it is mounted read-only file by file and removed when the run command returns."""
-    if not named:
-        yield Path(secrets_dir) if secrets_dir else None
-        return
-    directory = Path(tempfile.mkdtemp(prefix="pack-run-secrets-"))
-    os.chmod(directory, 0o700)
-    try:
-        if secrets_dir:
-            for item in Path(secrets_dir).iterdir():
-                if item.is_file():
-                    shutil.copyfile(item, directory / item.name)
-        for key, value in named.items():
-            # Readable inside the container by a server that is not root (the base image's own
-            # USER); on this host the 0700 directory keeps everyone else out.
-            fd = os.open(directory / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(value)
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | Path | None = None,
           env: dict[str, str] | None = None, name: str | None = None, timeout: float = 600.0,
-          engine: Engine | None = None, cpu: bool = False) -> Running:
+          engine: Engine | None = None, cpu: bool = False, cache_volume: str | None = None) -> Running:
     """Run the image on the host network and wait until its readiness route answers 200.
 
     With resources.accelerator the container gets GPUs (gpu_request); an engine without the
@@ -96,7 +72,8 @@ def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | P
     try:
         container = engine.run(RunRequest(
             image, port=port, env=environment, secrets_dir=Path(secrets_dir) if secrets_dir else None,
-            volumes={cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True, gpus=gpus))
+            volumes={cache_volume or cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True,
+            gpus=gpus))
     except GpuUnavailableError as exc:
         raise EngineError(
             f"{plan.model_name} asks for accelerator {plan.accelerator} (resources.accelerator), so the "
@@ -143,24 +120,3 @@ def startup_timeline(url: str) -> dict | None:
         elif match := _DOWNLOAD.match(line):
             download[match.group(1)] = round(float(match.group(2)), 3)
     return {"stages": stages, "download_seconds": download} if stages else None
-
-
-def predict(url: str, payload: object, *, model: str = "model", timeout: float = 600.0) -> object:
-    """POST a JSON payload to a running model's predict route and return the decoded answer."""
-    request = urllib.request.Request(
-        f"{url.rstrip('/')}/v1/models/{model}:predict", data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")[:2000]
-        raise PackError(f"the model answered HTTP {exc.code}: {detail}",
-                        hint="check the input, or the container logs (docker logs <name>)") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise PackError(f"no model answers at {url}: {getattr(exc, 'reason', exc)}",
-                        hint="start one with `pack run DIR`, or pass --url") from None
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError:
-        return body.decode("utf-8", "replace")
