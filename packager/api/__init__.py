@@ -11,50 +11,118 @@ own output module.
             dependency_urls, chain_ports
 """
 
-from .. import constants
-from ..builder import BuildRecord, BuildResult
-from ..engine import Engine, ProgressCallback, StepEvent, StepEventKind
-from ..plan.model import BuildOptions, BuildPlan
-from ..plan.truss_server_packages import ServerPackages
-from ..plan.weight_layers import DEFAULT_MAX_LAYERS, WeightLayerPlan
-from ..runtime.transfer import LogReporter, Reporter
-from ..runtime.transfer.progress import human_bytes
-from ..runtime.transfer.results import FetchResult, FileResult
-from .chains import (
-    ChainletProgress,
-    ChainletPush,
-    ChainRun,
-    chain_ports,
-    chains_build,
-    chains_push,
-    chains_render,
-    chains_run,
-    chains_run_local,
-    dependency_urls,
-)
-from .target import Target
-from .truss import (
-    RunResult,
-    TrussArg,
-    build,
-    check,
-    config_document,
-    fetch,
-    host_secrets,
-    init,
-    last_build,
-    lock,
-    lock_file,
-    plan,
-    predict,
-    push,
-    render,
-    resolve,
-    run,
-    run_options,
-    schema,
-    truss_server_packages,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use: `pack --help` and `pack fetch` need none of pydantic, jinja2, docker or
+# huggingface_hub, which the build verbs load (see test_cli_start.py).
+_WHERE = {
+    "BuildOptions": "..plan.model",
+    "BuildPlan": "..plan.model",
+    "BuildRecord": "..builder",
+    "BuildResult": "..builder",
+    "ChainRun": ".chains",
+    "ChainletProgress": ".chains",
+    "ChainletPush": ".chains",
+    "DEFAULT_MAX_LAYERS": "..plan.weight_layers",
+    "Engine": "..engine",
+    "FetchResult": "..runtime.transfer.results",
+    "FileResult": "..runtime.transfer.results",
+    "LogReporter": "..runtime.transfer",
+    "ProgressCallback": "..engine",
+    "Reporter": "..runtime.transfer",
+    "RunResult": ".truss",
+    "ServerPackages": "..plan.truss_server_packages",
+    "StepEvent": "..engine",
+    "StepEventKind": "..engine",
+    "Target": ".target",
+    "TrussArg": ".truss",
+    "WeightLayerPlan": "..plan.weight_layers",
+    "build": ".truss",
+    "chain_ports": ".chains",
+    "chains_build": ".chains",
+    "chains_push": ".chains",
+    "chains_render": ".chains",
+    "chains_run": ".chains",
+    "chains_run_local": ".chains",
+    "check": ".truss",
+    "config_document": ".truss",
+    "constants": "..",
+    "dependency_urls": ".chains",
+    "fetch": ".weights",
+    "host_secrets": ".truss",
+    "human_bytes": "..runtime.transfer.progress",
+    "init": ".truss",
+    "last_build": ".truss",
+    "lock": ".truss",
+    "lock_file": ".truss",
+    "plan": ".truss",
+    "predict": ".truss",
+    "push": ".truss",
+    "render": ".truss",
+    "resolve": ".truss",
+    "run": ".truss",
+    "run_options": ".truss",
+    "schema": ".truss",
+    "truss_server_packages": ".truss",
+}
+
+if TYPE_CHECKING:
+    from .. import constants
+    from ..builder import BuildRecord, BuildResult
+    from ..engine import Engine, ProgressCallback, StepEvent, StepEventKind
+    from ..plan.model import BuildOptions, BuildPlan
+    from ..plan.truss_server_packages import ServerPackages
+    from ..plan.weight_layers import DEFAULT_MAX_LAYERS, WeightLayerPlan
+    from ..runtime.transfer import LogReporter, Reporter
+    from ..runtime.transfer.progress import human_bytes
+    from ..runtime.transfer.results import FetchResult, FileResult
+    from .chains import (
+        ChainletProgress,
+        ChainletPush,
+        ChainRun,
+        chain_ports,
+        chains_build,
+        chains_push,
+        chains_render,
+        chains_run,
+        chains_run_local,
+        dependency_urls,
+    )
+    from .target import Target
+    from .weights import fetch
+    from .truss import (
+        RunResult,
+        TrussArg,
+        build,
+        check,
+        config_document,
+        host_secrets,
+        init,
+        last_build,
+        lock,
+        lock_file,
+        plan,
+        predict,
+        push,
+        render,
+        resolve,
+        run,
+        run_options,
+        schema,
+        truss_server_packages,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name) if where != ".." else \
+        importlib.import_module(f"packager.{name}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_MAX_LAYERS",

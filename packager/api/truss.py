@@ -24,8 +24,6 @@ from ..render import RenderedContext, render_context
 from ..registry import PushedImage
 from ..registry import push as push_image
 from ..render.scaffold import init_truss
-from ..runtime.transfer import Reporter
-from ..runtime.transfer.results import FetchResult
 from .target import Target, resolve_target
 
 # A truss argument: a truss directory, a config file, a ModelBase .py file, or a resolved Target.
@@ -188,16 +186,3 @@ def host_secrets(names: tuple[str, ...] | list[str]) -> dict[str, str]:
     """Values for `pack run --secret NAME`, read on this host the way the plan reads credentials
     (PACK_SECRETS_DIR/NAME, then TRUSS_SECRET_NAME; HF tokens also HF_TOKEN), passed verbatim."""
     return runner.host_secrets(names)
-
-
-def fetch(source: str | os.PathLike, dest: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
-          workers: int | None = None, direct_io: bool | None = None, stats: str | os.PathLike | None = None,
-          secrets_dir: str | os.PathLike | None = None, config: str | os.PathLike | None = None,
-          reporter: Reporter | None = None) -> FetchResult:
-    """Download, verify and place every file of a weights manifest (a manifest file, or the
-    lock of a truss directory) under `dest`, as a node pre-warm or a CI cache does."""
-    path = Path(source)
-    lock = lock_path(check(path, config=config)) if config is not None else None
-    return runner.fetch_manifest(runner.read_manifest(path, lock), Path(dest), cache_dir=cache_dir,
-                                 workers=workers, direct_io=direct_io, stats=stats, secrets_dir=secrets_dir,
-                                 reporter=reporter)

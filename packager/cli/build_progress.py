@@ -5,18 +5,21 @@ Both consume the engine's StepEvents; neither knows which builder produced them.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.console import Group
-from rich.live import Live
-from rich.markup import escape
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
-from ..api import StepEvent, StepEventKind
+from .. import api
 from . import output
+
+if TYPE_CHECKING:
+    from rich.console import Group
+
+    from ..api import StepEvent
 
 
 class PlainProgress:
@@ -26,22 +29,22 @@ class PlainProgress:
         self._last_log: dict[str, float] = {}
 
     def __call__(self, event: StepEvent) -> None:
-        if event.internal and event.kind is not StepEventKind.ERROR:
+        if event.internal and event.kind is not api.StepEventKind.ERROR:
             return
-        if event.kind is StepEventKind.STARTED:
-            output.err.print(f"[step] {escape(event.name)}", highlight=False)
-        elif event.kind is StepEventKind.CACHED:
-            output.err.print(f"[cached] {escape(event.name)}", highlight=False)
-        elif event.kind is StepEventKind.DONE and event.duration_s:
-            output.err.print(f"[done {event.duration_s:.1f}s] {escape(event.name)}", highlight=False)
-        elif event.kind is StepEventKind.ERROR:
-            output.err.print(f"[failed] {escape(event.name)}: {escape(event.line or '')}", highlight=False)
-        elif event.kind is StepEventKind.LOG and event.line:
+        if event.kind is api.StepEventKind.STARTED:
+            output.line([f"[step] {event.name}"])
+        elif event.kind is api.StepEventKind.CACHED:
+            output.line([f"[cached] {event.name}"])
+        elif event.kind is api.StepEventKind.DONE and event.duration_s:
+            output.line([f"[done {event.duration_s:.1f}s] {event.name}"])
+        elif event.kind is api.StepEventKind.ERROR:
+            output.line([f"[failed] {event.name}: {event.line or ''}"])
+        elif event.kind is api.StepEventKind.LOG and event.line:
             # Slow steps (pip, downloads) stay visible without flooding the log.
             now = time.monotonic()
             if now - self._last_log.get(event.vertex, 0.0) >= 5.0:
                 self._last_log[event.vertex] = now
-                output.err.print(f"  {escape(event.line[:200])}", highlight=False)
+                output.line([f"  {event.line[:200]}"])
 
     def close(self) -> None:
         pass
@@ -51,8 +54,10 @@ class LiveProgress:
     """A redrawn panel: finished steps collapse to one line, running ones show their last output."""
 
     def __init__(self) -> None:
-        self._steps: OrderedDict[str, dict] = OrderedDict()
-        self._live = Live(console=output.err, refresh_per_second=8, transient=False)
+        from rich.live import Live
+
+        self._steps: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._live = Live(console=output.console(), refresh_per_second=8, transient=False)
         self._live.start()
 
     def __call__(self, event: StepEvent) -> None:
@@ -60,27 +65,30 @@ class LiveProgress:
             return
         step = self._steps.setdefault(event.vertex, {"name": event.name, "state": "running",
                                                      "start": time.monotonic(), "tail": deque(maxlen=3)})
-        if event.kind is StepEventKind.CACHED:
+        if event.kind is api.StepEventKind.CACHED:
             step["state"] = "cached"
-        elif event.kind is StepEventKind.DONE:
+        elif event.kind is api.StepEventKind.DONE:
             step["state"] = "done" if step["state"] != "cached" else "cached"
             step["seconds"] = event.duration_s
-        elif event.kind is StepEventKind.ERROR:
+        elif event.kind is api.StepEventKind.ERROR:
             step["state"] = "failed"
-        elif event.kind is StepEventKind.LOG and event.line:
+        elif event.kind is api.StepEventKind.LOG and event.line:
             step["tail"].append(event.line[:160])
         self._live.update(self._render())
 
     def _render(self) -> Group:
+        from rich.console import Group
+        from rich.text import Text
+
         lines = []
         for step in self._steps.values():
             state = step["state"]
-            mark = {"cached": "[dim]cached[/dim]", "done": "[green]done[/green]",
-                    "failed": "[red]failed[/red]"}.get(state, "[yellow]…[/yellow]")
+            mark = {"cached": ("cached", "dim"), "done": ("done", "green"),
+                    "failed": ("failed", "red")}.get(state, ("…", "yellow"))
             elapsed = step.get("seconds") or (time.monotonic() - step["start"])
-            lines.append(Text.from_markup(f"{mark} {escape(step['name'][:110])} [dim]{elapsed:.1f}s[/dim]"))
+            lines.append(Text.assemble(mark, f" {step['name'][:110]} ", (f"{elapsed:.1f}s", "dim")))
             if state == "running":
-                lines += [Text.from_markup(f"    [dim]{escape(t)}[/dim]") for t in step["tail"]]
+                lines += [Text.assemble(("    " + t, "dim")) for t in step["tail"]]
         return Group(*lines)
 
     def close(self) -> None:
@@ -91,7 +99,7 @@ def make_progress(mode: str) -> PlainProgress | LiveProgress | None:
     """`auto` picks the live view in a terminal and plain lines elsewhere; `quiet` shows nothing."""
     if mode == "quiet":
         return None
-    if mode == "tty" or (mode == "auto" and output.err.is_terminal):
+    if mode == "tty" or (mode == "auto" and output.is_terminal(sys.stderr)):
         return LiveProgress()
     return PlainProgress()
 

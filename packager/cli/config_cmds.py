@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
 from .. import api
 from ..errors import ConfigError
@@ -66,6 +65,8 @@ def config_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool, con
     if as_json:
         output.as_json(resolved)
     else:
+        import yaml
+
         output.text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
 
 

@@ -40,7 +40,7 @@ def fetch_command(manifest: Path, dest: Path, cache_dir: Path | None, workers: i
     if sys.stderr.isatty():
         from .transfer_progress import RichReporter
 
-        reporter = RichReporter(output.err)
+        reporter = RichReporter(output.console())
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         reporter = api.LogReporter()

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None, *, engine: api.Engine | None = None) -> 
         output.error(exc)
         return exc.exit_code
     except click.exceptions.Abort:
-        output.err.print("aborted")
+        output.line(["aborted"])
         return 130
     except click.ClickException as exc:
         exc.show()

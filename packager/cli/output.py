@@ -1,30 +1,60 @@
-"""The only place that prints. Everything user-facing goes through one rich Console."""
+"""The only place that prints.
+
+Lines are styled pieces, (text, style) or plain text. In a terminal they go through rich; elsewhere
+(CI logs, pipes) as plain text, so a command that only prints a line or two never imports rich,
+which costs a tenth of a second at every start.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
-
-from rich.console import Console
-from rich.markup import escape
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ConfigError, PackError, Problem
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..api import ServerPackages, WeightLayerPlan
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+Piece = str | tuple[str, str]  # text, or (text, rich style)
 
 
-def problems(items: Iterable[Problem], console: Console = err) -> None:
+@functools.cache
+def console(stderr: bool = True) -> Console:
+    """The rich Console of stderr (or stdout), for live views and progress bars."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def is_terminal(stream: TextIO) -> bool:
+    return stream.isatty() or bool(os.environ.get("FORCE_COLOR"))
+
+
+def line(pieces: Sequence[Piece], *, stderr: bool = True) -> None:
+    """One line of styled pieces: through rich in a terminal, as plain text elsewhere."""
+    stream = sys.stderr if stderr else sys.stdout
+    if not is_terminal(stream):
+        stream.write("".join(p if isinstance(p, str) else p[0] for p in pieces) + "\n")
+        stream.flush()
+        return
+    from rich.text import Text
+
+    console(stderr).print(Text.assemble(*pieces))
+
+
+def problems(items: Iterable[Problem]) -> None:
     for p in items:
         colour = "red" if p.severity == "error" else "yellow"
-        field = f" [bold]{escape(p.path)}[/bold]:" if p.path else ""
-        console.print(f"[dim]{escape(p.location())}:[/dim] [{colour}]{p.severity}[/{colour}]:{field} {escape(p.message)}")
+        field: list[Piece] = [" ", (p.path, "bold"), ":"] if p.path else []
+        line([(f"{p.location()}:", "dim"), " ", (p.severity, colour), ":", *field, f" {p.message}"])
         if p.hint:
-            console.print(f"    [cyan]fix:[/cyan] {escape(p.hint)}")
+            line(["    ", ("fix:", "cyan"), f" {p.hint}"])
 
 
 def error(exc: PackError) -> None:
@@ -33,24 +63,24 @@ def error(exc: PackError) -> None:
         problems(exc.warnings)
         problems(exc.problems)
         count = len(exc.problems)
-        err.print(f"[red]{count} error{'s' if count != 1 else ''}[/red] in config")
+        line([(f"{count} error{'s' if count != 1 else ''}", "red"), " in config"])
         return
-    err.print(f"[red]error:[/red] {escape(exc.message)}")
+    line([("error:", "red"), f" {exc.message}"])
     if exc.hint:
-        err.print(f"    [cyan]fix:[/cyan] {escape(exc.hint)}")
+        line(["    ", ("fix:", "cyan"), f" {exc.hint}"])
 
 
 def bug(exc: BaseException) -> None:
-    err.print(f"[red]internal error in pack:[/red] {escape(type(exc).__name__)}: {escape(str(exc))}")
-    err.print("    this is a bug in pack, not in your truss; set PACK_DEBUG=1 to see the traceback")
+    line([("internal error in pack:", "red"), f" {type(exc).__name__}: {exc}"])
+    line(["    this is a bug in pack, not in your truss; set PACK_DEBUG=1 to see the traceback"])
 
 
 def success(message: str) -> None:
-    out.print(f"[green]✓[/green] {escape(message)}")
+    line([("✓", "green"), f" {message}"], stderr=False)
 
 
 def note(message: str) -> None:
-    err.print(f"[dim]{escape(message)}[/dim]")
+    line([(message, "dim")])
 
 
 def text(data: str) -> None:

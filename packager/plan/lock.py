@@ -7,28 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from packager import __version__
 from packager.config import CONFIG_FILENAME, LoadedConfig
 from packager.errors import PlanError
-from packager.runtime.manifest import Entry, Manifest, ManifestError, ManifestBuilder, parse
+from packager.runtime.manifest import Entry, Manifest, ManifestError, ManifestBuilder
 
+from .lock_file import LOCK_FILENAME, LOCK_FORMAT, Lock, lock_text, read_lock, write_lock
 from .sources import Credentials, SourceSpec, hf_cache_root_for, resolve_source, weights_spec
 
-LOCK_FILENAME = "pack.lock"
-LOCK_FORMAT = "pack-lock/1"
-
-
-@dataclass(frozen=True)
-class Lock:
-    inputs_digest: str
-    manifest: Manifest
-
+__all__ = ["LOCK_FILENAME", "LOCK_FORMAT", "Lock", "ensure_lock", "keep_pinned_commits", "lock_path", "lock_text",
+           "read_lock", "resolve_manifest", "source_specs", "weights_inputs_digest", "write_lock"]
 
 def weights_inputs_digest(loaded: LoadedConfig) -> str:
     """Digest of everything the manifest is resolved from (not of the rest of the config)."""
@@ -48,42 +40,6 @@ def lock_path(loaded: LoadedConfig) -> Path:
     if loaded.file.resolve() == (loaded.truss_dir / CONFIG_FILENAME).resolve():
         return loaded.truss_dir / LOCK_FILENAME
     return loaded.file.with_name(f"{loaded.file.stem}.{LOCK_FILENAME}")
-
-
-def read_lock(path: Path) -> Lock | None:
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != LOCK_FORMAT:
-            raise ValueError(f"unknown format {doc.get('format')!r}")
-        manifest = parse(json.dumps(doc["manifest"]))
-        return Lock(inputs_digest=doc["inputs_digest"], manifest=manifest)
-    except (ValueError, KeyError, TypeError, ManifestError) as exc:
-        raise PlanError(f"{path} is not a valid pack lock file: {exc}",
-                        hint=f"delete it and run `pack lock {path.parent}`") from None
-
-
-def lock_text(lock: Lock) -> str:
-    doc = {
-        "format": LOCK_FORMAT,
-        "generator": f"pack {__version__}",
-        "inputs_digest": lock.inputs_digest,
-        "manifest": json.loads(lock.manifest.to_json()),
-    }
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
-
-
-def write_lock(path: Path, lock: Lock) -> None:
-    """Atomic replace: a reader sees the old lock or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(lock_text(lock))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def source_specs(loaded: LoadedConfig) -> list[SourceSpec]:

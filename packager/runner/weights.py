@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import PackError, TransferError
-from ..plan.lock import LOCK_FILENAME, read_lock
+from ..plan.lock_file import LOCK_FILENAME, read_lock
 from ..runtime.manifest import Manifest, ManifestError, load
 from ..runtime.transfer import InsufficientSpace, Reporter, TransferFailed, TransferSettings, fetch
 from ..runtime.transfer.results import FetchResult
