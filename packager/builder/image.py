@@ -18,7 +18,7 @@ from ..constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STOR
 from .secrets import secret_files
 from ..engine import BuildRequest, BuiltImage, Engine, ProgressCallback, open_engine
 from ..errors import EngineError
-from ..plan.model import WEIGHTS_BAKE, BaseImageFacts, BuildPlan
+from ..plan.model import BaseImageFacts, BuildPlan
 from ..plan.sources import Credentials
 from ..render import RenderedContext, render_context
 
@@ -55,7 +55,7 @@ def default_tag(plan: BuildPlan, rendered: RenderedContext) -> str:
 
 
 def endpoint_build_args(plan: BuildPlan, env: dict[str, str] | None = None) -> dict[str, str]:
-    if plan.weights_mode != WEIGHTS_BAKE:
+    if not plan.weight_layers.layers:  # only the bake-mode download stages reach the sources
         return {}
     env = dict(os.environ) if env is None else env
     return {name: env[name] for name in ENDPOINT_ARGS if env.get(name)}

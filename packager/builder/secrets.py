@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import PlanError
-from ..plan.model import WEIGHTS_BAKE, BuildPlan
+from ..plan.model import BuildPlan
 from ..plan.sources import Credentials
 
 
 def needed_secrets(plan: BuildPlan) -> tuple[set[str], set[str]]:
     """(required names, optional names) the build's RUN steps mount."""
     required = set(plan.build_secret_names)
-    optional = set()
-    if plan.weights_mode == WEIGHTS_BAKE:
-        optional = {e.secret_name for e in plan.manifest.entries if e.secret_name} - required
+    optional = {name for layer in plan.weight_layers.layers for name in layer.secret_names} - required
     return required, optional
 
 

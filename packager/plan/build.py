@@ -16,9 +16,7 @@ from packager.runtime.manifest import Manifest
 from .base_image import base_image_notes, plan_accelerator, plan_base_image
 from .code_imports import scan as scan_imports
 from .model import (
-    WEIGHTS_BAKE,
-    WEIGHTS_NONE,
-    WEIGHTS_VOLUME,
+    WeightsMode,
     BuildCommand,
     BuildOptions,
     BuildPlan,
@@ -132,7 +130,7 @@ def _runtime_packages(manifest: Manifest) -> tuple[str, ...]:
     return tuple(packages)
 
 
-def weights_mode(loaded: LoadedConfig, options: BuildOptions) -> str:
+def weights_mode(loaded: LoadedConfig, options: BuildOptions) -> WeightsMode:
     """model_cache entries choose with use_volume; `weights:` sources are fetched at start (as
     the platform mounts them) unless the build asks to bake them."""
     config = loaded.config
@@ -140,10 +138,10 @@ def weights_mode(loaded: LoadedConfig, options: BuildOptions) -> str:
         raise PlanError("--bake-weights applies to `weights:` sources, and this config has none",
                         hint="model_cache entries choose with use_volume; drop --bake-weights")
     if config.weights:
-        return WEIGHTS_BAKE if options.bake_weights else WEIGHTS_VOLUME
+        return WeightsMode.BAKE if options.bake_weights else WeightsMode.VOLUME
     if config.model_cache:
-        return WEIGHTS_VOLUME if config.volume_mode else WEIGHTS_BAKE
-    return WEIGHTS_NONE
+        return WeightsMode.VOLUME if config.volume_mode else WeightsMode.BAKE
+    return WeightsMode.NONE
 
 
 def _check_options(options: BuildOptions) -> None:
@@ -173,7 +171,7 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
         notes.append(f"{len(size_only)} file(s) have no verifiable hash at the source and are checked by size only: "
                      + ", ".join(size_only[:3]))
     layers = WeightLayerPlan(max_layers=options.max_weight_layers)
-    if mode == WEIGHTS_BAKE:
+    if mode is WeightsMode.BAKE:
         others = len(before) + len(after) + len(config.external_data or [])
         bound, lowered = weight_layer_bound(options.max_weight_layers,
                                             base_facts.layers if base_facts is not None else None, others)
@@ -202,6 +200,7 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
         system_packages=tuple(config.system_packages),
         requirements=requirements,
         weights_mode=mode,
+        prefetch_manifest=manifest if mode is WeightsMode.VOLUME else None,
         manifest=manifest,
         build_commands_before_code=before,
         build_commands_after_code=after,

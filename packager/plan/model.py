@@ -7,13 +7,22 @@ manifest, build options). The renderer projects it into files and never decides 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from packager.runtime.manifest import Manifest
 
 from .truss_server_packages import ServerPackages
 from .weight_layers import DEFAULT_LARGE_FILE_BYTES, DEFAULT_MAX_LAYERS, WeightLayerPlan
 
-WEIGHTS_NONE, WEIGHTS_BAKE, WEIGHTS_VOLUME = "none", "bake", "volume"
+class WeightsMode(str, Enum):
+    """Where a truss's weights come from in its image, decided once (plan.build.weights_mode)."""
+
+    NONE = "none"  # no model_cache and no `weights:` sources
+    BAKE = "bake"  # downloaded by the build into image layers
+    VOLUME = "volume"  # fetched when the container starts (the prefetch), onto a cache volume
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,9 @@ class BuildPlan:
     base: BaseImage
     system_packages: tuple[str, ...]
     requirements: Requirements
-    weights_mode: str  # WEIGHTS_NONE | WEIGHTS_BAKE | WEIGHTS_VOLUME
+    weights_mode: WeightsMode
+    # VOLUME: the manifest the image carries for its prefetch; None when nothing is fetched at start.
+    prefetch_manifest: Manifest | None
     manifest: Manifest
     build_commands_before_code: tuple[BuildCommand, ...]
     build_commands_after_code: tuple[BuildCommand, ...]

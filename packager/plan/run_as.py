@@ -23,7 +23,7 @@ from packager.config import TrussConfig
 from packager.constants import MODEL_CACHE_DIR
 from packager.runtime.manifest import Manifest
 
-from .model import WEIGHTS_BAKE, WEIGHTS_VOLUME, BaseImage
+from .model import BaseImage, WeightsMode
 from .sources.layout import hf_cache_root_for
 
 _HF_CACHE_ENV = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME")
@@ -39,7 +39,7 @@ class RunAs:
     notes: tuple[str, ...] = ()
 
 
-def plan_run_as(config: TrussConfig, base: BaseImage, mode: str, manifest: Manifest) -> RunAs:
+def plan_run_as(config: TrussConfig, base: BaseImage, mode: WeightsMode, manifest: Manifest) -> RunAs:
     server = config.docker_server
     if server is not None and server.run_as_user_id is not None:
         user: str | None = str(server.run_as_user_id)
@@ -48,11 +48,11 @@ def plan_run_as(config: TrussConfig, base: BaseImage, mode: str, manifest: Manif
     if user is None:
         return RunAs(None)
     writable: list[str] = []
-    if mode == WEIGHTS_VOLUME:
+    if mode is WeightsMode.VOLUME:
         writable.append(MODEL_CACHE_DIR)
         writable += [posixpath.normpath(w.mount_location) for w in config.weights]
     hub = hf_cache_root_for(config.environment_variables)
-    baked_hf = mode == WEIGHTS_BAKE and any(
+    baked_hf = mode is WeightsMode.BAKE and any(
         e.source.kind == "hf" and e.destination.startswith(hub + "/") for e in manifest.entries)
     hf_cache = hub if baked_hf and hub.startswith(ROOT_HOME + "/") else None
     env: tuple[tuple[str, str], ...] = ()

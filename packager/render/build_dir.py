@@ -25,7 +25,7 @@ import yaml
 import packager
 from packager.config import LoadedConfig
 from packager.errors import RenderError
-from packager.plan.model import WEIGHTS_VOLUME, BuildPlan
+from packager.plan.model import BuildPlan
 from packager.plan.truss_server_packages import PACK_SERVER_REQUIREMENTS
 from packager.templating import render
 
@@ -182,9 +182,9 @@ def _write_files(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> list[str]:
         target.write_text(text)
     if plan.weight_layers.links or plan.weight_layers.refs:
         _write_links_tar(plan, out / WEIGHTS_LINKS_FILE)
-    if plan.weights_mode == WEIGHTS_VOLUME:
+    if plan.prefetch_manifest is not None:
         (pack_dir / "weights").mkdir(parents=True, exist_ok=True)
-        (pack_dir / "weights" / "manifest.json").write_text(plan.manifest.to_json())
+        (pack_dir / "weights" / "manifest.json").write_text(plan.prefetch_manifest.to_json())
     if plan.data_dir:
         data = root / plan.data_dir
         legacy = tuple(n for n in LEGACY_CREDENTIAL_FILES if (data / n).exists())

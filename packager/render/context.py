@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from packager import __version__
 from packager.constants import PACK_CACHE_DIR, PACK_MANIFEST
-from packager.plan.model import WEIGHTS_VOLUME, BuildCommand, BuildPlan
+from packager.plan.model import BuildCommand, BuildPlan
 from packager.runtime.manifest import IMAGE_MANIFEST_PATH, Manifest
 
 CONTEXT_PACK_DIR = "pack"  # pack's own files inside the context (runtime, requirements, manifests)
@@ -77,7 +77,7 @@ def template_context(plan: BuildPlan, *, has_server_requirements: bool) -> dict:
         "dev.pack.version": __version__,
         "dev.pack.model-name": plan.model_name,
         "dev.pack.config-digest": plan.config_digest,
-        "dev.pack.weights-mode": plan.weights_mode,
+        "dev.pack.weights-mode": plan.weights_mode.value,
         "dev.pack.weights-manifest-sha256": plan.manifest.sha256(),
         "dev.pack.weights-bytes": str(plan.manifest.total_bytes),
     }
@@ -101,7 +101,7 @@ def template_context(plan: BuildPlan, *, has_server_requirements: bool) -> dict:
         "weights_links": WEIGHTS_LINKS_FILE if plan.weight_layers.links or plan.weight_layers.refs else None,
         "weights_cache_mount": WEIGHTS_CACHE_MOUNT,
         "build_secrets_dir": BUILD_SECRETS_DIR,
-        "volume_mode": plan.weights_mode == WEIGHTS_VOLUME,
+        "volume_mode": plan.prefetch_manifest is not None,
         "manifest_path": IMAGE_MANIFEST_PATH,
         "manifest_env": PACK_MANIFEST,
         "cache_env": PACK_CACHE_DIR,
@@ -119,7 +119,7 @@ def template_context(plan: BuildPlan, *, has_server_requirements: bool) -> dict:
         # pack's steps run as root; the server as plan.runtime_user (None: root).
         "runtime_user": plan.runtime_user,
         "restore_user": plan.runtime_user if not (server and server.run_as_user_id) else None,
-        "user_dirs": (list(plan.writable_dirs) + ([RUNTIME_CACHE_DIR] if plan.weights_mode == WEIGHTS_VOLUME else [])
+        "user_dirs": (list(plan.writable_dirs) + ([RUNTIME_CACHE_DIR] if plan.prefetch_manifest is not None else [])
                       if plan.runtime_user else []),
         "hf_cache_for_user": plan.hf_cache_for_user,
         "image_env": list(plan.image_env),
