@@ -31,6 +31,7 @@ import random
 import sys
 import threading
 import time
+import types
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Optional
 
@@ -53,7 +54,7 @@ BINARY = "application/octet-stream"
 
 # Headers of the request being served, forwarded on every call made while serving it.
 inbound_headers: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "chains_inbound_headers", default={})
+    "chains_inbound_headers", default=types.MappingProxyType({}))
 
 
 def _backoff(retry: int) -> float:
@@ -61,7 +62,7 @@ def _backoff(retry: int) -> float:
         base = float(os.environ.get(BACKOFF_BASE_ENV, "") or 0.25)
     except ValueError:
         base = 0.25
-    delay = min(BACKOFF_CAP_SECONDS, base * (2 ** retry))
+    delay = min(BACKOFF_CAP_SECONDS, base * (2.0 ** retry))
     return delay * random.uniform(0.5, 1.0)
 
 
@@ -105,7 +106,7 @@ class RemoteSession:
 
     def _encode(self, inputs: Any, binary: bool) -> bytes:
         if binary:
-            from packager.runtime import serialization
+            from packager.runtime.serving import serialization
 
             value = inputs.model_dump(mode="python", exclude_unset=True) if isinstance(
                 inputs, pydantic.BaseModel) else inputs
@@ -117,7 +118,7 @@ class RemoteSession:
     @staticmethod
     def _decode(body: bytes, binary: bool) -> Any:
         if binary:
-            from packager.runtime import serialization
+            from packager.runtime.serving import serialization
 
             return serialization.parse_msgpack(body)
         return json.loads(body) if body else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from packager import constants
 
-from .manifest import IMAGE_MANIFEST_PATH, MODEL_CACHE_ROOT
+from .manifest import IMAGE_MANIFEST_PATH
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class RuntimePaths:
         None inside the image, where manifest destinations (/app/model_cache/...) are used as
         written; a relocated app dir maps them under its own model_cache.
         """
-        return None if self.model_cache == MODEL_CACHE_ROOT else self.model_cache
+        return None if self.model_cache == constants.MODEL_CACHE_DIR else self.model_cache
 
     @property
     def prefetch_state(self) -> str:
@@ -77,7 +77,7 @@ class RuntimePaths:
             config_yaml=os.path.join(app, "config.yaml"),
             config_json=under_app(constants.IMAGE_CONFIG_JSON),
             manifest=env.get(constants.PACK_MANIFEST) or under_app(IMAGE_MANIFEST_PATH),
-            model_cache=under_app(MODEL_CACHE_ROOT),
+            model_cache=under_app(constants.MODEL_CACHE_DIR),
             data_dir=os.path.join(app, "data"),
             packages_dir=env.get(constants.PACK_PACKAGES_DIR) or constants.PACKAGES_DIR,
             secrets_dir=env.get(constants.PACK_SECRETS_DIR) or constants.SECRETS_DIR,

@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 FORMAT = "pack-weights-manifest/1"
 # Where a volume-mode image keeps its manifest (fixed path, read by the entrypoint).
 IMAGE_MANIFEST_PATH = "/app/.pack/weights-manifest.json"
-MODEL_CACHE_ROOT = "/app/model_cache"
 SOURCE_KINDS = ("hf", "s3", "gcs", "azure", "https")
 HASH_ALGORITHMS = ("sha256", "git-sha1", "md5", "crc32c", "none")
 

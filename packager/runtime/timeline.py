@@ -20,12 +20,44 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import TypedDict
 
 TIMELINE_EVENT = "pack.startup_timeline"
 # prefetch_boost: the download left background priority (someone started waiting for it).
 STAGES = ("process_start", "prefetch_start", "server_listening", "server_start", "import_end",
           "init_end", "prefetch_boost", "prefetch_end", "load_end", "ready")
+
+
+class DownloadSummary(TypedDict, total=False):
+    """What the prefetch reports when it ends (the fetch figures only once the worker sent them)."""
+
+    files: int
+    bytes_total: int
+    ok: bool
+    bytes_downloaded: int
+    cache_hits: int
+    fetch_seconds: float
+
+
+class DownloadReport(DownloadSummary, total=False):
+    """The timeline document's "download": the summary plus the overlap this timeline measured."""
+
+    wall_seconds: float | None
+    blocked_seconds: float
+    hidden_seconds: float | None
+
+
+class _TimelineStages(TypedDict):
+    event: str
+    started_at: float
+    stages: dict[str, float]
+
+
+class TimelineDocument(_TimelineStages, total=False):
+    """The one JSON line `pack run` and log pipelines read (also a comment line of /metrics)."""
+
+    download: DownloadReport
+    failure: str
 
 
 def process_age_seconds() -> float:
@@ -53,7 +85,7 @@ class Timeline:
         self._blocked = 0.0
         self._blocking = 0  # threads currently blocked on the download
         self._block_started = 0.0
-        self.download: dict[str, Any] | None = None  # set by the prefetch when it ends
+        self.download: DownloadSummary | None = None  # set by the prefetch when it ends
         self.failure: str | None = None
 
     # --- stages ------------------------------------------------------------------------------
@@ -108,21 +140,16 @@ class Timeline:
         return None if wall is None else max(0.0, wall - self.blocked_seconds)
 
     # --- output -------------------------------------------------------------------------------
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> TimelineDocument:
         wall = self.download_wall_seconds()
-        doc: dict[str, Any] = {
-            "event": TIMELINE_EVENT,
-            "started_at": round(self._wall0, 3),
-            "stages": self.stages(),
-        }
+        doc = TimelineDocument(event=TIMELINE_EVENT, started_at=round(self._wall0, 3), stages=self.stages())
         if wall is not None or self.download is not None:
-            download = dict(self.download or {})
-            download.update({
-                "wall_seconds": None if wall is None else round(wall, 4),
-                "blocked_seconds": round(self.blocked_seconds, 4),
-                "hidden_seconds": None if wall is None else round(self.hidden_download_seconds() or 0.0, 4),
-            })
-            doc["download"] = download
+            doc["download"] = DownloadReport(
+                **(self.download or {}),
+                wall_seconds=None if wall is None else round(wall, 4),
+                blocked_seconds=round(self.blocked_seconds, 4),
+                hidden_seconds=None if wall is None else round(self.hidden_download_seconds() or 0.0, 4),
+            )
         if self.failure:
             doc["failure"] = self.failure
         return doc

@@ -32,11 +32,8 @@ from packager.engine import RunRequest, open_engine
 from packager.engine.containers import DockerContainer
 from packager.render.context import RUNTIME_CACHE_DIR
 from packager.runner import READY_PATH, source_endpoints
-from tests.fixtures.docker_env import (  # noqa: F401  (pytest finds fixtures by name)
+from tests.fixtures.docker_env import (  # noqa: F401  (re-exported to the tests of this directory)
     BASE_IMAGE,
-    base_image,
-    docker_client,
-    docker_info,
     free_port,
     isolated_env,
     unique,
@@ -360,7 +357,8 @@ def launch(image: str, res: Resources, *, volume: str, env: dict[str, str] | Non
     if volume not in res.volumes:
         res.volumes.append(volume)
     started = time.monotonic()
-    container = open_engine().run(RunRequest(image, port=port, env={**source_endpoints(), **(env or {})}, volumes={volume: RUNTIME_CACHE_DIR}, name=name))
+    container = open_engine().run(RunRequest(image, port=port, env={**source_endpoints(), **(env or {})},
+                                             volumes={volume: RUNTIME_CACHE_DIR}, name=name))
     polls: list[tuple[float, int, int]] = []
     while True:
         ready = _status(port, READY_PATH)

@@ -18,7 +18,7 @@ import pytest
 from packager import api, runner
 from packager.builder import BuildResult
 from packager.plan.model import BuildOptions
-from packager.runtime.lazy_data import MISSING_COLLECTION_MESSAGE
+from packager.runtime.serving.lazy_data import MISSING_COLLECTION_MESSAGE
 from tests.e2e_runtime.conftest import (
     BASE_IMAGE,
     FILE_COUNT,
@@ -90,9 +90,7 @@ def test_prefetch_starts_before_the_user_import(cold: Cold) -> None:
     assert marks["import_end"] == pytest.approx(import_end, abs=0.1)
     assert marks["import_end"] - marks["module_start"] >= IMPORT_SECONDS * 0.95
     hidden = cold.timeline["download"]["hidden_seconds"]
-    print(f"ready after {cold.launch.ready_after:.2f} s from docker run; timeline {cold.timeline}; "
-          f"model marks {marks}")
-    assert hidden > 0.5, cold.timeline
+    assert hidden > 0.5, (f"ready after {cold.launch.ready_after:.2f} s from docker run", cold.timeline, marks)
 
 
 def test_readiness_503_while_loading_then_200(cold: Cold) -> None:

@@ -72,7 +72,7 @@ def binary_served(tmp_path_factory):
 
 def _pack(value) -> bytes:
     # Encode like Truss's client does (msgpack-numpy format, Truss's extensions).
-    from packager.runtime.serialization import to_msgpack
+    from packager.runtime.serving.serialization import to_msgpack
 
     return to_msgpack(value)
 
@@ -80,7 +80,7 @@ def _pack(value) -> bytes:
 def test_binary_round_trip_with_numpy_and_extensions(binary_served):
     import numpy as np
 
-    from packager.runtime.serialization import parse_msgpack
+    from packager.runtime.serving.serialization import parse_msgpack
 
     when = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc)
     ident = uuid.uuid4()

@@ -127,7 +127,7 @@ def test_a_truss_style_truss_transfer_cli_start_command_still_works(tmp_path, ru
     weights = tmp_path / "app" / "model_cache" / "llm" / "w.bin"
     # The wrapper the renderer installs as /usr/local/bin/truss-transfer-cli.
     script = tmp_path / "truss-transfer-cli"
-    script.write_text(f'#!/bin/sh\nexec {sys.executable} -m packager.runtime.truss_transfer_cli "$@"\n')
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -m packager.runtime.prefetch.truss_transfer_cli "$@"\n')
     script.chmod(0o755)
     command = (f"{script} && "
                f"{sys.executable} data/server.py --port {port} --weights {weights}")

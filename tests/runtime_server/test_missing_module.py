@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from packager.runtime.missing_module import explain
+from packager.runtime.serving.missing_module import explain
 from tests.runtime_server.harness import REPO_ROOT, make_app
 
 

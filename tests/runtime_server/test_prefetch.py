@@ -251,7 +251,7 @@ def test_a_warm_node_cache_means_no_download_on_the_second_start(tmp_path, runti
 
 def _cli(app, *args: str) -> subprocess.CompletedProcess:
     env = runtime_env(app, 0)
-    return subprocess.run([RUNTIME_PYTHON, "-m", "packager.runtime.truss_transfer_cli", *args],
+    return subprocess.run([RUNTIME_PYTHON, "-m", "packager.runtime.prefetch.truss_transfer_cli", *args],
                           env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 

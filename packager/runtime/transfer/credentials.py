@@ -1,22 +1,21 @@
 """Credential lookup: secret files, TRUSS_SECRET_<name>, then the conventional environment.
 
-Order for a named secret (truss-compat §2.8, §6.2): file `<secrets_dir>/<name>` ->
-env `TRUSS_SECRET_<name>`. Values are stripped (they are used as credentials) and the Chains
-placeholder "***" counts as missing. The environment is read from a snapshot and never modified.
+A named secret is read in the order of packager.runtime.secret_lookup (file `<secrets_dir>/<name>`,
+then env `TRUSS_SECRET_<name>`). Values are stripped (they are used as credentials) and unset ones
+count as missing. The environment is read from a snapshot and never modified.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from packager import constants
+from packager.runtime import secret_lookup
 
 from .errors import PermanentError
-
-PLACEHOLDER = "***"
 
 
 def secrets_dir_from(explicit: str | None, env: Mapping[str, str]) -> str:
@@ -24,24 +23,15 @@ def secrets_dir_from(explicit: str | None, env: Mapping[str, str]) -> str:
 
 
 def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return None if not value or value == PLACEHOLDER else value
+    return None if value is None or secret_lookup.is_unset(value) else value.strip()
 
 
 def read_secret(name: str, secrets_dir: str, env: Mapping[str, str]) -> str | None:
     """The secret's value, or None when it is defined nowhere."""
-    if not name or "/" in name or name in (".", ".."):
+    if not secret_lookup.is_plain_name(name):
         raise PermanentError(f"secret name {name!r} is not a plain file name")
-    try:
-        with open(os.path.join(secrets_dir, name), encoding="utf-8") as fh:
-            value = _clean(fh.read())
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        value = None
-    if value is None:
-        value = _clean(env.get(constants.TRUSS_SECRET_PREFIX + name))
-    return value
+    found = secret_lookup.lookup(name, secrets_dir, env)
+    return None if found is None else found.value.strip()
 
 
 def hf_token(secret_name: str | None, secrets_dir: str, env: Mapping[str, str]) -> str | None:
@@ -72,7 +62,8 @@ _S3_KEYSETS = (
 )
 
 
-def _secret_json(name: str, secrets_dir: str, env: Mapping[str, str]) -> dict | None:
+def _secret_json(name: str, secrets_dir: str, env: Mapping[str, str]) -> dict[str, Any] | None:
+    """A secret holding a JSON object (its values are the user's: checked where they are used)."""
     raw = read_secret(name, secrets_dir, env)
     if raw is None:
         return None
@@ -104,5 +95,5 @@ def s3_credentials(secret_name: str | None, secrets_dir: str, env: Mapping[str, 
     )
 
 
-def gcs_service_account(secret_name: str | None, secrets_dir: str, env: Mapping[str, str]) -> dict | None:
+def gcs_service_account(secret_name: str | None, secrets_dir: str, env: Mapping[str, str]) -> dict[str, Any] | None:
     return _secret_json(secret_name, secrets_dir, env) if secret_name else None

@@ -9,6 +9,7 @@ so). All digests are lower-case hex; a crc32c is the big-endian 32-bit value as 
 from __future__ import annotations
 
 import hashlib
+from types import ModuleType
 from typing import Protocol
 
 
@@ -47,9 +48,17 @@ class PureCrc32c:
         return f"{self._crc ^ 0xFFFFFFFF:08x}"
 
 
+class _Crc32cChecksum(Protocol):
+    """google_crc32c.Checksum (its functions carry no annotations)."""
+
+    def update(self, chunk: bytes) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
 class _NativeCrc32c:
-    def __init__(self, module) -> None:
-        self._h = module.Checksum()
+    def __init__(self, module: ModuleType) -> None:
+        self._h: _Crc32cChecksum = module.Checksum()
 
     def update(self, data: bytes | memoryview) -> None:
         self._h.update(bytes(data))

@@ -6,16 +6,17 @@ import errno
 import os
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 
 from .buffers import BufferPool
 from .cache import BlobCache, link_or_copy
-from .digests import new_hasher, verification_label
+from .digests import Hasher, new_hasher, verification_label
 from .direct_io import ALIGN, align_down, open_direct, unsupported
 from .engine import Handoff, Scheduler
 from .errors import FetchError, PermanentError, TransientError
 from .job import FileJob, RangeTask, split
-from .journal import Journal, missing
+from .journal import Journal, JournalHeader, missing
 from .layout import (
     Marker,
     journal_path,
@@ -28,7 +29,7 @@ from .ordered_hash import OrderedHasher
 from .progress import Reporter
 from .results import CACHED, DOWNLOADED, FAILED, PRESENT, FileResult
 from .settings import TransferSettings
-from .sources import SourceFactory
+from .sources import Body, SourceFactory
 
 
 # How long a direct-I/O writer ahead of its file's hash frontier waits for room to keep its buffer
@@ -130,8 +131,8 @@ class Transfer:
             job.source = self.sources.make(entry)
         job.work_path = self.cache.partial(job.key) if self.cache else partial_path(job.targets[0].final)
         self._makedirs(os.path.dirname(job.work_path))
-        header = {"size": size, "algorithm": entry.hash.algorithm, "digest": entry.hash.digest,
-                  "source": job.description}
+        header = JournalHeader(size=size, algorithm=entry.hash.algorithm, digest=entry.hash.digest,
+                               source=job.description)
         job.journal = Journal(journal_path(job.work_path), header)
         done = [] if fresh else job.journal.load()
         if done:
@@ -177,17 +178,20 @@ class Transfer:
         for task in tasks:
             self.scheduler.submit(job, task.start, partial(self.run_range, task))
 
-    def _ordered_hasher(self, job: FileJob, hasher) -> OrderedHasher:
+    def _ordered_hasher(self, job: FileJob, hasher: Hasher | None) -> OrderedHasher:
         ordered = OrderedHasher(hasher, job.fd, job.size, should_yield=self.scheduler.is_retired,
                                 pool=self.pool, direct_fd=job.direct_fd,
                                 wait_for_room=_WAIT_FOR_ROOM if job.direct_fd >= 0 else 0.0)
         # A retired worker left this file's hashing halfway: a worker carries on from the frontier
         # (unless the file was restarted meanwhile and has another hasher).
-        kick = partial(self._queued, job, lambda: job.hasher is ordered and ordered.kick())
-        ordered.on_yield = partial(self.scheduler.submit, job, -1, kick)
+        def kick() -> None:
+            if job.hasher is ordered:
+                ordered.kick()
+
+        ordered.on_yield = partial(self.scheduler.submit, job, -1, partial(self._queued, job, kick))
         return ordered
 
-    def _queued(self, job: FileJob, work) -> None:
+    def _queued(self, job: FileJob, work: Callable[[], None]) -> None:
         """A piece of a job's work run from the queue: an error fails the file, not the worker."""
         if job.finished:
             return
@@ -310,7 +314,7 @@ class Transfer:
                 done += os.pwrite(job.fd, data[done:], offset + done)
         return done
 
-    def _hand_off(self, task: RangeTask, body, fill: int) -> None:
+    def _hand_off(self, task: RangeTask, body: Body, fill: int) -> None:
         """A retired worker keeps the bytes that already arrived (a socket buffer can hold
         megabytes), then gives the rest of the range back; the connection is dropped."""
         while task.pos < task.end:

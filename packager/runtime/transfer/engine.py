@@ -88,7 +88,7 @@ def lower_thread_priority(increment: int) -> None:
 
 def backoff(attempt: int, settings: TransferSettings, retry_after: float | None = None) -> float:
     """Exponential backoff with jitter, so many workers hitting a 503 burst do not retry in step."""
-    delay = min(settings.backoff_max, settings.backoff_base * 2 ** max(0, attempt - 1))
+    delay: float = min(settings.backoff_max, settings.backoff_base * 2 ** max(0, attempt - 1))
     delay = delay / 2 + random.uniform(0, delay / 2)
     if retry_after is not None:
         delay = max(delay, min(retry_after, settings.backoff_max))
@@ -106,7 +106,8 @@ class Scheduler:
         self._threads_lock = threading.Lock()
         self.reporter = reporter
         self.cache = cache
-        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        # (file group, range ordinal, file index, sequence, work), lowest first; _STOP (no work) ends a worker
+        self._queue: queue.PriorityQueue[tuple[float, int, int, int, Callable[[], None] | None]] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._done = threading.Condition()
         self._remaining = 0

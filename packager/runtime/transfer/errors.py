@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .results import FetchResult
+
 
 class FetchError(Exception):
     """One request or one file failed; `transient` decides whether it is retried."""
@@ -53,7 +55,7 @@ class TransferFailed(Exception):
     `result` carries what did succeed, so callers can report partial progress.
     """
 
-    def __init__(self, failures: list[FileFailure], result: object | None = None):
+    def __init__(self, failures: list[FileFailure], result: FetchResult | None = None):
         self.failures = list(failures)
         self.result = result
         super().__init__(self.summary())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from packager import constants
@@ -39,12 +39,22 @@ def gcs_media_url(env: Mapping[str, str], bucket: str, key: str, revision: str) 
     return url
 
 
+class _Credentials(Protocol):
+    """google.oauth2.service_account.Credentials, as used here (google-auth is optional, and its
+    from_service_account_info carries no annotations)."""
+
+    valid: bool
+    token: str
+
+    def refresh(self, request: object) -> None: ...
+
+
 class ServiceAccountToken:
     """Access tokens from a service-account JSON, refreshed before they expire."""
 
-    def __init__(self, info: dict):
+    def __init__(self, info: dict[str, Any]):
         self._info = info
-        self._creds: Any = None  # google.oauth2 is optional: no static type for it here
+        self._creds: _Credentials | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
@@ -56,10 +66,9 @@ class ServiceAccountToken:
                     raise PermanentError(
                         "a GCS service-account secret needs google-auth, which is not installed"
                     ) from None
+                from_info: Callable[..., _Credentials] = service_account.Credentials.from_service_account_info
                 try:
-                    self._creds = service_account.Credentials.from_service_account_info(
-                        self._info, scopes=[_SCOPE]
-                    )
+                    self._creds = from_info(self._info, scopes=[_SCOPE])
                 except (ValueError, KeyError) as exc:
                     raise PermanentError(f"GCS service-account secret is invalid: {exc}") from None
             if not self._creds.valid:  # google-auth refreshes ahead of expiry
@@ -69,5 +78,5 @@ class ServiceAccountToken:
             return self._creds.token
 
 
-def token_provider(info: dict | None) -> Callable[[], str | None] | None:
+def token_provider(info: dict[str, Any] | None) -> Callable[[], str | None] | None:
     return ServiceAccountToken(info) if info else None

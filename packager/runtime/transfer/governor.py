@@ -155,7 +155,7 @@ class CpuIdle:
 
     def __init__(self) -> None:
         try:
-            self._cpus = {f"cpu{n}" for n in os.sched_getaffinity(0)}
+            self._cpus: set[str] | None = {f"cpu{n}" for n in os.sched_getaffinity(0)}
         except (AttributeError, OSError):
             self._cpus = None
         self._last = self._read()

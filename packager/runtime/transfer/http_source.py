@@ -114,7 +114,7 @@ class HttpSource:
             self._fail(resp, origin)
         raise PermanentError(f"more than {self._max_redirects} redirects from {self.url}")
 
-    def _request(self, origin: Origin, target: str, headers: dict) -> http.client.HTTPResponse:
+    def _request(self, origin: Origin, target: str, headers: dict[str, str]) -> http.client.HTTPResponse:
         # A kept-alive connection may have been closed by the server since its last use; one
         # immediate retry on a fresh connection is not a "retry" in the backoff sense.
         for fresh in (False, True):

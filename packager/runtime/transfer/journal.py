@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import TypedDict
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,20 @@ def missing(size: int, done: list[Interval]) -> list[Interval]:
     return gaps
 
 
+class JournalHeader(TypedDict):
+    """What is being downloaded; a journal with another header is not resumed."""
+
+    size: int
+    algorithm: str
+    digest: str
+    source: str
+
+
 class Journal:
-    def __init__(self, path: str, header: dict):
+    def __init__(self, path: str, header: JournalHeader):
         self.path = path
-        self._header = dict(header, v=1)
+        self._size = header["size"]
+        self._header: dict[str, object] = {**header, "v": 1}
         self._fd: int | None = None
         self.enabled = True
         self._found = False  # load() found a journal file (possibly stale or foreign)
@@ -87,7 +98,7 @@ class Journal:
                 return []
         except json.JSONDecodeError:
             return []
-        size = int(self._header.get("size", 0))
+        size = self._size
         done = []
         # The last element is "" after a complete line, or a torn record after a kill: skip it.
         for line in lines[1:-1]:

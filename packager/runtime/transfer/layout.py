@@ -25,7 +25,9 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..manifest import MODEL_CACHE_ROOT, Entry, ManifestError
+from packager import constants
+
+from ..manifest import Entry, ManifestError
 
 
 class UnsafeDestination(ManifestError):
@@ -46,12 +48,12 @@ def map_destination(entry: Entry, dest_root: str | None,
     if any(part == ".." for part in dest.split("/")) or posixpath.normpath(dest) != dest:
         raise _refuse(entry, "it is not normalised and may escape its folder with '..'")
     if dest_root is None:
-        root = MODEL_CACHE_ROOT if dest.startswith(MODEL_CACHE_ROOT + "/") else "/"
+        root = constants.MODEL_CACHE_DIR if dest.startswith(constants.MODEL_CACHE_DIR + "/") else "/"
         final = dest
     else:
         root = os.path.abspath(dest_root)
-        if dest.startswith(MODEL_CACHE_ROOT + "/"):
-            rel = dest[len(MODEL_CACHE_ROOT) + 1 :]
+        if dest.startswith(constants.MODEL_CACHE_DIR + "/"):
+            rel = dest[len(constants.MODEL_CACHE_DIR) + 1 :]
         else:
             rel = dest.lstrip("/")
         if not rel:
@@ -119,16 +121,16 @@ def marker_matches(final: str, entry: Entry, marker: str | None = None) -> bool:
     marker: the marker's path (default: beside final)."""
     try:
         with open(marker or sidecar(final, "ok"), encoding="utf-8") as fh:
-            marker = Marker(**json.load(fh))
+            found = Marker(**json.load(fh))
         st = os.stat(final)
     except (OSError, ValueError, TypeError):
         return False
     return (
-        marker.size == entry.size == st.st_size
-        and marker.inode == st.st_ino
-        and marker.mtime_ns == st.st_mtime_ns
-        and marker.algorithm == entry.hash.algorithm
-        and marker.digest == entry.hash.digest
+        found.size == entry.size == st.st_size
+        and found.inode == st.st_ino
+        and found.mtime_ns == st.st_mtime_ns
+        and found.algorithm == entry.hash.algorithm
+        and found.digest == entry.hash.digest
     )
 
 

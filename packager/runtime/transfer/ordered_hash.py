@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import overload
 
 from .buffers import BufferPool, aligned_buffer
 from .digests import Hasher
@@ -80,6 +81,12 @@ class OrderedHasher:
         with self._lock:
             self._written[start] = max(end, self._written.get(start, start))
 
+    @overload
+    def wrote(self, range_start: int, offset: int, data: memoryview, buf: memoryview) -> memoryview: ...
+
+    @overload
+    def wrote(self, range_start: int, offset: int, data: memoryview, buf: None = None) -> None: ...
+
     def wrote(self, range_start: int, offset: int, data: memoryview,
               buf: memoryview | None = None) -> memoryview | None:
         """Record that `data` (held in `buf`, if given) was written at `offset`, inside the range
@@ -122,7 +129,11 @@ class OrderedHasher:
         with self._lock:
             held, self._held = list(self._held.values()), {}
         for buf, _ in held:
-            self._pool.release(buf)
+            self._give_back(buf)
+
+    def _give_back(self, buf: memoryview) -> None:
+        assert self._pool is not None  # buffers are only kept (_held) when there is a pool
+        self._pool.release(buf)
 
     def kick(self) -> None:
         """Hash what is written at the frontier, unless another thread already does."""
@@ -200,7 +211,7 @@ class OrderedHasher:
                     if kept is not None:
                         buf, data = kept
                         self._hasher.update(data)
-                        self._pool.release(buf)
+                        self._give_back(buf)
                         frontier += len(data)
                     else:
                         frontier += self._reread(frontier, stop)

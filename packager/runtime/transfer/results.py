@@ -55,7 +55,8 @@ class FetchResult:
     def throughput(self) -> float:
         return self.bytes_downloaded / self.seconds if self.seconds > 0 else 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
+        """The stats file's JSON document."""
         return {
             "bytes_downloaded": self.bytes_downloaded,
             "bytes_total": self.bytes_total,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import Any, Protocol
 
 from packager import constants
 
@@ -21,6 +22,20 @@ _PERMANENT_CODES = {
 }
 
 
+class _StreamingBody(Protocol):
+    """botocore's StreamingBody (boto3 and botocore carry no type information)."""
+
+    def read(self, amt: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _S3Client(Protocol):
+    """The one call of boto3's S3 client made here; the response's "Body" is a _StreamingBody."""
+
+    def get_object(self, *, Bucket: str, Key: str, Range: str) -> dict[str, Any]: ...
+
+
 class S3ClientFactory:
     """One client per credential set; boto3 clients are thread-safe and pool connections."""
 
@@ -28,10 +43,10 @@ class S3ClientFactory:
                  stall_timeout: float):
         self._env, self._workers = env, workers
         self._timeouts = (connect_timeout, stall_timeout)
-        self._clients: dict[tuple, object] = {}
+        self._clients: dict[tuple[S3Credentials, str], _S3Client] = {}
         self._lock = threading.Lock()
 
-    def client(self, creds: S3Credentials, region: str | None):
+    def client(self, creds: S3Credentials, region: str | None) -> _S3Client:
         region = region or creds.region or self._env.get(constants.AWS_REGION) or \
             self._env.get(constants.AWS_DEFAULT_REGION) or "us-east-1"
         key = (creds, region)
@@ -40,11 +55,11 @@ class S3ClientFactory:
                 self._clients[key] = self._make(creds, region)
             return self._clients[key]
 
-    def _make(self, creds: S3Credentials, region: str):
+    def _make(self, creds: S3Credentials, region: str) -> _S3Client:
         try:
-            import boto3  # type: ignore[import-untyped]
-            from botocore import UNSIGNED  # type: ignore[import-untyped]
-            from botocore.config import Config  # type: ignore[import-untyped]
+            import boto3
+            from botocore import UNSIGNED
+            from botocore.config import Config
         except ImportError:
             raise PermanentError("s3 source needs boto3, which is not installed") from None
         endpoint = self._env.get(constants.AWS_ENDPOINT_URL_S3) or \
@@ -73,11 +88,12 @@ class S3ClientFactory:
         )
         if not creds.explicit and session.get_credentials() is None:
             config = config.merge(Config(signature_version=UNSIGNED))  # public bucket
-        return session.client("s3", endpoint_url=endpoint, config=config)
+        client: _S3Client = session.client("s3", endpoint_url=endpoint, config=config)
+        return client
 
 
 class S3Body:
-    def __init__(self, stream, start: int, end: int, where: str):
+    def __init__(self, stream: _StreamingBody, start: int, end: int, where: str):
         self._stream, self.start, self.end, self._where = stream, start, end, where
 
     def readinto(self, buf: memoryview) -> int:
@@ -98,13 +114,13 @@ class S3Body:
 class S3Source:
     ranges_known = True
 
-    def __init__(self, client, bucket: str, key: str, size: int, auth_hint: str = ""):
+    def __init__(self, client: _S3Client, bucket: str, key: str, size: int, auth_hint: str = ""):
         self._client, self._bucket, self._key, self.size = client, bucket, key, size
         self.description = f"s3://{bucket}/{key}"
         self._auth_hint = auth_hint
 
     def open(self, start: int, end: int) -> S3Body:
-        from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             resp = self._client.get_object(

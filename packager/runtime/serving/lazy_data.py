@@ -16,9 +16,11 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
-from .prefetch import Prefetch, PrefetchFailed
-from .timeline import Timeline
+from ..prefetch.process import Prefetch, PrefetchFailed
+from ..timeline import DownloadSummary, Timeline
 
 log = logging.getLogger("pack.lazy_data")
 
@@ -38,6 +40,7 @@ MISSING_COLLECTION_MESSAGE = (
     "            # ... now read /app/model_cache/<volume_folder>/...\n"
 )
 UNCOLLECTED_WARNING_SECONDS = 20.0
+T = TypeVar("T")
 
 
 class LazyDataResolver:
@@ -99,7 +102,7 @@ class LazyDataResolver:
             raise RuntimeError(MISSING_COLLECTION_MESSAGE)
 
     # --- internals ---------------------------------------------------------------------------
-    def _blocking(self, wait):
+    def _blocking(self, wait: Callable[[], T]) -> T:
         self._timeline.block_started()
         try:
             return wait()
@@ -115,7 +118,7 @@ class LazyDataResolver:
             self._stats_logged = True
         t = self._timeline
         wall, hidden = t.download_wall_seconds() or 0.0, t.hidden_download_seconds() or 0.0
-        d = t.download or {}
+        d: DownloadSummary = t.download or {}
         log.info(
             "model_cache: %d files, %.1f MiB (%.1f MiB downloaded, %d from cache) fetched in "
             "%.2f s, of which %.2f s were spent blocking (%.2f s hidden behind start-up)",

@@ -19,10 +19,10 @@ import logging
 import os
 import sys
 
-from .image_paths import RuntimePaths
-from .prefetch import Prefetch, PrefetchFailed
-from .prefetch_state import DONE, exclusive, file_sha256, read_state
-from .timeline import Timeline
+from ..image_paths import RuntimePaths
+from ..timeline import Timeline
+from .process import Prefetch, PrefetchFailed
+from .state import DONE, exclusive, file_sha256, read_state
 
 log = logging.getLogger("truss-transfer-cli")
 

@@ -24,12 +24,12 @@ from typing import Any
 
 from packager import constants
 
+from ..image_paths import RuntimePaths
+from ..prefetch.process import Prefetch
+from ..timeline import Timeline, emit_timeline
 from .app_config import ServingSettings
 from .http_server import HttpServer
-from .image_paths import RuntimePaths
-from .prefetch import Prefetch
 from .proxy import Proxy, RouteMap, request_upstream
-from .timeline import Timeline, emit_timeline
 
 log = logging.getLogger("pack.docker_server")
 UPSTREAM_HOST = "127.0.0.1"
@@ -66,7 +66,8 @@ def proxy_port(server_port: int) -> int:
     raw = os.environ.get(constants.INFERENCE_SERVER_PORT, "").strip()
     if raw.isdigit():
         return int(raw)
-    return constants.DEFAULT_SERVER_PORT + 1 if server_port == constants.DEFAULT_SERVER_PORT else constants.DEFAULT_SERVER_PORT
+    default = constants.DEFAULT_SERVER_PORT
+    return default + 1 if server_port == default else default
 
 
 def exit_status(returncode: int) -> int:
@@ -133,7 +134,7 @@ class Supervisor:
         self.timeline = timeline
         self.prefetch = prefetch
         self.port = port
-        self._child: subprocess.Popen | None = None
+        self._child: subprocess.Popen[bytes] | None = None
         self._stop: asyncio.Event | None = None
 
     async def main(self) -> int:
@@ -150,7 +151,8 @@ class Supervisor:
 
         prefetched = loop.run_in_executor(None, self._wait_prefetch)
         stopped = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait([prefetched, stopped], return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [prefetched, stopped]  # one holds an error, one True
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if self._stop.is_set():
             log.info("stopped before the server was started")
             await server.shutdown(1.0)

@@ -14,9 +14,10 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .pip_names import is_known, pip_name
+from ..pip_names import is_known, pip_name
 
-_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+# packager/runtime: pack's own frames are never the truss's code, though the image keeps them under /app.
+_RUNTIME_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,19 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from typing import TypedDict, cast
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
+
+
+class PrefetchState(TypedDict, total=False):
+    """The state file; every key may be missing from what read_state finds (then: {})."""
+
+    state: str  # RUNNING | DONE | FAILED
+    manifest_sha256: str
+    pid: int
+    error: str | None
+    updated: float  # time.time()
 
 
 @contextlib.contextmanager
@@ -34,8 +45,8 @@ def exclusive(lock_path: str) -> Iterator[None]:
 
 
 def write_state(path: str, state: str, manifest_sha256: str, error: str | None = None) -> None:
-    doc = {"state": state, "manifest_sha256": manifest_sha256, "pid": os.getpid(),
-           "error": error, "updated": time.time()}
+    doc = PrefetchState(state=state, manifest_sha256=manifest_sha256, pid=os.getpid(), error=error,
+                        updated=time.time())
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -47,11 +58,13 @@ def write_state(path: str, state: str, manifest_sha256: str, error: str | None =
             os.unlink(tmp)
 
 
-def read_state(path: str) -> dict:
+def read_state(path: str) -> PrefetchState:
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
-        return doc if isinstance(doc, dict) else {}
+        # Written by write_state (this image's runtime); the readers only compare its values, so
+        # a foreign document with other types merely never matches.
+        return cast(PrefetchState, doc) if isinstance(doc, dict) else {}
     except (OSError, ValueError):
         return {}
 

@@ -15,8 +15,8 @@ import os
 
 from packager import constants
 
-from .prefetch import Prefetch
-from .timeline import Timeline
+from ..prefetch.process import Prefetch
+from ..timeline import Timeline
 
 TIMELINE_COMMENT = "pack_startup_timeline"
 
@@ -80,12 +80,11 @@ def render(timeline: Timeline, prefetch: Prefetch | None) -> str:
 
 
 def _model_cache(w: _Writer, timeline: Timeline, prefetch: Prefetch, hidden: float) -> None:
-    result = prefetch.result
-    files = list(getattr(result, "files", []) or [])
-    downloaded = [f for f in files if f.status == "downloaded"]
-    cached = [f for f in files if f.status == "cached"]
+    files = prefetch.result["files"] if prefetch.result is not None else []
+    downloaded = [f for f in files if f["status"] == "downloaded"]
+    cached = [f for f in files if f["status"] == "cached"]
     wall = timeline.download_wall_seconds() or 0.0
-    bytes_downloaded = sum(f.bytes_downloaded for f in downloaded)
+    bytes_downloaded = sum(f["bytes_downloaded"] for f in downloaded)
     w.gauge("model_cache_manifest_size_bytes", "Total manifest size in bytes", prefetch.total_bytes)
     w.histogram("model_cache_download_time_seconds", "Total download time in seconds",
                 TIME_BUCKETS, [wall])
@@ -94,21 +93,21 @@ def _model_cache(w: _Writer, timeline: Timeline, prefetch: Prefetch, hidden: flo
     w.metric("model_cache_files_downloaded_total", "counter", "Total number of files downloaded",
              [({}, len(downloaded))])
     w.metric("model_cache_file_size_bytes_total", "counter",
-             "Total size of downloaded files in bytes", [({}, sum(f.size for f in downloaded))])
+             "Total size of downloaded files in bytes", [({}, sum(f["size"] for f in downloaded))])
     w.gauge("model_cache_file_download_hidden_time_seconds",
             "Total time hidden from user by starting the download before user code (seconds)", hidden)
-    large = [f for f in downloaded if f.size > MiB]
+    large = [f for f in downloaded if f["size"] > MiB]
     w.histogram("model_cache_file_download_time_seconds", "File download time distribution",
-                TIME_BUCKETS, [f.seconds for f in large])
+                TIME_BUCKETS, [f["seconds"] for f in large])
     w.histogram("model_cache_file_download_speed_mbps", "File download speed distribution",
-                SPEED_BUCKETS, [f.size / 1e6 / f.seconds for f in large if f.seconds > 0])
+                SPEED_BUCKETS, [f["size"] / 1e6 / f["seconds"] for f in large if f["seconds"] > 0])
     cache_on = 1 if os.environ.get(constants.PACK_CACHE_DIR) else 0
     w.gauge("model_cache_b10fs_enabled", "Whether the node cache (PACK_CACHE_DIR) is enabled", cache_on)
     w.gauge("model_cache_b10fs_decision_to_use", "Whether the node cache was used", cache_on)
     w.gauge("model_cache_b10fs_read_speed_mbps", "Node cache read speed in MB/s (not measured)", 0.0)
     w.gauge("model_cache_b10fs_hot_starts_files", "Files linked from the node cache", len(cached))
     w.gauge("model_cache_b10fs_hot_starts_bytes", "Bytes linked from the node cache",
-            sum(f.size for f in cached))
+            sum(f["size"] for f in cached))
     w.gauge("model_cache_b10fs_cold_starts_files", "Files downloaded from the source", len(downloaded))
     w.gauge("model_cache_b10fs_cold_starts_bytes", "Bytes downloaded from the source", bytes_downloaded)
     w.metric("model_cache_transfer_success_total", "counter", "Total successful transfers",

@@ -1,17 +1,15 @@
-"""The weight prefetch's own OS process: python -m packager.runtime.prefetch_worker --events-fd N
+"""The weight prefetch's own OS process: python -m packager.runtime.prefetch.worker --events-fd N
 
-The entrypoint spawns it as its very first act (prefetch.Prefetch.start) so the download, the
+The entrypoint spawns it as its very first act (process.Prefetch.start) so the download, the
 sha256 verification and the transfer engine's own imports run in another interpreter: they never
 take the GIL from the user's `import torch`, which a prefetch thread inside the server did.
 
 Channels back to the server process:
 
-* events, one JSON object per line, on the pipe `--events-fd` (how the server wakes up):
-      {"event": "parsed", "entries": N, "total_bytes": B, "folders": {"<volume_folder>": count}}
-      {"event": "file", "folder": "<volume_folder>", "destination": "...", "error": null|"..."}
-      {"event": "end", "t": <time.monotonic()>, "error": null|"...", "result": {...}|null}
-  The pipe closing without an "end" means the worker died: the server reports that as a failure.
-* the prefetch lock and state file of prefetch_state.py, exactly as before (held for the whole
+* events on the pipe `--events-fd` (how the server wakes up): "parsed" once the manifest is
+  read, "file" for each file in place, "end" with the result (events.py, one JSON object per
+  line). The pipe closing without an "end" means the worker died: the server reports that.
+* the prefetch lock and state file of state.py, exactly as before (held for the whole
   fetch; "running" -> "done"/"failed" with the error), which truss-transfer-cli coordinates on;
 * the transfer stats JSON file (image_paths.transfer_stats).
 
@@ -27,16 +25,22 @@ Exit status: 0 when every file is in place, 1 otherwise.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from packager import constants
 
-from .image_paths import RuntimePaths
+from ..image_paths import RuntimePaths
+from .events import EventWriter, FetchSummary, FileSummary
+
+if TYPE_CHECKING:  # the transfer engine is imported once the worker runs (see run)
+    from ..transfer.engine import Priority
+    from ..transfer.progress import Reporter
+    from ..transfer.results import FetchResult, FileResult
 
 log = logging.getLogger("pack.prefetch")
 PARENT_POLL_SECONDS = 0.5
@@ -65,30 +69,10 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="pack-prefetch-parent", daemon=True).start()
 
 
-class Events:
-    """Line-delimited JSON events on the pipe to the server; a broken pipe ends the worker."""
-
-    def __init__(self, fd: int | None):
-        self._fd = fd
-        self._lock = threading.Lock()
-
-    def send(self, **doc) -> None:
-        if self._fd is None:
-            return
-        data = (json.dumps(doc, separators=(",", ":")) + "\n").encode()
-        with self._lock:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
-            except BrokenPipeError:  # the server is gone: nobody needs the weights any more
-                os._exit(1)
-
-
 class FolderEvents:
     """A transfer Reporter: logs progress and announces each file as it lands in place."""
 
-    def __init__(self, inner, events: Events, folder_of: dict[str, str]):
+    def __init__(self, inner: Reporter, events: EventWriter, folder_of: dict[str, str]):
         self._inner, self._events, self._folder_of = inner, events, folder_of
 
     def start(self, files: int, total_bytes: int) -> None:
@@ -97,29 +81,28 @@ class FolderEvents:
     def advance(self, nbytes: int) -> None:
         self._inner.advance(nbytes)
 
-    def file_done(self, result) -> None:
+    def file_done(self, result: FileResult) -> None:
         self._inner.file_done(result)
-        self._events.send(event="file", folder=self._folder_of.get(result.destination, ""),
-                          destination=result.destination, error=result.error)
+        self._events.file(self._folder_of.get(result.destination, ""), result.destination, result.error)
 
     def retry(self, destination: str, attempt: int, cause: str) -> None:
         self._inner.retry(destination, attempt, cause)
 
-    def finish(self, result) -> None:
+    def finish(self, result: FetchResult) -> None:
         self._inner.finish(result)
 
 
-def summarize(result) -> dict | None:
+def summarize(result: FetchResult | None) -> FetchSummary | None:
     """What the server needs of a FetchResult (timeline, /metrics, log line)."""
     if result is None:
         return None
-    return {
-        "bytes_downloaded": result.bytes_downloaded, "bytes_total": result.bytes_total,
-        "cache_hits": result.cache_hits, "seconds": result.seconds,
-        "files": [{"destination": f.destination, "status": f.status, "size": f.size,
-                   "bytes_downloaded": f.bytes_downloaded, "seconds": f.seconds, "error": f.error}
-                  for f in result.files],
-    }
+    return FetchSummary(
+        bytes_downloaded=result.bytes_downloaded, bytes_total=result.bytes_total,
+        cache_hits=result.cache_hits, seconds=result.seconds,
+        files=[FileSummary(destination=f.destination, status=f.status, size=f.size,
+                           bytes_downloaded=f.bytes_downloaded, seconds=f.seconds, error=f.error)
+               for f in result.files],
+    )
 
 
 # benchmarks/coldstart.py, 1 GiB + a 3 s CPU-bound import on 2 cores: ready 4.61 s at nice 0
@@ -136,7 +119,7 @@ def background_nice(env: dict[str, str]) -> int:
         return DEFAULT_NICE
 
 
-def listen_for_boost(fd: int | None, priority) -> None:
+def listen_for_boost(fd: int | None, priority: Priority) -> None:
     """A thread of the main (normal-priority) thread: boosted workers inherit its priority."""
     if fd is None:
         priority.boost()
@@ -157,11 +140,14 @@ def listen_for_boost(fd: int | None, priority) -> None:
     threading.Thread(target=listen, name="pack-prefetch-control", daemon=True).start()
 
 
-def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None,
-        priority=None) -> str | None:
+def run(paths: RuntimePaths, events: EventWriter, cache_instance: str | None = None,
+        priority: Priority | None = None) -> str | None:
     """Fetch the manifest under the prefetch lock; return the error (None when all is in place)."""
-    from .manifest import load as load_manifest
-    from .prefetch_state import (
+    from ..manifest import load as load_manifest
+    from ..transfer import TransferFailed, TransferSettings, fetch
+    from ..transfer.api import plan_targets
+    from ..transfer.progress import LogReporter
+    from .state import (
         DONE,
         FAILED,
         RUNNING,
@@ -169,11 +155,8 @@ def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None,
         file_sha256,
         write_state,
     )
-    from .transfer import TransferFailed, TransferSettings, fetch
-    from .transfer.api import plan_targets
-    from .transfer.progress import LogReporter
 
-    result = None
+    result: FetchResult | None = None
     error: str | None = None
     try:
         manifest = load_manifest(paths.manifest)
@@ -183,8 +166,7 @@ def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None,
             name = target.entry.volume_folder or ""
             folders[name] = folders.get(name, 0) + 1
             folder_of[target.final] = name
-        events.send(event="parsed", entries=len(manifest.entries), total_bytes=manifest.total_bytes,
-                    folders=folders)
+        events.parsed(len(manifest.entries), manifest.total_bytes, folders)
         if manifest.entries:
             sha = file_sha256(paths.manifest)
             log.info("prefetch: %d files, %.1f MiB -> %s", len(manifest.entries),
@@ -211,7 +193,7 @@ def run(paths: RuntimePaths, events: Events, cache_instance: str | None = None,
                     write_state(paths.prefetch_state, DONE, sha)
     except Exception as exc:  # noqa: BLE001 - any failure must reach the waiters
         error = f"{type(exc).__name__}: {exc}"
-    events.send(event="end", t=time.monotonic(), error=error, result=summarize(result))
+    events.end(time.monotonic(), error, summarize(result))
     return error
 
 
@@ -236,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         import dataclasses
 
         paths = dataclasses.replace(paths, model_cache=os.path.abspath(args.model_cache))
-    events = Events(args.events_fd)
-    from .transfer.engine import Priority
+    events = EventWriter(args.events_fd)
+    from ..transfer.engine import Priority
 
     priority = Priority()
     listen_for_boost(args.control_fd, priority)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -29,10 +30,10 @@ class _URL:
 
 
 class _Address:
-    def __init__(self, peer: Any):
+    def __init__(self, peer: tuple[str, int] | None):
         self.host, self.port = (peer[0], peer[1]) if peer else ("", 0)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str | int]:
         return iter((self.host, self.port))
 
 
@@ -60,7 +61,8 @@ class RuntimeRequest:
         return self._request.is_disconnected()
 
 
-def asgi_scope(request: HttpRequest) -> dict:
+def asgi_scope(request: HttpRequest) -> dict[str, object]:
+    """The ASGI HTTP connection scope of this request (the keys starlette reads)."""
     server_host = request.headers.get("host") or "localhost"
     return {
         "type": "http",
@@ -79,10 +81,10 @@ def asgi_scope(request: HttpRequest) -> dict:
     }
 
 
-def _asgi_receive(request: HttpRequest):
+def _asgi_receive(request: HttpRequest) -> Callable[[], Awaitable[dict[str, object]]]:
     sent = False
 
-    async def receive() -> dict:
+    async def receive() -> dict[str, object]:
         nonlocal sent
         if not sent:
             sent = True
@@ -96,7 +98,8 @@ def _asgi_receive(request: HttpRequest):
     return receive
 
 
-def make_request(annotation: Any, request: HttpRequest) -> Any:
+def make_request(annotation: object, request: HttpRequest) -> object:
+    """What a method annotated `request: <annotation>` receives for this request."""
     if isinstance(annotation, type) and any(
             c.__module__.split(".")[0] in ("starlette", "fastapi") for c in annotation.__mro__):
         try:

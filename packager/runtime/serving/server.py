@@ -16,18 +16,20 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from packager import constants
 
+from ..image_paths import RuntimePaths, env_float
+from ..prefetch.process import Prefetch
+from ..timeline import Timeline, emit_timeline
 from .app_config import ServingSettings
 from .http_server import HttpServer
-from .image_paths import RuntimePaths, env_float
 from .loader import LoadedModel, load_model, read_environment
 from .missing_module import explain as explain_missing_module
 from .pipeline import Pipeline
-from .prefetch import Prefetch
 from .routes import TrussRoutes
-from .timeline import Timeline, emit_timeline
 
 log = logging.getLogger("pack.server")
 DEFAULT_SHUTDOWN_TIMEOUT = 3600.0  # Truss's graceful-shutdown timeout
@@ -35,7 +37,7 @@ ENVIRONMENT_POLL_SECONDS = 30.0
 
 
 class ModelServer:
-    def __init__(self, paths: RuntimePaths, config: dict, settings: ServingSettings,
+    def __init__(self, paths: RuntimePaths, config: dict[str, Any], settings: ServingSettings,
                  timeline: Timeline, prefetch: Prefetch, port: int, host: str = "0.0.0.0"):
         self.paths = paths
         self.config = config
@@ -62,7 +64,7 @@ class ModelServer:
         log.info("serving Truss routes on %s:%d", self.host, server.port)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        threading.Thread(target=self._load, args=(loop,), name="pack-load", daemon=True).start()
+        threading.Thread(target=self._load, args=(loop, self._stop), name="pack-load", daemon=True).start()
         await self._stop.wait()
         if self.failed:
             await server.shutdown(0.5)
@@ -78,9 +80,11 @@ class ModelServer:
         return 0
 
     # --- the load thread ---------------------------------------------------------------------
-    def _load(self, loop: asyncio.AbstractEventLoop) -> None:
-        def run_coroutine(coro):
-            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    def _load(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+        def run_coroutine(awaitable: Awaitable[object]) -> object:
+            if not asyncio.iscoroutine(awaitable):  # what run_coroutine_threadsafe raises itself
+                raise TypeError("A coroutine object is required")
+            return asyncio.run_coroutine_threadsafe(awaitable, loop).result()
 
         try:
             loaded = load_model(self.paths, self.config, self.settings, self.prefetch,
@@ -98,7 +102,7 @@ class ModelServer:
             self.failed = reason
             self.timeline.failure = reason
             emit_timeline(self.timeline)
-            loop.call_soon_threadsafe(self._stop.set)
+            loop.call_soon_threadsafe(stop.set)
 
     async def _become_ready(self, loaded: LoadedModel) -> None:
         # Built on the loop: its semaphore and queues must belong to the loop that serves requests.
@@ -110,10 +114,10 @@ class ModelServer:
         log.info("model ready")
         emit_timeline(self.timeline)
         if loaded.spec.setup_environment is not None:
-            threading.Thread(target=self._watch_environment, args=(loaded,), daemon=True,
-                             name="pack-environment").start()
+            threading.Thread(target=self._watch_environment, args=(loaded, loaded.spec.setup_environment),
+                             daemon=True, name="pack-environment").start()
 
-    def _watch_environment(self, loaded: LoadedModel) -> None:
+    def _watch_environment(self, loaded: LoadedModel, setup_environment: Callable[[object], object]) -> None:
         """Re-run setup_environment when the mounted environment's JSON changes (Truss polls)."""
         last = json.dumps(loaded.environment, sort_keys=True)
         while True:
@@ -125,6 +129,6 @@ class ModelServer:
             last = text
             try:
                 log.info("the dynamic environment changed; calling setup_environment")
-                loaded.spec.setup_environment(current)
+                setup_environment(current)
             except Exception:  # a failing hook must not stop serving
                 log.exception("setup_environment failed")

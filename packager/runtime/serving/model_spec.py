@@ -14,7 +14,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from . import pydantic_types
 
@@ -34,7 +34,15 @@ class ModelDefinitionError(TypeError):
     """The model class does not meet the method contract."""
 
 
-def is_request_annotation(annotation: Any) -> bool:
+class Schema(TypedDict):
+    """Truss's /schema document (the two JSON schemas as pydantic writes them)."""
+
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    supports_streaming: bool
+
+
+def is_request_annotation(annotation: object) -> bool:
     if isinstance(annotation, str):
         return annotation.rsplit(".", 1)[-1] == "Request"
     if not isinstance(annotation, type):
@@ -43,14 +51,14 @@ def is_request_annotation(annotation: Any) -> bool:
                for c in annotation.__mro__)
 
 
-def _hints(fn: Callable) -> dict[str, Any]:
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)
     except Exception:  # noqa: BLE001 - unresolvable forward references: use the raw annotations
         return dict(getattr(fn, "__annotations__", {}) or {})
 
 
-def _streams(annotation: Any) -> bool:
+def _streams(annotation: object) -> bool:
     origin = typing.get_origin(annotation) or annotation
     return isinstance(origin, type) and issubclass(origin, _GENERATOR_ORIGINS)
 
@@ -58,15 +66,16 @@ def _streams(annotation: Any) -> bool:
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    fn: Callable
+    fn: Callable[..., Any]  # the user's bound method: any arguments, any result
     mode: str  # NO_ARGS | INPUTS | REQUEST | INPUTS_AND_REQUEST
     is_coroutine: bool  # async def (awaited on the event loop)
     is_async_gen: bool  # async def with yield (iterated on the event loop)
-    request_type: Any = None  # the annotation of the request parameter
-    input_annotation: Any = None
-    return_annotation: Any = None
+    # Annotations as written: a class, a typing construct or (unresolved) a string.
+    request_type: object = None  # the annotation of the request parameter
+    input_annotation: object = None
+    return_annotation: object = None
 
-    def args(self, inputs: Any, request: Any) -> tuple:
+    def args(self, inputs: object, request: object) -> tuple[object, ...]:
         if self.mode == NO_ARGS:
             return ()
         if self.mode == INPUTS:
@@ -126,8 +135,8 @@ class ModelSpec:
     predict: MethodSpec
     preprocess: MethodSpec | None = None
     postprocess: MethodSpec | None = None
-    is_healthy: Callable | None = None
-    setup_environment: Callable | None = None
+    is_healthy: Callable[[], object] | None = None
+    setup_environment: Callable[[object], object] | None = None
     openai: dict[str, MethodSpec] = field(default_factory=dict)
 
     @property
@@ -140,13 +149,14 @@ class ModelSpec:
     def input_model(self) -> type | None:
         return (self.preprocess or self.predict).input_model
 
-    def schema(self) -> dict | None:
+    def schema(self) -> Schema | None:
         """Truss's /schema document, or None when predict is not typed with pydantic models."""
         input_model = self.input_model
         if input_model is None:
             return None
         returned = (self.postprocess or self.predict).return_annotation
-        output_model, streaming = None, False
+        output_model: type | None = None
+        streaming = False
         if pydantic_types.is_model_class(returned):
             output_model = returned
         elif _streams(returned):
@@ -159,11 +169,11 @@ class ModelSpec:
             output_model, streaming = models[0], True
         else:
             return None
-        return {
-            "input_schema": pydantic_types.json_schema(input_model),
-            "output_schema": pydantic_types.json_schema(output_model) if output_model else None,
-            "supports_streaming": streaming,
-        }
+        return Schema(
+            input_schema=pydantic_types.json_schema(input_model),
+            output_schema=pydantic_types.json_schema(output_model) if output_model else None,
+            supports_streaming=streaming,
+        )
 
 
 def describe_model(model: object) -> ModelSpec:
@@ -187,7 +197,7 @@ def describe_model(model: object) -> ModelSpec:
     setup_environment = getattr(model, "setup_environment", None)
     if setup_environment is not None and len(inspect.signature(setup_environment).parameters) != 1:
         raise ModelDefinitionError("`setup_environment` must take exactly one argument (the environment)")
-    openai = {}
+    openai: dict[str, MethodSpec] = {}
     for route, name in OPENAI_METHODS.items():
         spec = describe_method(model, name)
         if spec is not None:

@@ -12,14 +12,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .image_paths import RuntimePaths
+from ..image_paths import RuntimePaths
 
 
 class ConfigUnavailable(RuntimeError):
     """Neither config document can be read."""
 
 
-def load_config(paths: RuntimePaths) -> dict:
+def load_config(paths: RuntimePaths) -> dict[str, Any]:
+    """The expanded config (a JSON object of user-defined depth: Model(config=...) gets it whole)."""
     try:
         with open(paths.config_json, encoding="utf-8") as fh:
             doc = json.load(fh)
@@ -35,7 +36,7 @@ def load_config(paths: RuntimePaths) -> dict:
     return doc
 
 
-def _section(config: dict, key: str) -> dict:
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
     value = config.get(key)
     return value if isinstance(value, dict) else {}
 
@@ -58,7 +59,7 @@ class ServingSettings:
     weights_before_load: bool = False
 
     @classmethod
-    def from_config(cls, config: dict) -> ServingSettings:
+    def from_config(cls, config: dict[str, Any]) -> ServingSettings:
         runtime = _section(config, "runtime")
         secrets = config.get("secrets") or {}
         env = config.get("environment_variables") or {}

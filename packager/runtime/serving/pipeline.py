@@ -17,7 +17,14 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from types import AsyncGeneratorType, GeneratorType
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+if TYPE_CHECKING:  # TypeGuard is Python 3.10+, GeneratorType[...] 3.13+: only annotations name them
+    from typing import TypeGuard
+
+    # A generator the model returned: it yields the chunks (str or bytes, or the stream fails).
+    UserStream = Union[GeneratorType[object, Any, Any], AsyncGeneratorType[object, Any]]
 
 from .http_errors import MODEL_ERROR_MESSAGE
 from .model_spec import MethodSpec, ModelDefinitionError, ModelSpec
@@ -31,55 +38,76 @@ class ModelError(Exception):
     """User code raised; the traceback is already logged, the client gets a generic 500."""
 
 
-def is_http_exception(exc: BaseException) -> bool:
+class HTTPExceptionLike(Protocol):
+    """fastapi/starlette's HTTPException as the runtime sees it (their packages are not imported)."""
+
+    status_code: int
+    detail: object
+
+
+def is_http_exception(exc: BaseException) -> TypeGuard[HTTPExceptionLike]:
     """fastapi/starlette HTTPException (or any look-alike): passed through with its status."""
     return type(exc).__name__ == "HTTPException" and hasattr(exc, "status_code") and hasattr(exc, "detail")
 
 
-def is_response(obj: Any) -> bool:
+class ResponseLike(Protocol):
+    """A starlette Response (or subclass) the model returned, read by its attributes (starlette is
+    not imported): besides these, a `body` or (streaming) a `body_iterator`, maybe a `background`."""
+
+    status_code: int
+    raw_headers: list[tuple[bytes, bytes]]
+
+
+def is_response(obj: object) -> TypeGuard[ResponseLike]:
     """A starlette Response (or subclass) returned by the model."""
     return (hasattr(obj, "status_code") and hasattr(obj, "raw_headers")
             and (hasattr(obj, "body") or hasattr(obj, "body_iterator")))
 
 
-def is_stream(obj: Any) -> bool:
-    return inspect.isgenerator(obj) or inspect.isasyncgen(obj)
+def is_stream(obj: object) -> TypeGuard[UserStream]:
+    return isinstance(obj, (GeneratorType, AsyncGeneratorType))
 
 
 @dataclass
 class Value:
-    result: Any
+    result: object
 
 
 @dataclass
 class UserResponse:
-    response: Any
+    response: ResponseLike
     release: Callable[[], None]  # held until a streaming response is fully sent
 
 
+# What the producer hands the consumer: (_CHUNK, what the generator yielded), (_END, None) or
+# (_ERROR, the exception it raised).
+_Message = tuple[str, Any]
+
+
 class ChunkStream:
-    def __init__(self, gen: Any, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor,
+    def __init__(self, gen: UserStream, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor,
                  read_timeout: float, on_done: Callable[[], None]):
         self._gen = gen
         self._loop = loop
         self._executor = executor
         self._timeout = read_timeout
         self._on_done = on_done
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._queue: asyncio.Queue[_Message] = asyncio.Queue()
         self._stop = threading.Event()
-        self._task: asyncio.Future | None = None
-        self._first: tuple[str, Any] | None = None
+        self._task: asyncio.Future[None] | None = None
+        self._first: _Message | None = None
 
     def start(self) -> ChunkStream:
-        if inspect.isasyncgen(self._gen):
-            self._task = self._loop.create_task(self._drain_async())
+        gen = self._gen
+        if isinstance(gen, AsyncGeneratorType):
+            self._task = self._loop.create_task(self._drain_async(gen))
         else:
-            self._task = self._loop.run_in_executor(self._executor, self._drain_sync)
+            self._task = self._loop.run_in_executor(self._executor, self._drain_sync, gen)
         return self
 
-    async def _drain_async(self) -> None:
+    async def _drain_async(self, gen: AsyncGeneratorType[object, Any]) -> None:
         try:
-            async for item in self._gen:
+            async for item in gen:
                 self._queue.put_nowait((_CHUNK, item))
             self._queue.put_nowait((_END, None))
         except asyncio.CancelledError:
@@ -89,13 +117,15 @@ class ChunkStream:
         finally:
             self._on_done()
 
-    def _drain_sync(self) -> None:
-        put = functools.partial(self._loop.call_soon_threadsafe, self._queue.put_nowait)
+    def _drain_sync(self, gen: GeneratorType[object, Any, Any]) -> None:
+        def put(message: _Message) -> None:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
+
         try:
-            for item in self._gen:
+            for item in gen:
                 put((_CHUNK, item))
                 if self._stop.is_set():
-                    self._gen.close()
+                    gen.close()
                     break
             put((_END, None))
         except Exception as exc:  # noqa: BLE001 - delivered to the consumer
@@ -103,7 +133,7 @@ class ChunkStream:
         finally:
             self._loop.call_soon_threadsafe(self._on_done)
 
-    async def _next(self) -> tuple[str, Any]:
+    async def _next(self) -> _Message:
         try:
             return await asyncio.wait_for(self._queue.get(), self._timeout)
         except asyncio.TimeoutError:
@@ -157,7 +187,7 @@ class Pipeline:
         self._permits = asyncio.Semaphore(concurrency)
         self._read_timeout = read_timeout
 
-    async def call(self, spec: MethodSpec, args: tuple) -> Any:
+    async def call(self, spec: MethodSpec, args: tuple[object, ...]) -> object:
         """Call a model method; user exceptions are logged and re-raised as ModelError."""
         try:
             if spec.is_coroutine:
@@ -172,13 +202,13 @@ class Pipeline:
             log.error("%s (`%s` raised)", MODEL_ERROR_MESSAGE, spec.name, exc_info=exc)
             raise ModelError(str(exc)) from exc
 
-    async def call_plain(self, fn: Callable, *args: Any) -> Any:
+    async def call_plain(self, fn: Callable[..., object], *args: object) -> object:
         """A method outside the request contract (is_healthy, setup_environment)."""
         if inspect.iscoroutinefunction(fn):
             return await fn(*args)
         return await self._loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
-    async def predict(self, inputs: Any, request: Any) -> Value | ChunkStream | UserResponse:
+    async def predict(self, inputs: object, request: object) -> Value | ChunkStream | UserResponse:
         spec = self.spec
         if spec.preprocess is not None:
             inputs = await self.call(spec.preprocess, spec.preprocess.args(inputs, request))
@@ -186,16 +216,16 @@ class Pipeline:
         handed_over = False
         try:
             result = await self.call(spec.predict, spec.predict.args(inputs, request))
-            if is_stream(result) or is_response(result):
-                if spec.postprocess is not None:
-                    raise ModelDefinitionError(
-                        "predict returned a stream or a Response, so postprocess cannot run: move "
-                        "the postprocessing into predict or return a plain value")
-                if is_response(result):
-                    if hasattr(result, "body_iterator"):
-                        handed_over = True
-                        return UserResponse(result, self._permits.release)
-                    return UserResponse(result, lambda: None)
+            if (is_stream(result) or is_response(result)) and spec.postprocess is not None:
+                raise ModelDefinitionError(
+                    "predict returned a stream or a Response, so postprocess cannot run: move "
+                    "the postprocessing into predict or return a plain value")
+            if is_response(result):
+                if hasattr(result, "body_iterator"):
+                    handed_over = True
+                    return UserResponse(result, self._permits.release)
+                return UserResponse(result, lambda: None)
+            if is_stream(result):
                 handed_over = True  # the producer releases the permit when the generator ends
                 stream = ChunkStream(result, self._loop, self._executor, self._read_timeout,
                                      self._permits.release).start()
@@ -212,7 +242,7 @@ class Pipeline:
             result = await self.call(spec.postprocess, spec.postprocess.args(result, request))
         return Value(result)
 
-    async def unlimited(self, spec: MethodSpec, inputs: Any, request: Any) -> Value | ChunkStream | UserResponse:
+    async def unlimited(self, spec: MethodSpec, inputs: object, request: object) -> Value | ChunkStream | UserResponse:
         """The OpenAI-style routes: the same-named method, outside predict_concurrency."""
         result = await self.call(spec, spec.args(inputs, request))
         if is_response(result):

@@ -1,10 +1,10 @@
 """The `secrets` mapping Model.__init__ receives.
 
-Lookup only, by the names declared in config `secrets`, resolved at each access: the file
-<secrets dir>/<name> first (content verbatim, trailing newline kept, as in Truss), then the
-environment variable TRUSS_SECRET_<name>. Unlike Truss there is no fallback to a value written in
-config.yaml (the image's config carries null for every secret), and the Chains placeholder "***"
-counts as missing.
+Lookup only, by the names declared in config `secrets`, resolved at each access in the order of
+packager.runtime.secret_lookup: the file <secrets dir>/<name> first (content verbatim, trailing
+newline kept, as in Truss), then the environment variable TRUSS_SECRET_<name>. Unlike Truss there
+is no fallback to a value written in config.yaml (the image's config carries null for every
+secret), and the Chains placeholder counts as missing.
 
 Deviation, documented: SecretNotFound subclasses KeyError, so `secrets.get(name)` returns None and
 `name in secrets` is False for a declared but unset secret instead of raising.
@@ -16,8 +16,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from packager import constants
-
-PLACEHOLDER = "***"
+from packager.runtime import secret_lookup
 
 
 class SecretNotFound(KeyError):
@@ -25,7 +24,7 @@ class SecretNotFound(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class Secrets(Mapping):
+class Secrets(Mapping[str, str]):
     def __init__(self, names: tuple[str, ...] | list[str], secrets_dir: str):
         self._names = tuple(names)
         self._dir = secrets_dir
@@ -57,16 +56,6 @@ class Secrets(Mapping):
 
 
 def resolve_secret(name: str, secrets_dir: str) -> str | None:
-    """The secret's value by Truss's order (file, then env), or None when missing or a placeholder."""
-    path = os.path.join(secrets_dir, name)
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as fh:
-            value = fh.read()
-        if _present(value):
-            return value
-    value = os.environ.get(constants.TRUSS_SECRET_PREFIX + name)
-    return value if value is not None and _present(value) else None
-
-
-def _present(value: str) -> bool:
-    return value.strip() not in ("", PLACEHOLDER)
+    """The secret's value as written, or None when it is unset."""
+    found = secret_lookup.lookup(name, secrets_dir, os.environ)
+    return None if found is None else found.value

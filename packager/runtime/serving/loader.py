@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,15 +27,17 @@ from typing import Any
 
 from packager import constants
 
+from ..image_paths import RuntimePaths
+from ..prefetch.process import Prefetch
+from ..timeline import Timeline
 from .app_config import ServingSettings
-from .image_paths import RuntimePaths
 from .lazy_data import LazyDataResolver
 from .model_spec import ModelSpec, describe_model
-from .prefetch import Prefetch
 from .secrets import Secrets
-from .timeline import Timeline
 
 log = logging.getLogger("pack.loader")
+# Runs an awaitable the model returned on the server's event loop and returns its result.
+RunCoroutine = Callable[[Awaitable[object]], object]
 MODULE_NAME = "pack_user_model"  # sys.modules key of model.py; chosen not to clash with user code
 
 
@@ -49,10 +51,10 @@ class LoadedModel:
     spec: ModelSpec
     model_file: str
     resolver: LazyDataResolver
-    environment: Any
+    environment: object  # the dynamic environment's JSON (None when absent)
 
 
-def read_environment(paths: RuntimePaths) -> Any:
+def read_environment(paths: RuntimePaths) -> object:
     """The mounted dynamic environment (JSON), or None when absent or empty."""
     try:
         with open(paths.environment_file, encoding="utf-8") as fh:
@@ -100,7 +102,7 @@ def import_model_module(paths: RuntimePaths, settings: ServingSettings) -> Modul
     return module
 
 
-def init_kwargs(model_class: type, available: dict[str, Any]) -> dict[str, Any]:
+def init_kwargs(model_class: type, available: dict[str, object]) -> dict[str, object]:
     """The kwargs the constructor names, or all of them when it takes **kwargs."""
     try:
         params = inspect.signature(model_class).parameters
@@ -112,12 +114,12 @@ def init_kwargs(model_class: type, available: dict[str, Any]) -> dict[str, Any]:
             if k in params and params[k].kind in (params[k].POSITIONAL_OR_KEYWORD, params[k].KEYWORD_ONLY)}
 
 
-def call_maybe_async(fn: Callable, run_coroutine: Callable[[Any], Any], *args: Any) -> Any:
+def call_maybe_async(fn: Callable[..., object], run_coroutine: RunCoroutine, *args: object) -> object:
     result = fn(*args)
     return run_coroutine(result) if inspect.isawaitable(result) else result
 
 
-def load_with_retries(load: Callable[[], Any], run_coroutine: Callable[[Any], Any]) -> None:
+def load_with_retries(load: Callable[[], object], run_coroutine: RunCoroutine) -> None:
     retries = os.environ.get(constants.NUM_LOAD_RETRIES_TRUSS, "1").strip()
     attempts = 1 + max(0, int(retries) if retries.isdigit() else 1)
     for attempt in range(1, attempts + 1):
@@ -132,8 +134,8 @@ def load_with_retries(load: Callable[[], Any], run_coroutine: Callable[[Any], An
             time.sleep(1.0)
 
 
-def load_model(paths: RuntimePaths, config: dict, settings: ServingSettings, prefetch: Prefetch,
-               timeline: Timeline, run_coroutine: Callable[[Any], Any]) -> LoadedModel:
+def load_model(paths: RuntimePaths, config: dict[str, Any], settings: ServingSettings, prefetch: Prefetch,
+               timeline: Timeline, run_coroutine: RunCoroutine) -> LoadedModel:
     os.makedirs(paths.data_dir, exist_ok=True)
     # /app is on sys.path in the image (PYTHONPATH); a relocated app dir needs the same.
     for directory in (paths.app_dir, paths.packages_dir):

@@ -9,11 +9,13 @@ numpy installed). msgpack comes from server-requirements.txt; without it, binary
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, cast
 
 from . import pydantic_types
 from .http_errors import CLIENT, HttpError
@@ -23,8 +25,11 @@ MSGPACK_MISSING = (
     "add `msgpack` to requirements, or send JSON with Content-Type: application/json")
 
 
+# The encoders' hooks get whatever the model returned: Any, because numpy values are recognised
+# by their attributes (numpy is never imported to encode).
+
 # --- JSON ---------------------------------------------------------------------------------------
-def _json_default(obj: Any) -> Any:
+def _json_default(obj: Any) -> object:
     if pydantic_types.is_model_instance(obj):
         return pydantic_types.dump_jsonable(obj)
     if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy arrays and scalars
@@ -38,13 +43,13 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def to_json(value: Any) -> bytes:
+def to_json(value: object) -> bytes:
     if pydantic_types.is_model_instance(value):
         return pydantic_types.dump_json(value)
     return json.dumps(value, default=_json_default).encode()
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes) -> object:
     try:
         return json.loads(body)
     except ValueError as exc:  # JSONDecodeError and undecodable bytes alike
@@ -52,15 +57,24 @@ def parse_json(body: bytes) -> Any:
 
 
 # --- msgpack ------------------------------------------------------------------------------------
-def _msgpack():
+class _Msgpack(Protocol):
+    """The msgpack module as far as the runtime calls it (msgpack ships no type information)."""
+
+    def packb(self, o: object, *, default: Callable[[Any], object], use_bin_type: bool) -> bytes: ...
+
+    def unpackb(self, packed: bytes, *, object_hook: Callable[[dict[Any, Any]], object], raw: bool,
+                strict_map_key: bool) -> object: ...
+
+
+def _msgpack() -> _Msgpack:
     try:
-        import msgpack
+        module = importlib.import_module("msgpack")
     except ImportError:
         raise HttpError(415, MSGPACK_MISSING, CLIENT) from None
-    return msgpack
+    return cast(_Msgpack, module)
 
 
-def _encode_ext(obj: Any) -> Any:
+def _encode_ext(obj: Any) -> object:
     """`default` hook: Truss's extensions first, then the msgpack-numpy array format."""
     if isinstance(obj, datetime):
         text = obj.isoformat()
@@ -94,9 +108,11 @@ def _text(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _decode_ext(obj: dict) -> Any:
+def _decode_ext(obj: dict[Any, Any]) -> object:
     """`object_hook`: the inverse of _encode_ext (keys arrive as bytes or str)."""
-    get = lambda key: obj.get(key.encode(), obj.get(key))
+    def get(key: str) -> Any:  # a decoded msgpack value: its shape is checked where it is used
+        return obj.get(key.encode(), obj.get(key))
+
     try:
         if get("__dt_datetime_iso__"):
             text = _text(get("data"))
@@ -121,7 +137,7 @@ def _decode_ext(obj: dict) -> Any:
     return obj
 
 
-def _decode_numpy(get) -> Any:
+def _decode_numpy(get: Callable[[str], Any]) -> object:
     import numpy as np  # only reached when a client sent an array
 
     descr = get("type")
@@ -135,14 +151,14 @@ def _decode_numpy(get) -> Any:
     return np.frombuffer(get("data"), dtype=dtype)[0]
 
 
-def to_msgpack(value: Any) -> bytes:
+def to_msgpack(value: object) -> bytes:
     msgpack = _msgpack()
     if pydantic_types.is_model_instance(value):
         value = pydantic_types.dump_python(value)
     return msgpack.packb(value, default=_encode_ext, use_bin_type=True)
 
 
-def parse_msgpack(body: bytes) -> Any:
+def parse_msgpack(body: bytes) -> object:
     msgpack = _msgpack()
     try:
         return msgpack.unpackb(body, object_hook=_decode_ext, raw=False, strict_map_key=False)

@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Protocol
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Protocol
 
+from ..prefetch.process import Prefetch
+from ..timeline import Timeline
 from . import metrics, pydantic_types, serialization
 from .http_errors import (
     CLIENT,
@@ -38,9 +41,7 @@ from .pipeline import (
     Value,
     is_http_exception,
 )
-from .prefetch import Prefetch
 from .request_adapter import make_request
-from .timeline import Timeline
 
 log = logging.getLogger("pack.server")
 MODEL_NAME = "model"
@@ -57,7 +58,7 @@ class ServerState(Protocol):
     prefetch: Prefetch
 
 
-def _json(value: Any, status: int = 200) -> HttpResponse:
+def _json(value: object, status: int = 200) -> HttpResponse:
     return HttpResponse(status, json.dumps(value).encode(), content_type=JSON)
 
 
@@ -165,7 +166,7 @@ class TrussRoutes:
         return await self._respond(outcome, req, binary)
 
     @staticmethod
-    def _parse(req: HttpRequest, binary: bool, model_class: type | None) -> Any:
+    def _parse(req: HttpRequest, binary: bool, model_class: type | None) -> object:
         try:
             if binary:
                 value = serialization.parse_msgpack(req.body)
@@ -212,7 +213,7 @@ def _user_response(outcome: UserResponse) -> Response:
         headers += error_headers(CLIENT)
     background = getattr(resp, "background", None)
 
-    def finished(_: bool) -> Any:
+    def finished(_: bool) -> object:
         outcome.release()
         return background() if background is not None else None
 
@@ -222,10 +223,11 @@ def _user_response(outcome: UserResponse) -> Response:
     if background is not None:
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(background()))
     outcome.release()
-    return HttpResponse(resp.status_code, bytes(resp.body), headers)
+    body = resp.body if hasattr(resp, "body") else b""  # is_response: a body where no body_iterator
+    return HttpResponse(resp.status_code, bytes(body), headers)
 
 
-async def _encoded(iterator: Any):
+async def _encoded(iterator: AsyncIterable[str | bytes] | Iterable[str | bytes]) -> AsyncIterator[bytes]:
     if hasattr(iterator, "__aiter__"):
         async for chunk in iterator:
             yield chunk.encode() if isinstance(chunk, str) else chunk

@@ -1,6 +1,6 @@
 """The weight prefetch, as seen by the server: a separate OS process started before anything
 else, which fetches the volume-mode manifest with the transfer engine while the model is
-imported and constructed (prefetch_worker.py does the work).
+imported and constructed (worker.py does the work).
 
 Why a process and not a thread: downloading, hashing and writing 1 GiB takes the GIL for a
 large share of its CPU time, and so does a CPU-bound `import torch`; in one interpreter each
@@ -23,7 +23,6 @@ priority, because from then on the download is what everything waits for.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -31,15 +30,15 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 from packager import constants
 
-from .image_paths import RuntimePaths
-from .timeline import Timeline
+from ..image_paths import RuntimePaths
+from ..modules import PREFETCH_WORKER
+from ..timeline import DownloadSummary, Timeline
+from .events import EndEvent, FetchSummary, read_event
 
 log = logging.getLogger("pack.prefetch")
-WORKER_MODULE = "packager.runtime.prefetch_worker"
 STOP_GRACE_SECONDS = 2.0
 
 
@@ -77,7 +76,7 @@ class Prefetch:
         # A missing manifest means no volume-mode weights: nothing to fetch, nothing to collect.
         self.active = os.path.isfile(paths.manifest)
         self.error: str | None = None
-        self.result: object | None = None  # the worker's FetchResult summary once finished
+        self.result: FetchSummary | None = None  # the worker's FetchResult summary once finished
         self.entries = 0
         self.total_bytes = 0
         self.pid: int | None = None
@@ -88,7 +87,7 @@ class Prefetch:
         self._lock = threading.Lock()
         self._reaped = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cache_pin: object | None = None
+        self._cache_pin: str | None = None
         self._control_fd: int | None = None
         if not self.active:
             self._parsed.set()
@@ -99,7 +98,7 @@ class Prefetch:
         if not self.active or self.pid is not None or self._done.is_set():
             return self
         self.timeline.mark("prefetch_start")
-        argv = [sys.executable, "-m", WORKER_MODULE, "--parent", str(os.getpid())]
+        argv = [sys.executable, "-m", PREFETCH_WORKER, "--parent", str(os.getpid())]
         if self.paths.model_cache != RuntimePaths.from_env().model_cache:
             argv += ["--model-cache", self.paths.model_cache]
         cache_dir = os.environ.get(constants.PACK_CACHE_DIR)
@@ -107,7 +106,7 @@ class Prefetch:
             # The server holds the pin set of the node cache for its whole life, so the blobs its
             # destinations link to are never evicted (see transfer/cache.py).
             try:
-                from .cache_pins import hold_instance
+                from ..cache_pins import hold_instance
 
                 self._cache_pin = hold_instance(cache_dir)
                 argv += ["--cache-instance", self._cache_pin]
@@ -208,7 +207,7 @@ class Prefetch:
 
     # --- the reader thread -------------------------------------------------------------------
     def _read(self, fd: int) -> None:
-        end: dict | None = None
+        end: EndEvent | None = None
         try:
             with os.fdopen(fd, "rb", buffering=0) as pipe:
                 buffered = b""
@@ -219,9 +218,15 @@ class Prefetch:
                     buffered += chunk
                     *lines, buffered = buffered.split(b"\n")
                     for line in lines:
-                        doc = self._event(line)
-                        if doc is not None and doc.get("event") == "end":
-                            end = doc
+                        event = read_event(line)
+                        if event is None:
+                            continue
+                        if event["event"] == "parsed":
+                            self._manifest_parsed(event["entries"], event["total_bytes"], event["folders"])
+                        elif event["event"] == "file":
+                            self._file_done(event["folder"], event["destination"], event["error"])
+                        else:
+                            end = event
         except OSError as exc:
             log.debug("prefetch pipe: %s", exc)
         if end is None:
@@ -229,34 +234,23 @@ class Prefetch:
             self._finish(f"the prefetch process (pid {self.pid}) {describe_exit(status)} "
                          "before the weights were in place", None)
             return
-        self._finish(end.get("error"), end.get("result"), end.get("t"))
+        self._finish(end["error"], end["result"], end["t"])
         self._reap()
 
-    def _event(self, line: bytes) -> dict | None:
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            return None
-        if not isinstance(doc, dict):
-            return None
-        kind = doc.get("event")
-        if kind == "parsed":
-            with self._lock:
-                self.entries = int(doc.get("entries", 0))
-                self.total_bytes = int(doc.get("total_bytes", 0))
-                for name, count in (doc.get("folders") or {}).items():
-                    self._folders.setdefault(name, _Folder()).remaining += int(count)
-            self._parsed.set()
-        elif kind == "file":
-            self._file_done(str(doc.get("folder") or ""), str(doc.get("destination")), doc.get("error"))
-        return doc
+    def _manifest_parsed(self, entries: int, total_bytes: int, folders: dict[str, int]) -> None:
+        with self._lock:
+            self.entries = entries
+            self.total_bytes = total_bytes
+            for name, count in folders.items():
+                self._folders.setdefault(name, _Folder()).remaining += count
+        self._parsed.set()
 
     def _reap(self) -> int | None:
         """Wait for the worker's exit status (None if someone else, e.g. PID 1's reaper, took it)."""
         try:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
-                else (-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+            if self.pid is not None:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
         except ChildProcessError:
             pass
         finally:
@@ -274,20 +268,18 @@ class Prefetch:
             if folder.remaining <= 0:
                 folder.event.set()
 
-    def _finish(self, error: str | None, result: dict | None, ended: float | None = None) -> None:
+    def _finish(self, error: str | None, result: FetchSummary | None, ended: float | None = None) -> None:
         if ended is not None and ended <= time.monotonic():
             self.timeline.mark_at("prefetch_end", ended)
         else:
             self.timeline.mark("prefetch_end")
         self.error = error
+        self.result = result
+        summary = DownloadSummary(files=self.entries, bytes_total=self.total_bytes, ok=error is None)
         if result is not None:
-            files = [SimpleNamespace(**f) for f in result.get("files", [])]
-            self.result = SimpleNamespace(**{**result, "files": files})
-        summary = {"files": self.entries, "bytes_total": self.total_bytes, "ok": error is None}
-        if result is not None:
-            summary.update(bytes_downloaded=result.get("bytes_downloaded", 0),
-                           cache_hits=result.get("cache_hits", 0),
-                           fetch_seconds=round(float(result.get("seconds", 0.0)), 4))
+            summary["bytes_downloaded"] = result["bytes_downloaded"]
+            summary["cache_hits"] = result["cache_hits"]
+            summary["fetch_seconds"] = round(float(result["seconds"]), 4)
         self.timeline.download = summary
         if error:
             log.error("prefetch failed: %s", error)

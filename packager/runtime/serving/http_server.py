@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, ItemsView, Iterator, KeysView, ValuesView
 from dataclasses import dataclass, field
 from http import HTTPStatus
-
-# typing's generics, not collections.abc's: the aliases below are subscripted at import time,
-# which collections.abc does not allow before Python 3.9 (images may run 3.8).
-from typing import Any, AsyncIterator, Awaitable, Callable, Union  # noqa: UP035
+from typing import Union
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger("pack.http")
@@ -53,19 +51,19 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._map
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._map)
 
     def __len__(self) -> int:
         return len(self._map)
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._map.keys()
 
-    def values(self):
+    def values(self) -> ValuesView[str]:
         return self._map.values()
 
-    def items(self):
+    def items(self) -> ItemsView[str, str]:
         return self._map.items()
 
 
@@ -106,7 +104,7 @@ class StreamResponse:
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str | None = "application/octet-stream"
     length: int | None = None  # known length: sent with Content-Length instead of chunked
-    on_close: Callable[[bool], Any] | None = None  # called with True when fully sent
+    on_close: Callable[[bool], object] | None = None  # called with True when fully sent; may return a coroutine
 
 
 @dataclass
@@ -116,7 +114,7 @@ class Upgrade:
     takeover: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-Response = Union[HttpResponse, StreamResponse, Upgrade]  # noqa: UP007 - `|` needs 3.10 here
+Response = Union[HttpResponse, StreamResponse, Upgrade]  # not `|`: evaluated at run time, on Python 3.9 too
 Handler = Callable[[HttpRequest], Awaitable[Response]]
 
 
@@ -180,7 +178,7 @@ class HttpServer:
         self._handler = handler
         self._host, self._port = host, port
         self._max_body = max_body
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._closing = False
         self._active = 0
         self._idle = asyncio.Event()
@@ -191,7 +189,8 @@ class HttpServer:
     @property
     def port(self) -> int:
         assert self._server is not None and self._server.sockets
-        return self._server.sockets[0].getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(
@@ -250,7 +249,7 @@ class HttpServer:
             self._writers.discard(writer)
             writer.close()
 
-    async def _request(self, reader, writer, head: bytes) -> bool:
+    async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes) -> bool:
         try:
             method, target, version, raw_headers = parse_head(head)
             headers = Headers(raw_headers)
@@ -300,7 +299,7 @@ class HttpServer:
             return [("Connection", "close")]
         return [("Connection", "keep-alive")] if version == "HTTP/1.0" else []
 
-    async def _reply(self, writer, response: HttpResponse, keep_alive: bool,
+    async def _reply(self, writer: asyncio.StreamWriter, response: HttpResponse, keep_alive: bool,
                      method: str = "GET", version: str = "HTTP/1.1") -> bool:
         headers = list(response.headers)
         if response.content_type:
@@ -316,7 +315,7 @@ class HttpServer:
             return False
         return keep_alive
 
-    async def _stream(self, writer, response: StreamResponse, keep_alive: bool, version: str,
+    async def _stream(self, writer: asyncio.StreamWriter, response: StreamResponse, keep_alive: bool, version: str,
                       method: str) -> bool:
         chunked = response.length is None and version == "HTTP/1.1"
         keep_alive = keep_alive and (chunked or response.length is not None)

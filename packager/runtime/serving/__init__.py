@@ -1,0 +1,15 @@
+"""Serving: what answers HTTP in the image once the prefetch has started.
+
+start (the config read, then one of two modes) ->
+* the Model-class server: server (lifecycle), http_server (the HTTP/1.1 server), routes (Truss's
+  routes), pipeline (pre/predict/postprocess with predict_concurrency), loader (model.py imported
+  and loaded in Truss's order), model_spec (the method contract), request_adapter (the request a
+  method may take), serialization + pydantic_types (JSON and msgpack bodies), http_errors,
+  lazy_data (lazy_data_resolver), secrets (the `secrets` mapping), missing_module (an import
+  error explained), metrics (/metrics);
+* docker_server mode: docker_server (the user's start_command supervised) and proxy (Truss's
+  routes in front of it).
+app_config reads the image's config JSON for both.
+
+Kept import-free: the entrypoint imports this package only after the prefetch process started.
+"""

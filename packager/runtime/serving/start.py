@@ -1,0 +1,63 @@
+"""The serving half of the entrypoint: read the image's config, set up logging and the
+environment, then serve in the mode the config asks for.
+
+* config with `docker_server` -> docker_server.run_docker_server: the weights first, then the
+  user's start_command behind Truss's routes; the result is the server's own exit status;
+* otherwise -> server.ModelServer: Truss's HTTP contract around model/model.py.
+
+Called by entrypoint.main after the prefetch has started, so everything imported here (and by
+the modules it picks) overlaps the download.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from packager import constants
+
+from ..image_paths import RuntimePaths
+from ..prefetch.process import Prefetch
+from ..timeline import Timeline
+from .app_config import ConfigUnavailable, ServingSettings, load_config
+
+log = logging.getLogger("pack.entrypoint")
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def server_port(default: int) -> int:
+    raw = os.environ.get(constants.INFERENCE_SERVER_PORT, "").strip()
+    return int(raw) if raw.isdigit() else default
+
+
+def serve(paths: RuntimePaths, timeline: Timeline, prefetch: Prefetch) -> int:
+    """Serve until stopped; the process's exit status (1 when the config is unusable)."""
+    configure_logging(False)
+    try:
+        config = load_config(paths)
+        settings = ServingSettings.from_config(config)
+    except (ConfigUnavailable, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    if settings.debug_logs:
+        configure_logging(True)
+    # The image sets these as ENV already; applying them here keeps local runs identical, and a
+    # value given at `docker run -e` still wins.
+    for name, value in settings.environment_variables.items():
+        os.environ.setdefault(name, value)
+    os.chdir(paths.app_dir)  # Truss runs with cwd /app; data_dir="data" style paths rely on it
+
+    if settings.docker_server is not None:
+        from .docker_server import run_docker_server
+
+        return run_docker_server(paths, settings, timeline, prefetch)
+
+    from .server import ModelServer
+
+    port = server_port(constants.DEFAULT_SERVER_PORT)
+    return ModelServer(paths, config, settings, timeline, prefetch, port).run()
