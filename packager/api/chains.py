@@ -43,7 +43,7 @@ def _chain_errors() -> Iterator[None]:
                              "--entrypoint, if it marks none)") from None
 
 
-def chains_render(source: str | os.PathLike, out: str | os.PathLike | None = None, *,
+def chains_render(source: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
                   entrypoint: str | None = None, name: str | None = None) -> GeneratedChain:
     """One truss per chainlet reachable from the entrypoint, under `out` (default: a new
     temporary directory)."""
@@ -122,7 +122,7 @@ class ChainRun:
 
 
 def chains_run(chain: GeneratedChain, results: list[BuildResult], *, base_port: int = 8080,
-               secrets_dir: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+               secrets_dir: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
                url_overrides: Mapping[str, str] | None = None, timeout: float = 900.0, cpu: bool = False,
                engine: Engine | None = None) -> ChainRun:
     """Start every chainlet's container on the host network, dependencies first, each told
@@ -145,7 +145,7 @@ def chains_run(chain: GeneratedChain, results: list[BuildResult], *, base_port: 
     return ChainRun(tuple(started))
 
 
-def chains_run_local(chain: GeneratedChain, *, base_port: int = 8080, secrets_dir: str | os.PathLike | None = None,
+def chains_run_local(chain: GeneratedChain, *, base_port: int = 8080, secrets_dir: str | os.PathLike[str] | None = None,
                      env: Mapping[str, str] | None = None, url_overrides: Mapping[str, str] | None = None,
                      timeout: float = 900.0) -> LocalChainRun:
     """The chainlets as local processes of pack's runtime (no containers, no weights prefetch)."""

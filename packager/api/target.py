@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class Target:
     truss_dir: Path  # a directory, or a config file whose directory is the truss (`pack check DIR/config.yaml`)
     config_file: Path | None = None  # --config: replaces DIR/config.yaml
-    model: "ModelTruss | None" = None  # set when generated from a ModelBase file
+    model: ModelTruss | None = None  # set when generated from a ModelBase file
 
     @property
     def argument(self) -> Path:
@@ -53,12 +53,12 @@ class Target:
         return self.model.located(loaded)
 
 
-def is_model_source(path: str | os.PathLike) -> bool:
+def is_model_source(path: str | os.PathLike[str]) -> bool:
     """A .py file names a ModelBase model (`truss push my_model.py`); anything else a truss."""
     return Path(path).suffix == ".py"
 
 
-def resolve_target(truss: "str | os.PathLike | Target", config: str | os.PathLike | None = None) -> Target:
+def resolve_target(truss: str | os.PathLike[str] | Target, config: str | os.PathLike[str] | None = None) -> Target:
     """A Target for the TRUSS argument and --config; a ModelBase file's truss is generated here."""
     if isinstance(truss, Target):
         return truss

@@ -28,16 +28,16 @@ from .target import Target, resolve_target
 
 # A truss argument: a truss directory, a config file, a ModelBase .py file, or a resolved Target.
 # `config` (--config) names another config file to use in place of DIR/config.yaml.
-TrussArg = str | os.PathLike | Target
+TrussArg = str | os.PathLike[str] | Target
 
 
-def resolve(truss_dir: TrussArg, *, config: str | os.PathLike | None = None) -> Target:
+def resolve(truss_dir: TrussArg, *, config: str | os.PathLike[str] | None = None) -> Target:
     """Resolve a truss argument once (a ModelBase file's truss is generated here)."""
     return resolve_target(truss_dir, config)
 
 
 def check(truss_dir: TrussArg, *, allow_unknown_keys: bool = False,
-          config: str | os.PathLike | None = None) -> LoadedConfig:
+          config: str | os.PathLike[str] | None = None) -> LoadedConfig:
     return resolve_target(truss_dir, config).load(allow_unknown_keys=allow_unknown_keys)
 
 
@@ -48,7 +48,7 @@ def truss_server_packages(loaded: LoadedConfig) -> ServerPackages:
 
 
 def lock(truss_dir: TrussArg, *, credentials: Credentials | None = None,
-         allow_unknown_keys: bool = False, config: str | os.PathLike | None = None) -> tuple[LoadedConfig, Lock]:
+         allow_unknown_keys: bool = False, config: str | os.PathLike[str] | None = None) -> tuple[LoadedConfig, Lock]:
     """Resolve every weight source again and rewrite pack.lock (or the lock of --config's file)."""
     loaded = resolve_target(truss_dir, config).load(allow_unknown_keys=allow_unknown_keys)
     return loaded, ensure_lock(loaded, credentials, refresh=True)
@@ -56,7 +56,7 @@ def lock(truss_dir: TrussArg, *, credentials: Credentials | None = None,
 
 def plan(truss_dir: TrussArg, options: BuildOptions | None = None, *, locked: bool = False,
          credentials: Credentials | None = None, allow_unknown_keys: bool = False,
-         engine: Engine | None = None, config: str | os.PathLike | None = None) -> tuple[LoadedConfig, BuildPlan]:
+         engine: Engine | None = None, config: str | os.PathLike[str] | None = None) -> tuple[LoadedConfig, BuildPlan]:
     """Config -> plan; resolves weights only when pack.lock is missing or stale (unless locked).
     With an engine, the base image's USER is read from it first (pulled when missing); without
     one (render) the plan assumes root and says so for a base that is not pack's default."""
@@ -73,40 +73,40 @@ def _plan_loaded(loaded: LoadedConfig, options: BuildOptions | None, *, locked: 
     return plan_build(loaded, current.manifest, options, facts)
 
 
-def render(truss_dir: TrussArg, out: str | os.PathLike, options: BuildOptions | None = None, *,
+def render(truss_dir: TrussArg, out: str | os.PathLike[str], options: BuildOptions | None = None, *,
            locked: bool = False, credentials: Credentials | None = None,
            allow_unknown_keys: bool = False,
-           config: str | os.PathLike | None = None) -> tuple[BuildPlan, RenderedContext]:
+           config: str | os.PathLike[str] | None = None) -> tuple[BuildPlan, RenderedContext]:
     loaded, build_plan = plan(truss_dir, options, locked=locked, credentials=credentials,
                               allow_unknown_keys=allow_unknown_keys, config=config)
-    return build_plan, render_context(loaded, build_plan, Path(out))
+    return build_plan, render_context(build_plan, Path(out))
 
 
 def build(truss_dir: TrussArg, options: BuildOptions | None = None, *, locked: bool = False,
           tag: str | None = None, no_cache: bool = False, build_args: dict[str, str] | None = None,
           platform: str | None = None, progress: ProgressCallback | None = None,
           credentials: Credentials | None = None, allow_unknown_keys: bool = False,
-          engine: Engine | None = None, config: str | os.PathLike | None = None) -> BuildResult:
+          engine: Engine | None = None, config: str | os.PathLike[str] | None = None) -> BuildResult:
     """Config -> plan -> context -> image (with the machine's engine unless one is given).
     What the build used is recorded in pack's cache for `pack run` (see last_build)."""
     target = resolve_target(truss_dir, config)
     loaded = target.load(allow_unknown_keys=allow_unknown_keys)  # config errors before engine errors
     engine = engine or open_engine()
     build_plan = _plan_loaded(loaded, options, locked=locked, credentials=credentials, engine=engine)
-    result = build_image(loaded, build_plan, tag=tag, no_cache=no_cache, build_args=build_args,
+    result = build_image(build_plan, tag=tag, no_cache=no_cache, build_args=build_args,
                          platform=platform, progress=progress, credentials=credentials, engine=engine)
     write_record(target.key, BuildRecord(str(target.key), (options or BuildOptions()).base_image,
                                          result.image.id, result.tag))
     return result
 
 
-def last_build(truss_dir: TrussArg, *, config: str | os.PathLike | None = None) -> BuildRecord | None:
+def last_build(truss_dir: TrussArg, *, config: str | os.PathLike[str] | None = None) -> BuildRecord | None:
     """What the last build of this truss (and config file) used, if it was built here."""
     return read_record(resolve_target(truss_dir, config).key)
 
 
 def config_document(truss_dir: TrussArg, *, allow_unknown_keys: bool = False,
-                    config: str | os.PathLike | None = None) -> tuple[LoadedConfig, dict[str, Any]]:
+                    config: str | os.PathLike[str] | None = None) -> tuple[LoadedConfig, dict[str, Any]]:
     """The resolved config (every default filled in), as Truss writes it into images."""
     loaded = check(truss_dir, allow_unknown_keys=allow_unknown_keys, config=config)
     return loaded, loaded.resolved()
@@ -117,7 +117,7 @@ def schema() -> dict[str, Any]:
     return config_json_schema()
 
 
-def init(truss_dir: str | os.PathLike, model_name: str | None = None) -> LoadedConfig:
+def init(truss_dir: str | os.PathLike[str], model_name: str | None = None) -> LoadedConfig:
     """Create a new truss that passes `check`; returns its loaded config."""
     init_truss(Path(truss_dir), model_name)
     return load_config(truss_dir)
@@ -130,7 +130,7 @@ def lock_file(loaded: LoadedConfig) -> Path:
 
 def push(truss_dir: TrussArg, options: BuildOptions | None = None, *, image_ref: str,
          username: str | None = None, password: str | None = None, locked: bool = False,
-         progress: ProgressCallback | None = None, config: str | os.PathLike | None = None,
+         progress: ProgressCallback | None = None, config: str | os.PathLike[str] | None = None,
          engine: Engine | None = None) -> tuple[BuildResult, PushedImage]:
     """Build the truss (the layer cache makes an unchanged one instant) and push the image to
     `image_ref`; the registry's digest comes back in PushedImage."""
@@ -159,10 +159,10 @@ class RunResult:
 
 
 def run(truss_dir: TrussArg, options: BuildOptions | None = None, *, locked: bool = False, port: int = 8080,
-        secrets_dir: str | os.PathLike | None = None, secrets: Mapping[str, str] | None = None,
+        secrets_dir: str | os.PathLike[str] | None = None, secrets: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None, name: str | None = None, timeout: float = 900.0,
         cpu: bool = False, cache_volume: str | None = None, progress: ProgressCallback | None = None,
-        config: str | os.PathLike | None = None, engine: Engine | None = None) -> RunResult:
+        config: str | os.PathLike[str] | None = None, engine: Engine | None = None) -> RunResult:
     """Build the truss and run it on the host network until its readiness route answers.
 
     secrets_dir: a directory of secret files; secrets: values resolved on this host

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache_dirs import cache_root
-from ..config import CONFIG_FILENAME, LoadedConfig
+from ..config import CONFIG_FILENAME
 from ..constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
 from .secrets import secret_files
 from ..engine import BuildRequest, BuiltImage, Engine, ProgressCallback, open_engine
@@ -38,12 +38,14 @@ def contexts_root() -> Path:
     return cache_root() / "contexts"
 
 
-def context_dir_for(loaded: LoadedConfig) -> Path:
-    key = hashlib.sha256(str(loaded.truss_dir.resolve()).encode()).hexdigest()[:12]
-    if loaded.file.resolve() != (loaded.truss_dir / CONFIG_FILENAME).resolve():
+def context_dir_for(plan: BuildPlan) -> Path:
+    """One context directory per truss (and config file), reused by every build of it."""
+    truss_dir, config_file = Path(plan.sources.truss_dir), Path(plan.sources.config_file)
+    key = hashlib.sha256(str(truss_dir).encode()).hexdigest()[:12]
+    if config_file != truss_dir / CONFIG_FILENAME:
         # Another config file (--config) of the same truss builds in a context of its own.
-        key = hashlib.sha256(f"{loaded.truss_dir.resolve()}\0{loaded.file.resolve()}".encode()).hexdigest()[:12]
-    return contexts_root() / f"{_slug(loaded.truss_dir.resolve().name)}-{key}"
+        key = hashlib.sha256(f"{truss_dir}\0{config_file}".encode()).hexdigest()[:12]
+    return contexts_root() / f"{_slug(truss_dir.name)}-{key}"
 
 
 def _slug(text: str) -> str:
@@ -77,7 +79,6 @@ def base_image_facts(engine: Engine, ref: str) -> BaseImageFacts:
 
 
 def build_image(
-    loaded: LoadedConfig,
     plan: BuildPlan,
     *,
     tag: str | None = None,
@@ -88,7 +89,7 @@ def build_image(
     credentials: Credentials | None = None,
     engine: Engine | None = None,
 ) -> BuildResult:
-    rendered = render_context(loaded, plan, context_dir_for(loaded))
+    rendered = render_context(plan, context_dir_for(plan))
     engine = engine or open_engine()
     final_tag = tag or default_tag(plan, rendered)
     args = {**endpoint_build_args(plan), **(build_args or {})}

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Optional
 
 
-def _module_file(workspace: Path, dotted: str) -> Optional[Path]:
+def _module_file(workspace: Path, dotted: str) -> Path | None:
     base = workspace.joinpath(*dotted.split("."))
     if base.with_suffix(".py").is_file():
         return base.with_suffix(".py")

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pydantic
 import yaml
@@ -21,7 +21,7 @@ import yaml
 import chains
 from chains import truss_config as chains_truss_config
 from chains.errors import ChainsDeploymentError
-from chains.framework import ChainletDescriptor, registry
+from chains.framework import ChainletBase, ChainletDescriptor, registry
 from chains.loading import ALIAS_DIR, RESERVED_MODULE_NAMES, TRUSS_SHIM_DIR, load_chain
 from chains.public_types import BASETEN_API_SECRET_NAME, BasetenImage, CustomImage
 from packager.config import load_config
@@ -41,8 +41,8 @@ _ATOMS = {int: "int", float: "float", complex: "complex", bool: "bool", str: "st
 class ArgView:
     name: str
     type: str
-    default_server: Optional[str]  # expression for the Input model field, None = required
-    default_stub: Optional[str]  # expression for the stub parameter, None = required
+    default_server: str | None  # expression for the Input model field, None = required
+    default_stub: str | None  # expression for the stub parameter, None = required
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class ChainletView:
     is_async: bool
     is_streaming: bool
     has_context: bool
-    health_check: Optional[bool]
+    health_check: bool | None
     arg_name: str = ""
     endpoint: str = "run_remote"  # `predict` for a ModelBase model
 
@@ -105,7 +105,7 @@ def type_expr(annotation: Any, imports: set[str]) -> str:
     raise ChainsDeploymentError(f"cannot express the type {annotation!r} in generated code")
 
 
-def literal(value: Any) -> Optional[str]:
+def literal(value: Any) -> str | None:
     """`repr(value)` when it is a Python literal that evaluates back to the same value."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -164,8 +164,8 @@ def _mentions_pydantic(lines: list[str]) -> bool:
 
 
 def chainlet_config(descriptor: ChainletDescriptor, chain_name: str, truss_dir: Path,
-                    name: Optional[str] = None) -> dict[str, Any]:
-    remote = descriptor.chainlet_cls.remote_config  # type: ignore[attr-defined]
+                    name: str | None = None) -> dict[str, Any]:
+    remote = descriptor.chainlet_cls.remote_config
     image = remote.docker_image
     compute = remote.get_compute_spec()
     assets = remote.get_asset_spec()
@@ -253,14 +253,16 @@ def chainlet_config(descriptor: ChainletDescriptor, chain_name: str, truss_dir: 
 
 # --- files -----------------------------------------------------------------------------------------
 def _copy_package(src: Path, dest: Path, skip: tuple[str, ...] = ()) -> None:
+    """The package's modules only: not its lint configuration (chains/ruff.toml) or the caches
+    tools leave beside it (.ruff_cache, __pycache__), which would change the image at each run."""
     for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not (rel == Path(".") and d in skip))
+        dirs[:] = sorted(d for d in dirs if d.isidentifier() and d != "__pycache__"
+                         and not (rel == Path(".") and d in skip))
         (dest / rel).mkdir(parents=True, exist_ok=True)
         for name in sorted(files):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            shutil.copyfile(Path(root) / name, dest / rel / name)
+            if name.endswith(".py"):
+                shutil.copyfile(Path(root) / name, dest / rel / name)
 
 
 def _module_file(cls: type) -> Path:
@@ -273,7 +275,7 @@ def _module_file(cls: type) -> Path:
 
 
 def _write_chainlet(descriptor: ChainletDescriptor, chain_name: str, source: Path,
-                    workspace: Path, root: Path, *, name: Optional[str] = None,
+                    workspace: Path, root: Path, *, name: str | None = None,
                     generator: str = "`pack chains render`") -> ChainletTruss:
     """The truss of one chainlet at root/chainlet_<Class>; `name` replaces the derived
     model_name (a ModelBase model is named after its display name alone, as in Truss)."""
@@ -302,7 +304,7 @@ def _write_chainlet(descriptor: ChainletDescriptor, chain_name: str, source: Pat
     _copy_package(ALIAS_DIR / "truss_chains", packages / "truss_chains")
     _copy_package(TRUSS_SHIM_DIR / "truss", packages / "truss")
 
-    image = descriptor.chainlet_cls.remote_config.docker_image  # type: ignore[attr-defined]
+    image = descriptor.chainlet_cls.remote_config.docker_image
     if image.data_dir is not None:
         shutil.copytree(image.data_dir.abs_path, truss_dir / "data")
 
@@ -330,8 +332,8 @@ def _write_chainlet(descriptor: ChainletDescriptor, chain_name: str, source: Pat
                          tuple(str(p) for p in included), loaded.config.volume_mode)
 
 
-def generate_chain(entrypoint: type, out: str | os.PathLike, *, chain_name: Optional[str] = None,
-                   source: Optional[Path] = None) -> GeneratedChain:
+def generate_chain(entrypoint: type[ChainletBase], out: str | os.PathLike[str], *, chain_name: str | None = None,
+                   source: Path | None = None) -> GeneratedChain:
     """Write `<out>/<chain_name>/chainlet_<Name>/` for every chainlet reachable from `entrypoint`."""
     from chains.framework import chain_name as resolve_name
     from chains.framework import raise_validation_errors
@@ -365,8 +367,8 @@ def _safe(name: str) -> str:
     return cleaned or "chain"
 
 
-def render_chain(source: str | os.PathLike, out: str | os.PathLike, *, entrypoint: Optional[str] = None,
-                 name: Optional[str] = None) -> GeneratedChain:
+def render_chain(source: str | os.PathLike[str], out: str | os.PathLike[str], *, entrypoint: str | None = None,
+                 name: str | None = None) -> GeneratedChain:
     loaded = load_chain(source, entrypoint, name)
     return generate_chain(loaded.entrypoint, out, chain_name=loaded.chain_name, source=loaded.source)
 

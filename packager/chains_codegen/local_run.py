@@ -16,7 +16,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import packager
 from packager import constants
@@ -26,7 +25,6 @@ from .generate import ChainletTruss, GeneratedChain
 
 PREDICT_PATH = "/v1/models/model:predict"
 READY_PATH = "/v1/models/model"
-DYNAMIC_CONFIG_ENV = "PACK_CHAINS_DYNAMIC_CONFIG"
 
 
 class ChainStartError(RuntimeError):
@@ -51,7 +49,7 @@ class LocalChainlet:
     port: int
     app_dir: Path
     log_path: Path
-    proc: Optional[subprocess.Popen] = None
+    proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -90,7 +88,7 @@ class LocalChainRun:
                     chainlet.proc.kill()
                     chainlet.proc.wait(5)
 
-    def __enter__(self) -> "LocalChainRun":
+    def __enter__(self) -> LocalChainRun:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -120,11 +118,11 @@ def _runtime_copy(workdir: Path) -> str:
     return str(root)
 
 
-def start_local(chain: GeneratedChain, *, workdir: Optional[Path] = None,
-                ports: Optional[dict[str, int]] = None, secrets_dir: Optional[Path] = None,
-                env: Optional[dict[str, str]] = None, python: str = sys.executable,
-                timeout: float = 60.0, manifests: Optional[dict[str, str]] = None,
-                url_overrides: Optional[dict[str, str]] = None) -> LocalChainRun:
+def start_local(chain: GeneratedChain, *, workdir: Path | None = None,
+                ports: dict[str, int] | None = None, secrets_dir: Path | None = None,
+                env: dict[str, str] | None = None, python: str = sys.executable,
+                timeout: float = 60.0, manifests: dict[str, str] | None = None,
+                url_overrides: dict[str, str] | None = None) -> LocalChainRun:
     """Start every chainlet; return once all answer ready (stop them all on failure).
 
     manifests: chainlet name -> weights manifest JSON (as `pack render` writes it) to prefetch
@@ -161,7 +159,7 @@ def start_local(chain: GeneratedChain, *, workdir: Optional[Path] = None,
                 constants.PACK_SECRETS_DIR: str(secrets_dir or target / "secrets"),
                 constants.PACK_DYNAMIC_CONFIG_DIR: str(target / "dynamic"),
                 constants.INFERENCE_SERVER_PORT: str(ports[truss.name]),
-                DYNAMIC_CONFIG_ENV: dynamic,
+                constants.PACK_CHAINS_DYNAMIC_CONFIG: dynamic,
                 "PYTHONUNBUFFERED": "1",
             })
             process_env.update(env or {})

@@ -17,10 +17,15 @@ import tempfile
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packager.cache_dirs import keyed_dir
 from packager.config import LoadedConfig
 from packager.errors import ConfigError, PackError, Problem
+
+if TYPE_CHECKING:  # imported where used: `pack` commands that never see a model file skip them
+    from chains.descriptors import ChainletDescriptor
+    from chains.loading import LoadedModel
 
 MODELS_DIR = "models"
 KEPT_FILES = ("pack.lock",)  # pinned weights survive regeneration
@@ -47,12 +52,12 @@ class ModelTruss:
         return replace(loaded, warnings=tuple(self.relocate(loaded.warnings)))
 
 
-def model_truss_dir(source: str | os.PathLike) -> Path:
+def model_truss_dir(source: str | os.PathLike[str]) -> Path:
     """Where the truss of `source` is generated: the same place every time, for this file."""
     return keyed_dir(MODELS_DIR, Path(source))
 
 
-def generate_model_truss(source: str | os.PathLike) -> ModelTruss:
+def generate_model_truss(source: str | os.PathLike[str]) -> ModelTruss:
     """Import the file, validate its ModelBase class and (re)write its truss; ConfigError with
     every problem positioned in the user's file."""
     path = Path(source).absolute()
@@ -71,15 +76,14 @@ def generate_model_truss(source: str | os.PathLike) -> ModelTruss:
     return _write(path, loaded.model, descriptor, target)
 
 
-def _load(path: Path):
+def _load(path: Path) -> LoadedModel:
     from chains.errors import ChainsUsageError
     from chains.loading import load_model
 
     try:
         return load_model(path)
     except ChainsUsageError as exc:
-        found = getattr(exc, "validation_errors", ())
-        problems = [Problem(e.file, e.location, e.line, None, e.message) for e in found]
+        problems = [Problem(e.file, e.location, e.line, None, e.message) for e in exc.validation_errors]
         raise ConfigError(problems=problems or [Problem(str(path), "", None, None, str(exc))]) from None
     except SyntaxError as exc:
         raise ConfigError(problems=[Problem(exc.filename or str(path), "", exc.lineno, exc.offset,
@@ -88,7 +92,7 @@ def _load(path: Path):
         message = str(exc).removeprefix(f"{path.resolve()}: ").removeprefix(f"{path}: ")
         hint = _RESERVED_HINT if "reserved" in message else None
         raise ConfigError(problems=[Problem(str(path), "", None, None, message, hint)]) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - importing the file runs the user's code: it may raise anything
         # The file runs on this machine to read its class (as with Truss): its imports must work here.
         line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
                      if Path(f.filename).resolve() == path.resolve()), None)
@@ -99,13 +103,13 @@ def _load(path: Path):
         )]) from None
 
 
-def _descriptor(model: type):
+def _descriptor(model: type) -> ChainletDescriptor:
     from chains.framework import registry
 
     return registry.descriptor(model)
 
 
-def _write(path: Path, model: type, descriptor, target: Path) -> ModelTruss:
+def _write(path: Path, model: type, descriptor: ChainletDescriptor, target: Path) -> ModelTruss:
     """Generate into a sibling staging directory and swap it in, so a reader never sees half a
     truss; the lock of the previous generation is kept."""
     from chains.errors import ChainsDeploymentError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 from packager.config import TrussConfig
 from packager.errors import PlanError
@@ -59,7 +60,24 @@ def plan_base_image(config: TrussConfig, options: BuildOptions, facts: BaseImage
     image, python, is_default, cuda = _choose(config, options)
     known = facts is not None and facts.image == image
     user = server_user(facts.user) if known and facts is not None else None
-    return BaseImage(image, python, is_default, dotted(config.python_version), user=user, cuda=cuda)
+    return BaseImage(image, python, is_default, dotted(config.python_version), user=user, cuda=cuda,
+                     check_command=base_check_command(image, python))
+
+
+# The Pythons pack's runtime runs on (it is written for 3.9 and checked against 3.14).
+SUPPORTED_PYTHON = ((3, 9), (3, 14))
+
+
+def base_check_command(image: str, python: str) -> str:
+    """A shell command that fails, saying why, on a base image that is not Debian-like or whose
+    Python is outside SUPPORTED_PYTHON (the user learns it in seconds, not after the installs)."""
+    (low_major, low_minor), (high_major, high_minor) = SUPPORTED_PYTHON
+    span = f"{low_major}.{low_minor}-{high_major}.{high_minor}"
+    refusal = shlex.quote(f"pack: base image {image} is not Debian-based")
+    debian = f"(grep -qE '^(ID|ID_LIKE)=.*debian' /etc/os-release || {{ echo {refusal} >&2; exit 1; }})"
+    version = (f"import sys; sys.exit(0 if {SUPPORTED_PYTHON[0]} <= sys.version_info[:2] <= {SUPPORTED_PYTHON[1]} "
+               f"else \"pack: base image Python %d.%d is outside {span}\" % sys.version_info[:2])")
+    return f"{debian} && {python} -c {shlex.quote(version)}"
 
 
 def base_image_notes(config: TrussConfig, base: BaseImage, facts: BaseImageFacts | None) -> list[str]:

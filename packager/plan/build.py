@@ -15,6 +15,7 @@ from packager.runtime.manifest import Manifest
 
 from .base_image import base_image_notes, plan_accelerator, plan_base_image
 from .code_imports import scan as scan_imports
+from .context_sources import plan_context_sources
 from .model import (
     WeightsMode,
     BuildCommand,
@@ -59,7 +60,9 @@ def _refuse_platform_only(loaded: LoadedConfig) -> list[str]:
     return notes
 
 
-def _split_build_commands(loaded: LoadedConfig, options: BuildOptions) -> tuple[tuple[BuildCommand, ...], tuple[BuildCommand, ...], list[str]]:
+def _split_build_commands(
+    loaded: LoadedConfig, options: BuildOptions
+) -> tuple[tuple[BuildCommand, ...], tuple[BuildCommand, ...], list[str]]:
     config = loaded.config
     secrets = tuple(sorted(config.build.secret_to_path_mapping.items()))
     commands = [BuildCommand(c, secrets) for c in config.build_commands]
@@ -88,20 +91,22 @@ def _docker_server(loaded: LoadedConfig) -> DockerServerPlan | None:
 
 def _package_dirs(loaded: LoadedConfig) -> tuple[str, ...]:
     config, root = loaded.config, loaded.truss_dir
-    dirs = []
+    dirs: list[Path] = []
     bundled = root / config.bundled_packages_dir
     if bundled.is_dir():
         dirs.append(bundled)
-    for d in config.external_package_dirs:
-        dirs.append(Path(d) if os.path.isabs(d) else root / d)
+    for external in config.external_package_dirs:
+        dirs.append(Path(external) if os.path.isabs(external) else root / external)
     seen: dict[str, Path] = {}
     for d in dirs:
         for child in sorted(d.iterdir()):
             if child.name.startswith(".") or child.name == "__pycache__":
                 continue
             if child.name in seen:
-                raise PlanError(f"`{child.name}` exists in both {seen[child.name]} and {d}; both would land in /packages",
-                                hint="rename one of them or drop one directory from external_package_dirs")
+                raise PlanError(
+                    f"`{child.name}` exists in both {seen[child.name]} and {d}; both would land in /packages",
+                    hint="rename one of them or drop one directory from external_package_dirs",
+                )
             seen[child.name] = d
     return tuple(str(d.resolve()) for d in dirs)
 
@@ -191,8 +196,10 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
     run_as = plan_run_as(config, base, mode, manifest)
     image_env, env_notes = plan_image_env(config)
     notes += base_image_notes(config, base, base_facts) + list(run_as.notes) + env_notes
-    data_dir = config.data_dir if (root / config.data_dir).is_dir() else None
-    model_dir = config.model_module_dir if (root / config.model_module_dir).is_dir() and config.docker_server is None else None
+    docker_server = _docker_server(loaded)
+    sources = plan_context_sources(loaded, requirements, docker_server, _package_dirs(loaded),
+                                   _runtime_packages(manifest), options.ca_bundle)
+    notes += sources.notes()
     return BuildPlan(
         model_name=config.model_name or root.resolve().name,
         config_digest=config_digest(loaded),
@@ -206,12 +213,9 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
         build_commands_after_code=after,
         build_secret_names=tuple(sorted(config.build.secret_to_path_mapping)),
         external_data=tuple(ExternalFile(e.url, e.local_data_path, e.sha256) for e in config.external_data or []),
-        docker_server=_docker_server(loaded),
-        data_dir=data_dir,
-        model_dir=model_dir,
-        package_dirs=_package_dirs(loaded),
+        docker_server=docker_server,
+        sources=sources,
         options=options,
-        runtime_pip_packages=_runtime_packages(manifest),
         weight_layers=layers,
         server_packages=added,
         notes=tuple(notes),

@@ -40,7 +40,7 @@ class ImportSite:
         named = tuple(f"{self.module}.{n}" for n in self.names if n != "*")
         return named or (self.module,)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | int | bool]:
         return {"module": self.module, "file": self.file, "line": self.line, "guarded": self.guarded}
 
     def where(self) -> str:
@@ -112,20 +112,24 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Try(self, node: ast.Try) -> None:
+        self._visit_try(node)
+
+    def visit_TryStar(self, node: ast.TryStar) -> None:
+        self._visit_try(node)
+
+    def _visit_try(self, node: ast.Try | ast.TryStar) -> None:
         guarded = any(_catches_import_error(h) for h in node.handlers)
         self.guard_depth += guarded
-        for child in node.body:
-            self.visit(child)
+        for statement in node.body:
+            self.visit(statement)
         self.guard_depth -= guarded
         for child in [*node.handlers, *node.orelse, *node.finalbody]:
             self.visit(child)
 
-    visit_TryStar = visit_Try
-
 
 def top_level_names(directory: Path) -> set[str]:
     """Module names importable from `directory` when it is on sys.path."""
-    names = set()
+    names: set[str] = set()
     if not directory.is_dir():
         return names
     for child in directory.iterdir():
@@ -169,7 +173,7 @@ def scan(truss_dir: Path, code_dirs: Iterable[Path], local_names: Iterable[str] 
             try:
                 tree = ast.parse(path.read_bytes(), filename=str(path))
             except (SyntaxError, ValueError, OSError) as exc:
-                where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+                where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
                 unscanned.append(f"{shown}: {type(exc).__name__}{where}")
                 continue
             visitor = _Visitor(shown)

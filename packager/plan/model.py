@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from packager.runtime.manifest import Manifest
 
 from .truss_server_packages import ServerPackages
 from .weight_layers import DEFAULT_LARGE_FILE_BYTES, DEFAULT_MAX_LAYERS, WeightLayerPlan
+
+if TYPE_CHECKING:
+    from .context_sources import ContextSources
+
 
 class WeightsMode(str, Enum):
     """Where a truss's weights come from in its image, decided once (plan.build.weights_mode)."""
@@ -59,6 +64,7 @@ class BaseImage:
     # restored for the server.
     user: str | None = None
     cuda: bool = False  # pack's default CUDA runtime base, chosen for an accelerator
+    check_command: str = ""  # the build's first step: fail fast on a base pack cannot build on
 
 
 @dataclass(frozen=True)
@@ -123,11 +129,8 @@ class BuildPlan:
     build_secret_names: tuple[str, ...]
     external_data: tuple[ExternalFile, ...]
     docker_server: DockerServerPlan | None
-    data_dir: str | None  # truss-relative, None when absent
-    model_dir: str | None
-    package_dirs: tuple[str, ...]  # absolute host paths whose contents merge into /packages
+    sources: ContextSources  # what the context is made of (directories, files, documents)
     options: BuildOptions
-    runtime_pip_packages: tuple[str, ...]  # what the in-image runtime itself needs
     weight_layers: WeightLayerPlan = field(default_factory=WeightLayerPlan)  # bake mode only
     # Truss's server packages the code imports and the truss does not require (own layer)
     server_packages: ServerPackages = field(default_factory=ServerPackages)

@@ -120,7 +120,7 @@ class ServerPackage:
         """Every import of it is guarded by `except ImportError` (the code runs without it)."""
         return all(site.guarded for site in self.imports)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"distribution": self.distribution, "requirement": self.requirement,
                 "constraint": self.constraint, "optional": self.optional,
                 "imports": [site.as_dict() for site in self.imports]}
@@ -150,7 +150,7 @@ class ServerPackages:
         notes += [f"not scanned for imports: {item}" for item in self.unscanned]
         return notes
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"truss_version": self.truss_version, "packages": [p.as_dict() for p in self.packages],
                 "unscanned": list(self.unscanned)}
 

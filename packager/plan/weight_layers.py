@@ -136,7 +136,7 @@ def _stored(entries: tuple[Entry, ...]) -> tuple[list[tuple[str, Entry]], list[W
         # older one that served the same bytes (plan.lock.keep_pinned_commits).
         repo_dir, rest = entry.destination.split(_SNAPSHOTS, 1)
         refs[f"{repo_dir}/refs/{entry.revision.requested or 'main'}"] = rest.split("/", 1)[0]
-    return list(stored.values()), sorted(links, key=lambda l: l.path), sorted(refs.items())
+    return list(stored.values()), sorted(links, key=lambda link: link.path), sorted(refs.items())
 
 
 def _layer(name: str, members: list[tuple[str, Entry]]) -> WeightLayer:

@@ -23,20 +23,23 @@ from pathlib import Path
 import yaml
 
 import packager
-from packager.config import LoadedConfig
 from packager.errors import RenderError
+from packager.plan.context_sources import ContextSources
 from packager.plan.model import BuildPlan
-from packager.plan.truss_server_packages import PACK_SERVER_REQUIREMENTS
 from packager.templating import render
 
-from .context import CONTEXT_PACK_DIR, TRUSS_SERVER_DIR, WEIGHTS_LINKS_FILE, stage_manifests, template_context
+from .context import (
+    CONTEXT_PACK_DIR,
+    EXTERNAL_DATA_FILE,
+    TRUSS_SERVER_DIR,
+    WEIGHTS_LINKS_FILE,
+    external_data_items,
+    stage_manifests,
+    template_context,
+)
 
-_SKIP_NAMES = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache",
-               ".ruff_cache", ".DS_Store", "node_modules", ".ipynb_checkpoints"}
-_SKIP_SUFFIXES = (".pyc", ".pyo")
-# Legacy Truss bake-mode credential files: usable for the build, never shipped (defect 3).
-LEGACY_CREDENTIAL_FILES = ("s3_credentials.json", "service_account.json")
-DOCKERIGNORE = "# The context holds exactly what the image needs; nothing else may slip in.\n**/__pycache__\n**/*.pyc\n**/.git\n"
+DOCKERIGNORE = ("# The context holds exactly what the image needs; nothing else may slip in.\n"
+                "**/__pycache__\n**/*.pyc\n**/.git\n")
 
 
 @dataclass(frozen=True)
@@ -48,21 +51,16 @@ class RenderedContext:
     notes: tuple[str, ...]
 
 
-def _server_requirements() -> Path:
-    return PACK_SERVER_REQUIREMENTS
+def _copy_tree(sources: ContextSources, src: Path, dest: Path, exclude_top: tuple[str, ...] = ()) -> None:
+    def skip(name: str) -> bool:
+        return name in sources.skip_names or name.endswith(sources.skip_suffixes)
 
-
-def _skip(name: str) -> bool:
-    return name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES)
-
-
-def _copy_tree(src: Path, dest: Path, exclude_top: tuple[str, ...] = ()) -> None:
     for root, dirs, files in os.walk(src, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not _skip(d))
+        dirs[:] = sorted(d for d in dirs if not skip(d))
         rel = Path(root).relative_to(src)
         (dest / rel).mkdir(parents=True, exist_ok=True)
         for name in sorted(files):
-            if _skip(name) or (rel == Path(".") and name in exclude_top):
+            if skip(name) or (rel == Path(".") and name in exclude_top):
                 continue
             source = Path(root) / name
             if source.is_symlink() and not source.exists():
@@ -70,14 +68,14 @@ def _copy_tree(src: Path, dest: Path, exclude_top: tuple[str, ...] = ()) -> None
             shutil.copyfile(source, dest / rel / name)
 
 
-def _runtime_files(dest: Path) -> None:
+def _runtime_files(sources: ContextSources, dest: Path) -> None:
     """pack's in-image runtime: packager/__init__.py, constants.py and runtime/ (a leaf package)."""
     package = Path(packager.__file__).parent
     target = dest / "packager"
     target.mkdir(parents=True)
     for name in ("__init__.py", "constants.py"):
         shutil.copyfile(package / name, target / name)
-    _copy_tree(package / "runtime", target / "runtime")
+    _copy_tree(sources, package / "runtime", target / "runtime")
 
 
 def _normalise(root: Path) -> None:
@@ -150,16 +148,12 @@ def _check_no_secret_values(root: Path, values: frozenset[str]) -> None:
             )
 
 
-def _write_files(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> list[str]:
-    notes: list[str] = []
-    root = loaded.truss_dir
+def _write_files(plan: BuildPlan, out: Path) -> None:
+    sources = plan.sources
     pack_dir = out / CONTEXT_PACK_DIR
-    _runtime_files(pack_dir / "runtime")
-    server_reqs = _server_requirements()
-    lines = server_reqs.read_text().splitlines() if server_reqs.is_file() and plan.docker_server is None else []
-    lines += list(plan.runtime_pip_packages)
-    if lines:
-        (pack_dir / "server-requirements.txt").write_text("\n".join(lines) + "\n")
+    _runtime_files(sources, pack_dir / "runtime")
+    if sources.server_requirements:
+        (pack_dir / "server-requirements.txt").write_text("\n".join(sources.server_requirements) + "\n")
     if plan.server_packages.packages:
         # Truss's own files, cut to what this truss needs: pip -r with -c, as Truss installs them.
         (pack_dir / TRUSS_SERVER_DIR).mkdir()
@@ -169,61 +163,54 @@ def _write_files(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> list[str]:
             "".join(line + "\n" for line in plan.server_packages.constraint_lines))
     if plan.requirements.kind in ("list", "pip", "pyproject"):
         (pack_dir / "requirements.txt").write_text("\n".join(plan.requirements.lines) + "\n")
-    elif plan.requirements.kind == "uv_lock":
-        lock = root / (plan.requirements.source_file or "uv.lock")
+    if sources.uv_project is not None:
         (pack_dir / "uv").mkdir()
-        shutil.copyfile(lock, pack_dir / "uv" / "uv.lock")
-        shutil.copyfile(lock.parent / "pyproject.toml", pack_dir / "uv" / "pyproject.toml")
-    if plan.options.ca_bundle:
-        shutil.copyfile(plan.options.ca_bundle, pack_dir / "ca-bundle.crt")
+        shutil.copyfile(sources.uv_project[0], pack_dir / "uv" / "uv.lock")
+        shutil.copyfile(sources.uv_project[1], pack_dir / "uv" / "pyproject.toml")
+    if sources.ca_bundle:
+        shutil.copyfile(sources.ca_bundle, pack_dir / "ca-bundle.crt")
     for name, text in stage_manifests(plan).items():
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     if plan.weight_layers.links or plan.weight_layers.refs:
         _write_links_tar(plan, out / WEIGHTS_LINKS_FILE)
+    if plan.external_data:
+        (out / EXTERNAL_DATA_FILE).write_text(external_data_items(plan))
     if plan.prefetch_manifest is not None:
         (pack_dir / "weights").mkdir(parents=True, exist_ok=True)
         (pack_dir / "weights" / "manifest.json").write_text(plan.prefetch_manifest.to_json())
-    if plan.data_dir:
-        data = root / plan.data_dir
-        legacy = tuple(n for n in LEGACY_CREDENTIAL_FILES if (data / n).exists())
-        for name in legacy:
-            notes.append(f"{plan.data_dir}/{name} is a credential file: used for nothing in the image and left out of it")
-        _copy_tree(data, out / "data", exclude_top=legacy)
-    if plan.model_dir:
-        _copy_tree(root / plan.model_dir, out / "model")
-    if plan.package_dirs:
-        for package_dir in plan.package_dirs:
-            _copy_tree(Path(package_dir), out / "packages")
+    if sources.data_dir:
+        _copy_tree(sources, Path(sources.data_dir), out / "data", exclude_top=sources.data_excluded)
+    if sources.model_dir:
+        _copy_tree(sources, Path(sources.model_dir), out / "model")
+    for package_dir in sources.package_dirs:
+        _copy_tree(sources, Path(package_dir), out / "packages")
     # The last layer: config.yaml for users and Truss tools, and the same document as JSON for
     # the runtime (which then needs no YAML parser, even in a bare docker_server base image).
-    resolved = loaded.resolved()
+    resolved = json.loads(sources.config_document)
     (out / "app" / ".pack").mkdir(parents=True)
     (out / "app" / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-    (out / "app" / ".pack" / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
-    context = template_context(plan, has_server_requirements=bool(lines))
-    (out / "Dockerfile").write_text(render("Dockerfile.j2", **context))
+    (out / "app" / ".pack" / "config.json").write_text(sources.config_document)
+    (out / "Dockerfile").write_text(render("Dockerfile.j2", **template_context(plan).variables()))
     (out / ".dockerignore").write_text(DOCKERIGNORE)
-    return notes
 
 
-def render_context(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> RenderedContext:
-    """Write the build context for `plan` at `out`, replacing what was there atomically."""
+def render_context(plan: BuildPlan, out: Path) -> RenderedContext:
+    """Write the build context of `plan` at `out`, replacing what was there atomically. A
+    function of the plan alone: every file and value comes from it (plan.sources)."""
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
         raise RenderError(f"{out} exists and is not a directory", hint="choose another output path")
-    try:
-        if out.resolve().is_relative_to(loaded.truss_dir.resolve()):
-            raise RenderError(f"{out} is inside the truss directory {loaded.truss_dir}",
-                              hint="render to a directory outside the truss (it would copy itself)")
-    except ValueError:
-        pass
+    truss_dir = Path(plan.sources.truss_dir)
+    if out.resolve().is_relative_to(truss_dir):
+        raise RenderError(f"{out} is inside the truss directory {truss_dir}",
+                          hint="render to a directory outside the truss (it would copy itself)")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.render-", dir=out.parent))
     try:
-        notes = _write_files(loaded, plan, staging)
-        _check_no_secret_values(staging, loaded.literal_secret_values)
+        _write_files(plan, staging)
+        _check_no_secret_values(staging, plan.sources.literal_secret_values)
         _normalise(staging)
         digest, files, size = context_digest(staging)
         old = None
@@ -236,4 +223,4 @@ def render_context(loaded: LoadedConfig, plan: BuildPlan, out: Path) -> Rendered
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return RenderedContext(out, digest, files, size, tuple(plan.notes) + tuple(notes))
+    return RenderedContext(out, digest, files, size, plan.notes)

@@ -1,16 +1,18 @@
-"""The plan projected into template variables and the list of files a context holds. No I/O.
+"""The plan projected into one typed, frozen template context and the files a context holds.
+No I/O, no decision: every value is the plan's, placed where the context and the image keep it.
 
 Everything the Dockerfile says comes from here; the templates only order the layers.
 """
 
 from __future__ import annotations
 
-import posixpath
-from dataclasses import dataclass, replace
+import json
+from dataclasses import dataclass, fields, replace
 
 from packager import __version__
 from packager.constants import PACK_CACHE_DIR, PACK_MANIFEST
 from packager.plan.model import BuildCommand, BuildPlan
+from packager.runtime import modules
 from packager.runtime.manifest import IMAGE_MANIFEST_PATH, Manifest
 
 CONTEXT_PACK_DIR = "pack"  # pack's own files inside the context (runtime, requirements, manifests)
@@ -22,6 +24,8 @@ BUILD_SECRETS_DIR = "/run/secrets"
 
 
 WEIGHTS_STAGE_ROOT = "/opt/pack-weights"  # where a download stage writes: COPY --from=stage <root>/ /
+EXTERNAL_DATA_ROOT = "/opt/pack-data"  # where the external_data stage writes: COPY --from=... <root>/ /app/data/
+EXTERNAL_DATA_FILE = f"{CONTEXT_PACK_DIR}/external-data.json"
 WEIGHTS_LINKS_FILE = f"{CONTEXT_PACK_DIR}/weights/links.tar"  # HF snapshot symlinks and refs (ADD)
 
 
@@ -62,17 +66,80 @@ def stage_manifests(plan: BuildPlan) -> dict[str, str]:
     return manifests
 
 
-def _mounts(command: BuildCommand) -> list[str]:
-    return [f"--mount=type=secret,id={name},target={target},required=true" for name, target in command.secrets]
+@dataclass(frozen=True)
+class RunStep:
+    """A build_commands line: its secret mounts (BuildKit, never ENV or ARG) and the command."""
+
+    command: str
+    mounts: tuple[str, ...]
 
 
-def _commands(commands: tuple[BuildCommand, ...]) -> list[dict]:
-    return [{"command": c.command, "mounts": _mounts(c)} for c in commands]
+@dataclass(frozen=True)
+class DockerfileContext:
+    """Every value Dockerfile.j2 and its partials substitute (StrictUndefined: no other name)."""
+
+    pack_version: str
+    model_name: str
+    pack_dir: str
+    base_image: str
+    base_check: str
+    python: str
+    labels: tuple[tuple[str, str], ...]
+    ca_bundle: bool
+    ca_bundle_path: str
+    pip_index_url: str | None
+    system_packages: tuple[str, ...]
+    server_requirements: bool
+    truss_server_dir: str | None
+    requirements_kind: str
+    weights_stages: tuple[WeightsStage, ...]
+    weights_stage_root: str
+    weights_links: str | None
+    weights_cache_mount: str
+    build_secrets_dir: str
+    external_data: bool
+    external_data_file: str
+    external_data_root: str
+    external_data_module: str
+    transfer_module: str
+    transfer_cli_module: str
+    volume_mode: bool
+    manifest_path: str
+    manifest_env: str
+    cache_env: str
+    runtime_cache_dir: str
+    commands_before_code: tuple[RunStep, ...]
+    commands_after_code: tuple[RunStep, ...]
+    has_data: bool
+    has_model: bool
+    has_packages: bool
+    port: int
+    run_as_user_id: int | None
+    runtime_user: str | None
+    restore_user: str | None
+    user_dirs: tuple[str, ...]
+    hf_cache_for_user: str | None
+    image_env: tuple[tuple[str, str], ...]
+    entrypoint: tuple[str, ...]
+
+    def variables(self) -> dict[str, object]:
+        """The template variables (one level: nested values stay objects for the templates)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def template_context(plan: BuildPlan, *, has_server_requirements: bool) -> dict:
+def _steps(commands: tuple[BuildCommand, ...]) -> tuple[RunStep, ...]:
+    return tuple(RunStep(c.command, tuple(f"--mount=type=secret,id={name},target={target},required=true"
+                                          for name, target in c.secrets)) for c in commands)
+
+
+def external_data_items(plan: BuildPlan) -> str:
+    """The external_data stage's input: what to fetch, where under /app/data, and its digest."""
+    return json.dumps([{"url": f.url, "local_data_path": f.local_data_path, "sha256": f.sha256}
+                       for f in plan.external_data], indent=2) + "\n"
+
+
+def template_context(plan: BuildPlan) -> DockerfileContext:
     server = plan.docker_server
-    stages = bake_stages(plan)
     labels = {
         "dev.pack.version": __version__,
         "dev.pack.model-name": plan.model_name,
@@ -81,48 +148,50 @@ def template_context(plan: BuildPlan, *, has_server_requirements: bool) -> dict:
         "dev.pack.weights-manifest-sha256": plan.manifest.sha256(),
         "dev.pack.weights-bytes": str(plan.manifest.total_bytes),
     }
-    return {
-        "pack_version": __version__,
-        "model_name": plan.model_name,
-        "pack_dir": CONTEXT_PACK_DIR,
-        "base_image": plan.base.image,
-        "python": plan.base.python,
-        "python_version": plan.base.python_version,
-        "ca_bundle": plan.options.ca_bundle is not None,
-        "ca_bundle_path": CA_BUNDLE_IMAGE_PATH,
-        "pip_index_url": plan.options.pip_index_url,
-        "system_packages": list(plan.system_packages),
-        "requirements_kind": plan.requirements.kind,
-        "server_requirements": has_server_requirements and server is None,
-        "runtime_pip_packages": list(plan.runtime_pip_packages),
-        "truss_server_dir": TRUSS_SERVER_DIR if plan.server_packages.packages and server is None else None,
-        "weights_stages": stages,
-        "weights_stage_root": WEIGHTS_STAGE_ROOT,
-        "weights_links": WEIGHTS_LINKS_FILE if plan.weight_layers.links or plan.weight_layers.refs else None,
-        "weights_cache_mount": WEIGHTS_CACHE_MOUNT,
-        "build_secrets_dir": BUILD_SECRETS_DIR,
-        "volume_mode": plan.prefetch_manifest is not None,
-        "manifest_path": IMAGE_MANIFEST_PATH,
-        "manifest_env": PACK_MANIFEST,
-        "cache_env": PACK_CACHE_DIR,
-        "runtime_cache_dir": RUNTIME_CACHE_DIR,
-        "commands_before_code": _commands(plan.build_commands_before_code),
-        "commands_after_code": _commands(plan.build_commands_after_code),
-        "external_data": [{"url": f.url, "dest": posixpath.join("/app/data", f.local_data_path),
-                           "sha256": f.sha256} for f in plan.external_data],
-        "has_data": plan.data_dir is not None,
-        "has_model": plan.model_dir is not None,
-        "has_packages": bool(plan.package_dirs),
-        "docker_server": server,
-        "port": server.proxy_port if server else 8080,
-        "run_as_user_id": server.run_as_user_id if server else None,
+    prefetch = plan.prefetch_manifest is not None
+    return DockerfileContext(
+        pack_version=__version__,
+        model_name=plan.model_name,
+        pack_dir=CONTEXT_PACK_DIR,
+        base_image=plan.base.image,
+        base_check=plan.base.check_command,
+        python=plan.base.python,
+        labels=tuple(sorted(labels.items())),
+        ca_bundle=plan.sources.ca_bundle is not None,
+        ca_bundle_path=CA_BUNDLE_IMAGE_PATH,
+        pip_index_url=plan.options.pip_index_url,
+        system_packages=plan.system_packages,
+        server_requirements=bool(plan.sources.server_requirements),
+        truss_server_dir=TRUSS_SERVER_DIR if plan.server_packages.packages and server is None else None,
+        requirements_kind=plan.requirements.kind,
+        weights_stages=tuple(bake_stages(plan)),
+        weights_stage_root=WEIGHTS_STAGE_ROOT,
+        weights_links=WEIGHTS_LINKS_FILE if plan.weight_layers.links or plan.weight_layers.refs else None,
+        weights_cache_mount=WEIGHTS_CACHE_MOUNT,
+        build_secrets_dir=BUILD_SECRETS_DIR,
+        external_data=bool(plan.external_data),
+        external_data_file=EXTERNAL_DATA_FILE,
+        external_data_root=EXTERNAL_DATA_ROOT,
+        external_data_module=modules.EXTERNAL_DATA,
+        transfer_module=modules.TRANSFER,
+        transfer_cli_module=modules.TRANSFER_CLI,
+        volume_mode=prefetch,
+        manifest_path=IMAGE_MANIFEST_PATH,
+        manifest_env=PACK_MANIFEST,
+        cache_env=PACK_CACHE_DIR,
+        runtime_cache_dir=RUNTIME_CACHE_DIR,
+        commands_before_code=_steps(plan.build_commands_before_code),
+        commands_after_code=_steps(plan.build_commands_after_code),
+        has_data=plan.sources.data_dir is not None,
+        has_model=plan.sources.model_dir is not None,
+        has_packages=bool(plan.sources.package_dirs),
+        port=server.proxy_port if server else 8080,
+        run_as_user_id=server.run_as_user_id if server else None,
         # pack's steps run as root; the server as plan.runtime_user (None: root).
-        "runtime_user": plan.runtime_user,
-        "restore_user": plan.runtime_user if not (server and server.run_as_user_id) else None,
-        "user_dirs": (list(plan.writable_dirs) + ([RUNTIME_CACHE_DIR] if plan.prefetch_manifest is not None else [])
-                      if plan.runtime_user else []),
-        "hf_cache_for_user": plan.hf_cache_for_user,
-        "image_env": list(plan.image_env),
-        "labels": sorted(labels.items()),
-        "entrypoint": [plan.base.python, "-m", "packager.runtime.entrypoint"],
-    }
+        runtime_user=plan.runtime_user,
+        restore_user=plan.runtime_user if not (server and server.run_as_user_id) else None,
+        user_dirs=(plan.writable_dirs + ((RUNTIME_CACHE_DIR,) if prefetch else ())) if plan.runtime_user else (),
+        hf_cache_for_user=plan.hf_cache_for_user,
+        image_env=plan.image_env,
+        entrypoint=(plan.base.python, "-m", modules.ENTRYPOINT),
+    )

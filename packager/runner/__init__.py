@@ -54,4 +54,19 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "READY_PATH",
+    "Running",
+    "cache_volume_name",
+    "default_container_name",
+    "fetch_manifest",
+    "gpu_request",
+    "host_secrets",
+    "predict",
+    "read_manifest",
+    "secrets_mount",
+    "source_endpoints",
+    "start",
+    "startup_timeline",
+    "timeline_from_logs",
+]

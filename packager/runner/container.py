@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import os
 
@@ -26,7 +27,7 @@ class Running:
     container: ContainerHandle
     url: str
     ready_seconds: float
-    timeline: dict | None
+    timeline: dict[str, Any] | None
 
 
 def cache_volume_name(plan: BuildPlan) -> str:
@@ -59,7 +60,7 @@ def source_endpoints(env: dict[str, str] | None = None) -> dict[str, str]:
     return {name: env[name] for name in ENDPOINT_ARGS if env.get(name)}
 
 
-def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | Path | None = None,
+def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | os.PathLike[str] | None = None,
           env: dict[str, str] | None = None, name: str | None = None, timeout: float = 600.0,
           engine: Engine | None = None, cpu: bool = False, cache_volume: str | None = None) -> Running:
     """Run the image on the host network and wait until its readiness route answers 200.
@@ -86,7 +87,7 @@ def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | P
     return Running(container, url, seconds, timeline)
 
 
-def timeline_from_logs(logs: str) -> dict | None:
+def timeline_from_logs(logs: str) -> dict[str, Any] | None:
     """The runtime also logs its timeline as one JSON line (docker_server images route /metrics
     to the user's server, so this is where the timeline is found there)."""
     for line in reversed(logs.splitlines()):
@@ -106,7 +107,7 @@ _STAGE = re.compile(r'^pack_startup_stage_seconds\{stage="([a-z_]+)"\} ([0-9.eE+
 _DOWNLOAD = re.compile(r"^pack_startup_download_(wall|blocked|hidden)_seconds ([0-9.eE+-]+)$")
 
 
-def startup_timeline(url: str) -> dict | None:
+def startup_timeline(url: str) -> dict[str, Any] | None:
     """The runtime's start-up timeline, read from its Prometheus /metrics."""
     try:
         with urllib.request.urlopen(url + "/metrics", timeout=5) as response:

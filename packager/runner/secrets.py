@@ -32,7 +32,7 @@ def host_secrets(names: tuple[str, ...] | list[str], credentials: Credentials | 
 
 
 @contextmanager
-def secrets_mount(secrets_dir: str | Path | None, named: dict[str, str]) -> Iterator[Path | None]:
+def secrets_mount(secrets_dir: str | os.PathLike[str] | None, named: dict[str, str]) -> Iterator[Path | None]:
     """One private directory holding --secrets-dir's files plus the --secret values resolved on
     the host; it is mounted read-only file by file and removed when the run command returns."""
     if not named:

@@ -32,9 +32,9 @@ def read_manifest(source: Path, lock: Path | None = None) -> Manifest:
         raise TransferError(f"{source}: invalid weights manifest: {exc}") from None
 
 
-def fetch_manifest(manifest: Manifest, dest: Path, *, cache_dir: str | os.PathLike | None = None,
+def fetch_manifest(manifest: Manifest, dest: Path, *, cache_dir: str | os.PathLike[str] | None = None,
                    workers: int | None = None, direct_io: bool | None = None,
-                   stats: str | os.PathLike | None = None, secrets_dir: str | os.PathLike | None = None,
+                   stats: str | os.PathLike[str] | None = None, secrets_dir: str | os.PathLike[str] | None = None,
                    reporter: Reporter | None = None) -> FetchResult:
     """Fetch every entry under `dest` (/app/model_cache/x/a -> DEST/x/a); TransferError with the
     cause and the fix when something cannot be fetched (completed ranges are kept and resume)."""

@@ -12,7 +12,8 @@ from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
 
 REPO = Path(__file__).resolve().parents[2]
 SHA = "a" * 40
-MODEL = "class Model:\n    def __init__(self, **kwargs):\n        self.r = kwargs.get('lazy_data_resolver')\n    def predict(self, x):\n        return x\n"
+MODEL = ("class Model:\n    def __init__(self, **kwargs):\n        self.r = kwargs.get('lazy_data_resolver')\n"
+         "    def predict(self, x):\n        return x\n")
 
 
 def make_truss(root: Path, config: str, files: dict[str, str] | None = None) -> Path:

@@ -28,7 +28,7 @@ def _render(root: Path, out: Path, **options) -> tuple[object, list[Instruction]
 def _render_with_engine(root: Path, out: Path, engine: FakeEngine, **options):
     """As `pack build` plans: the base image's USER read from the engine first."""
     loaded, plan = api.plan(root, BuildOptions(**options), locked=True, engine=engine)
-    ctx = render_context(loaded, plan, out)
+    ctx = render_context(plan, out)
     return plan, ctx, parse((ctx.path / "Dockerfile").read_text())
 
 
@@ -218,7 +218,7 @@ def test_an_env_edit_keeps_the_weight_layers(tmp_path: Path) -> None:
     (root / "config.yaml").write_text(ENV_CONFIG.replace("LOG_LEVEL: info", "LOG_LEVEL: debug"))
     pin(root, {"config.json": 10, "model.safetensors": 100})
     _, after = _render(root, tmp_path / "ctx2")
-    first_change = next(n for n, (a, b) in enumerate(zip(before, after)) if str(a) != str(b)
+    first_change = next(n for n, (a, b) in enumerate(zip(before, after, strict=False)) if str(a) != str(b)
                         and a.keyword != "LABEL")
     assert str(after[first_change]).startswith("ENV LOG_LEVEL=\"debug\"")
     assert all(i.keyword != "COPY" or "--from=pack-weights" not in str(i) for i in after[first_change:])

@@ -12,9 +12,8 @@ import pytest
 from packager import api
 from packager.plan.lock import read_lock
 from packager.plan.model import BuildOptions
-from tests.fixtures.hf_hub import hub_env, mock_hub  # noqa: F401  (fixtures)
 
-from .conftest import make_truss, sample  # noqa: F401  (fixture)
+from .conftest import make_truss
 
 CONFIG = """\
 model_name: pinned

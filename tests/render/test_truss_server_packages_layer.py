@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 from packager import api
-from packager.config import load_config
 from packager.plan.model import BuildOptions
 from packager.plan.truss_server_packages import ServerPackages
 from packager.render import render_context
@@ -86,16 +85,14 @@ def test_a_truss_importing_none_renders_exactly_as_without_the_feature(tmp_path:
     text = (ctx.path / "Dockerfile").read_text()
     assert "truss-server" not in text and not (ctx.path / "pack" / "truss-server").exists()
     # The same plan with the decision taken out renders byte for byte the same context.
-    loaded = load_config(root)
-    baseline = render_context(loaded, dataclasses.replace(plan, server_packages=ServerPackages()), tmp_path / "base")
+    baseline = render_context(dataclasses.replace(plan, server_packages=ServerPackages()), tmp_path / "base")
     assert baseline.digest == ctx.digest
 
 
 def test_only_the_packages_layer_differs_when_the_code_imports_them(tmp_path: Path) -> None:
     root = _truss(tmp_path / "t", "model_name: t\n", IMPORTS)
     plan, ctx = _render(root, tmp_path / "ctx")
-    loaded = load_config(root)
-    without = render_context(loaded, dataclasses.replace(plan, server_packages=ServerPackages()), tmp_path / "base")
+    without = render_context(dataclasses.replace(plan, server_packages=ServerPackages()), tmp_path / "base")
     with_layer = [str(i) for i in parse((ctx.path / "Dockerfile").read_text())]
     baseline = [str(i) for i in parse((without.path / "Dockerfile").read_text())]
     extra = [i for i in with_layer if i not in baseline]

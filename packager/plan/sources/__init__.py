@@ -4,13 +4,15 @@
 
 dispatches on the entry's repo_id prefix and kind (truss-compat.md §6.1): `owner/name` -> the
 Hugging Face hub (sources.hf), `s3://` -> S3 (sources.s3), `gs://` -> GCS (sources.gcs),
-https:// (weights only) -> one file (sources.https); `azure://` is not supported yet. Every failure a user can fix is a PlanError naming the entry.
+https:// (weights only) -> one file (sources.https); `azure://` is not supported yet. Every failure
+a user can fix is a PlanError naming the entry.
 """
 
 from __future__ import annotations
 
 from packager.errors import PlanError
-from packager.plan.sources.credentials import Credentials, FoundSecret, S3Credentials
+from packager.plan.sources.credentials import Credentials, S3Credentials
+from packager.runtime.secret_lookup import FoundSecret
 from packager.plan.sources.layout import HF_BAKE_CACHE_ROOT, hf_cache_root_for
 from packager.plan.sources.retry import DEFAULT_RETRY, RetryPolicy
 from packager.plan.sources.spec import SourceSpec, source_kind, weights_spec

@@ -6,9 +6,10 @@ Never config.yaml (truss-compat.md §7 #1). A secret named N is looked up as
     2. the env var TRUSS_SECRET_N
     3. HF only: HF_TOKEN, then HUGGING_FACE_HUB_TOKEN
 
-Values are stripped (a trailing newline is not part of a token) and the Chains placeholder "***"
-counts as missing (§2.8). Every found value carries `origin`, a description safe to print: error
-messages name where a credential came from, never its value.
+The first two are packager.runtime.secret_lookup, the order the image reads secrets by too. Values
+are stripped (a trailing newline is not part of a token); unset ones count as missing (§2.8).
+Every found value carries `origin`, a description safe to print: error messages name where a
+credential came from, never its value.
 """
 
 from __future__ import annotations
@@ -18,29 +19,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from packager.constants import (
-    HF_TOKEN,
-    HUGGING_FACE_HUB_TOKEN,
-    PACK_SECRETS_DIR,
-    TRUSS_SECRET_PREFIX,
-)
+from packager.constants import HF_TOKEN, HUGGING_FACE_HUB_TOKEN, PACK_SECRETS_DIR
+from packager.runtime import secret_lookup
+from packager.runtime.secret_lookup import FoundSecret
 
-PLACEHOLDER = "***"
 # Both key sets Truss uses for S3 (bake-mode data/s3_credentials.json, volume-mode secret JSON).
 S3_KEY_SETS = (
     ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region"),
     ("access_key_id", "secret_access_key", "session_token", "region"),
 )
-
-
-@dataclass(frozen=True)
-class FoundSecret:
-    value: str
-    origin: str  # e.g. "secret file /home/me/.pack/secrets/hf_access_token" or "env HF_TOKEN"
-
-    def __repr__(self) -> str:  # keep the value out of logs and tracebacks
-        return f"FoundSecret(origin={self.origin!r})"
 
 
 @dataclass(frozen=True)
@@ -79,13 +68,10 @@ class Credentials:
         otherwise stripped, for use as a credential here."""
         if not name:
             return None  # an anonymous source
-        if self.secrets_dir is not None:
-            path = self.secrets_dir / name
-            if path.is_file():
-                found = self._found(path.read_text(encoding="utf-8"), f"secret file {path}", verbatim)
-                if found is not None:
-                    return found
-        return self._env(TRUSS_SECRET_PREFIX + name, verbatim)
+        found = secret_lookup.lookup(name, self.secrets_dir, self.env)
+        if found is None or verbatim:
+            return found
+        return FoundSecret(found.value.strip(), found.origin)
 
     def hf_token(self, secret_name: str | None, *, verbatim: bool = False) -> FoundSecret | None:
         """A Hugging Face token: the named secret, then HF_TOKEN, then HUGGING_FACE_HUB_TOKEN."""
@@ -96,14 +82,9 @@ class Credentials:
         """Hint text: the places a missing secret would have been read from."""
         if not secret_name:
             return "a secret named by the source's auth_secret_name (then HF_TOKEN for Hugging Face)"
-        places = [f"the env var {TRUSS_SECRET_PREFIX}{secret_name}"]
-        if self.secrets_dir is not None:
-            places.insert(0, f"the file {self.secrets_dir / secret_name}")
-        else:
-            places.insert(0, f"a file named {secret_name} in the dir ${PACK_SECRETS_DIR}")
-        return " or ".join(places)
+        return secret_lookup.places(secret_name, self.secrets_dir)
 
-    def json_secret(self, name: str | None) -> tuple[dict, str] | None:
+    def json_secret(self, name: str | None) -> tuple[dict[str, Any], str] | None:
         """The secret parsed as a JSON object, or None when absent or not JSON (e.g. an HF token
         under the default name hf_access_token, which S3/GCS entries share)."""
         found = self.secret(name)
@@ -137,7 +118,7 @@ class Credentials:
             )
         return None
 
-    def gcs_service_account(self, secret_name: str | None) -> tuple[dict, str] | None:
+    def gcs_service_account(self, secret_name: str | None) -> tuple[dict[str, Any], str] | None:
         secret = self.json_secret(secret_name)
         if secret is not None and secret[0].get("type") == "service_account":
             return secret
@@ -148,7 +129,6 @@ class Credentials:
 
     @staticmethod
     def _found(value: str, origin: str, verbatim: bool) -> FoundSecret | None:
-        # Empty and the Chains placeholder count as missing, however they are padded.
-        if value.strip() in ("", PLACEHOLDER):
+        if secret_lookup.is_unset(value):
             return None
         return FoundSecret(value if verbatim else value.strip(), origin)

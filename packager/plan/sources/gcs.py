@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import google.auth
 from google.api_core import exceptions as gexc
@@ -51,19 +51,25 @@ def make_client(spec: SourceSpec, credentials: Credentials) -> tuple[Any, GcsAcc
         endpoint = emulator if "://" in emulator else f"http://{emulator}"
         client = storage.Client(
             project="pack-plan",
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]  # google-auth leaves it unannotated
             client_options={"api_endpoint": endpoint},
         )
         return client, GcsAccess(endpoint, "no credentials (storage emulator)")
     account = credentials.gcs_service_account(spec.runtime_secret_name)
     if account is not None:
         info, origin = account
-        creds = service_account.Credentials.from_service_account_info(info, scopes=[READ_SCOPE])
+        # google-auth ships py.typed but leaves this unannotated.
+        creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            info, scopes=[READ_SCOPE]
+        )
         client = storage.Client(project=info.get("project_id"), credentials=creds)
         return client, GcsAccess(GCS_ENDPOINT, f"the service account from {origin}")
     path = env.get("GOOGLE_APPLICATION_CREDENTIALS")
     if path:
-        creds, project = google.auth.load_credentials_from_file(path, scopes=[READ_SCOPE])
+        # google-auth ships py.typed but leaves this unannotated.
+        creds, project = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
+            path, scopes=[READ_SCOPE]
+        )
         client = storage.Client(project=project, credentials=creds)
         return client, GcsAccess(GCS_ENDPOINT, f"GOOGLE_APPLICATION_CREDENTIALS ({path})")
     return storage.Client.create_anonymous_client(), GcsAccess(
@@ -84,7 +90,10 @@ def resolve_gcs(spec: SourceSpec, credentials: Credentials, *, client: Any = Non
             )
         )
     except Exception as exc:
-        _raise_plan_error(exc, spec, location, access)
+        error = _plan_error(exc, spec, location, access)
+        if error is None:
+            raise  # anything else is a bug in pack, not a source problem
+        raise error from None
     files = [
         RemoteFile(
             path,
@@ -116,30 +125,31 @@ def object_digest(md5_b64: str | None, crc32c_b64: str | None) -> Digest:
     return Digest("none", "")
 
 
-def _raise_plan_error(
+def _plan_error(
     exc: Exception, spec: SourceSpec, location: BucketLocation, access: GcsAccess
-) -> NoReturn:
+) -> PlanError | None:
+    """The PlanError a user can act on, or None when the failure is not the source's."""
     where = spec.where  # names the entry and its URI already
     secret_help = "put a service-account JSON in the secret, or set GOOGLE_APPLICATION_CREDENTIALS"
     if isinstance(exc, gexc.NotFound):
-        raise PlanError(
+        return PlanError(
             f"{where}: bucket '{location.bucket}' does not exist at {access.endpoint}",
             hint="check the bucket name (and STORAGE_EMULATOR_HOST if you use an emulator)",
-        ) from None
+        )
     if isinstance(exc, (gexc.Forbidden, gexc.Unauthorized)):
-        raise PlanError(
+        return PlanError(
             f"{where}: access denied with {access.who} ({exc.code})",
             hint=f"the account needs storage.objects.list and storage.objects.get; {secret_help}",
-        ) from None
+        )
     if isinstance(exc, GoogleAuthError):
-        raise PlanError(
+        return PlanError(
             f"{where}: the GCS credentials were refused or unusable ({exc})", hint=secret_help
-        ) from None
+        )
     if isinstance(exc, gexc.GoogleAPIError):
-        raise PlanError(f"{where}: GCS answered {exc}", hint="try again later") from None
+        return PlanError(f"{where}: GCS answered {exc}", hint="try again later")
     if is_transport_error(exc):
-        raise PlanError(
+        return PlanError(
             f"{where}: cannot reach {access.endpoint} ({type(exc).__name__})",
             hint="check the network, proxy settings and STORAGE_EMULATOR_HOST",
-        ) from None
-    raise exc  # anything else is a bug in pack, not a source problem
+        )
+    return None

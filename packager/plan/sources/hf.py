@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NoReturn
 
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
@@ -29,7 +28,8 @@ from huggingface_hub.errors import (
 
 from packager.constants import DEFAULT_HF_ENDPOINT, HF_ENDPOINT
 from packager.errors import PlanError
-from packager.plan.sources.credentials import Credentials, FoundSecret
+from packager.plan.sources.credentials import Credentials
+from packager.runtime.secret_lookup import FoundSecret
 from packager.plan.sources.layout import hf_bake_destination
 from packager.plan.sources.listing import RemoteFile, SourceRef, select, to_entries
 from packager.plan.sources.retry import (
@@ -82,7 +82,10 @@ def resolve_hf(
             retry,
         )
     except Exception as exc:
-        _raise_plan_error(exc, spec, access, credentials, api)
+        error = explain(exc, spec, access, credentials, api)
+        if error is None:
+            raise  # not a source problem: a bug in pack, reported as such by the CLI
+        raise error from None
     sha = info.sha or ""
     if not COMMIT_SHA.fullmatch(sha):
         raise PlanError(
@@ -104,7 +107,10 @@ def resolve_hf(
         try:
             call_with_retries(lambda: get_hf_file_metadata(url, token=token), is_transient, retry)
         except Exception as exc:
-            _raise_plan_error(exc, spec, access, credentials, api)
+            error = explain(exc, spec, access, credentials, api)
+            if error is None:
+                raise  # not a source problem: a bug in pack, reported as such by the CLI
+            raise error from None
     ref = SourceRef(kind="hf", repo=spec.repo_id, endpoint=access.endpoint)
     return to_entries(
         spec, ref, chosen, lambda f: hf_bake_destination(hf_cache_root, spec.repo_id, sha, f.key)
@@ -134,15 +140,6 @@ def is_transient(exc: BaseException) -> bool:
         status = exc.response.status_code if exc.response is not None else 0
         return status == 429 or status >= 500
     return is_transport_error(exc)
-
-
-def _raise_plan_error(
-    exc: Exception, spec: SourceSpec, access: HubAccess, credentials: Credentials, api: HfApi
-) -> NoReturn:
-    error = explain(exc, spec, access, credentials, api)
-    if error is None:
-        raise exc  # not a source problem: a bug in pack, reported as such by the CLI
-    raise error from None
 
 
 def explain(
@@ -217,7 +214,7 @@ def _refs_summary(api: HfApi, repo_id: str) -> str:
     """'; it has branches: main; tags: v1' or '' when the refs cannot be listed."""
     try:
         refs = api.list_repo_refs(repo_id)
-    except Exception:  # only decorates an error message; the real error is being reported
+    except Exception:  # noqa: BLE001 - only decorates an error being reported: nothing may replace that error
         return ""
     branches = ", ".join(sorted(b.name for b in refs.branches)) or "none"
     tags = ", ".join(sorted(t.name for t in refs.tags)) or "none"

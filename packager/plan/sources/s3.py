@@ -142,7 +142,8 @@ def list_objects(client: Any, location: BucketLocation) -> list[ListedObject]:
 
 
 def _head(client: Any, bucket: str, key: str) -> Mapping[str, Any]:
-    return client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    head: Mapping[str, Any] = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    return head
 
 
 def object_digest(head: Mapping[str, Any]) -> Digest:
