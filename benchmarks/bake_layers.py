@@ -48,8 +48,8 @@ def small_files(count: int, size: int) -> Callable[[str], dict[str, bytes]]:
 def shards(count: int, size: int, small: int = 0) -> Callable[[str], dict[str, bytes]]:
     def make(salt: str) -> dict[str, bytes]:
         block = os.urandom(MiB)
-        files = {f"model-{i:05d}-of-{count:05d}.safetensors": (block * (size // MiB + 1))[:size - 8] + i.to_bytes(8, "big")
-                 for i in range(1, count + 1)}
+        files = {f"model-{i:05d}-of-{count:05d}.safetensors":
+                 (block * (size // MiB + 1))[:size - 8] + i.to_bytes(8, "big") for i in range(1, count + 1)}
         files.update(small_files(small, 300)(salt))
         return files
     return make

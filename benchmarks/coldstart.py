@@ -37,8 +37,9 @@ Two orders, from the same image (BENCH_ORDER in the container's environment):
 Each is run cold (a new, empty weight-cache volume) and then warm (a second container on the same
 volume: the content cache at /var/lib/pack/cache, so nothing is downloaded; the volume is another
 filesystem than /app, so each /app/model_cache file is placed as a symlink to its verified blob,
-pinned for the server's lifetime: no byte is copied; 'links' below counts them). Containers run on the host network, like `pack run`, with
-HF_ENDPOINT pointing at the stand-in. Runs of the two orders alternate; --repeat of each.
+pinned for the server's lifetime: no byte is copied; 'links' below counts them). Containers run
+on the host network, like `pack run`, with HF_ENDPOINT pointing at the stand-in. Runs of the two
+orders alternate; --repeat of each.
 
 Columns (medians; 'best of' lines give the least disturbed run):
     start->ready   host clock, from `docker run` (create + start) to the first readiness 200

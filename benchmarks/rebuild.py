@@ -36,10 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from packager import api
-from packager.engine import StepEvent, StepEventKind, detect_engine
-from packager.plan.model import BuildOptions
-from tests.fixtures.hf_hub import MockHub
+from packager import api  # noqa: E402 (the checkout on sys.path first)
+from packager.engine import StepEvent, StepEventKind, detect_engine  # noqa: E402
+from packager.plan.model import BuildOptions  # noqa: E402
+from tests.fixtures.hf_hub import MockHub  # noqa: E402
 
 MB = 1000 * 1000
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"

@@ -50,12 +50,13 @@ import tempfile
 import threading
 import time
 import urllib.request
+from functools import partial
 from urllib.parse import urlsplit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
+from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source  # noqa: E402 (after sys.path)
 
 MiB = 1024 * 1024
 SHA = "b" * 40
@@ -322,7 +323,7 @@ def run_threads_to_disk(files, base_url: str, work: str, threads: int = 8, chunk
                     os.pwrite(fds[rel], buf[:n], offset)
                     offset += n
                 resp.read()
-        except BaseException as exc:  # reported by the caller
+        except BaseException as exc:  # noqa: BLE001 - any failure of a worker thread is reported by the caller
             failures.append(exc)
         finally:
             conn.close()
@@ -478,24 +479,27 @@ def main() -> None:
                 # every tool alike; each column keeps its best run.
                 measures: dict[str, object] = {}
                 if wanted("pack"):
-                    measures["pack sha256"] = lambda: run_pack(manifest_for(files, True), base_url, work, args.workers)
-                    measures["pack size-only"] = lambda: run_pack(manifest_for(files, False), base_url, work, args.workers)
+                    measures["pack sha256"] = partial(run_pack, manifest_for(files, True), base_url, work, args.workers)
+                    measures["pack size-only"] = partial(run_pack, manifest_for(files, False), base_url, work,
+                                                         args.workers)
                 if wanted("direct"):
-                    measures["pack sha256 direct"] = lambda: run_pack(manifest_for(files, True), base_url, work, args.workers, direct=True)
-                    measures["pack size direct"] = lambda: run_pack(manifest_for(files, False), base_url, work, args.workers, direct=True)
+                    measures["pack sha256 direct"] = partial(run_pack, manifest_for(files, True), base_url, work,
+                                                             args.workers, direct=True)
+                    measures["pack size direct"] = partial(run_pack, manifest_for(files, False), base_url, work,
+                                                           args.workers, direct=True)
                 if wanted("snapshot"):
-                    measures["snapshot_download"] = lambda: run_snapshot(sys.executable, files, base_url, work, False)
+                    measures["snapshot_download"] = partial(run_snapshot, sys.executable, files, base_url, work, False)
                 if peers_python:
-                    measures["hf_transfer"] = lambda: run_snapshot(peers_python, files, base_url, work, True)
+                    measures["hf_transfer"] = partial(run_snapshot, peers_python, files, base_url, work, True)
                 if truss_python:
-                    measures["truss-transfer"] = lambda: run_truss(truss_python, files, base_url, work)
+                    measures["truss-transfer"] = partial(run_truss, truss_python, files, base_url, work)
                 if wanted("naive"):
-                    measures["naive 1-stream"] = lambda: run_naive(files, base_url, work)
+                    measures["naive 1-stream"] = partial(run_naive, files, base_url, work)
                 if wanted("limits"):
-                    measures["curl limit"] = lambda: run_curl_limit(files, base_url, work)
-                    measures["8 threads to disk"] = lambda: run_threads_to_disk(files, base_url, work)
-                    measures["disk limit"] = lambda: run_disk_limit(total, work)
-                    measures["direct disk limit"] = lambda: run_direct_disk_limit(total, work)
+                    measures["curl limit"] = partial(run_curl_limit, files, base_url, work)
+                    measures["8 threads to disk"] = partial(run_threads_to_disk, files, base_url, work)
+                    measures["disk limit"] = partial(run_disk_limit, total, work)
+                    measures["direct disk limit"] = partial(run_direct_disk_limit, total, work)
                 runs: dict[str, list] = {c: [] for c in measures}
                 for _ in range(args.repeat):
                     for column, measure in measures.items():

@@ -15,6 +15,8 @@ failures are retried; streamed items keep their boundaries between chainlets; `r
 supported yet (a clear error at class definition).
 """
 
+from typing import TYPE_CHECKING, Optional
+
 from . import streaming, truss_config
 from .errors import (
     ChainsDeploymentError,
@@ -61,11 +63,14 @@ from .truss_config import (
     WeightsSource,
 )
 
+if TYPE_CHECKING:  # pack's code generator: on the machine that runs pack, never in an image
+    from packager.chains_codegen import GeneratedChain
 
-def push(entrypoint: type, chain_name: str, publish: bool = True, promote: bool = True,
-         only_generate_trusses: bool = False, remote: str = "baseten", environment: object = None,
+
+def push(entrypoint: type[ChainletBase], chain_name: str, publish: bool = True, promote: bool = True,
+         only_generate_trusses: bool = False, remote: str = "baseten", environment: Optional[str] = None,
          progress_bar: object = None, include_git_info: bool = False,
-         disable_chain_download: bool = False) -> object:
+         disable_chain_download: bool = False) -> "GeneratedChain":
     """Truss's deploy verb. pack only generates trusses (`only_generate_trusses=True`, offline):
     build and run them with `pack chains build|run`; there is no Baseten remote."""
     if not only_generate_trusses:

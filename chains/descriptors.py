@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional, Protocol
 
 from .errors import ChainsUsageError
-from .public_types import RPCOptions
+from .public_types import RemoteConfig, RPCOptions
 
 ENDPOINT_NAME = "run_remote"
 CONTEXT_ARG_NAME = "context"
+
+
+class ChainletClass(Protocol):
+    """What a chainlet class (a subclass of framework.ChainletBase) offers the code that walks the
+    chain. A protocol: framework.py defines ChainletBase and imports this module."""
+
+    remote_config: ClassVar[RemoteConfig]
+    display_name: ClassVar[str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,13 +44,13 @@ class EndpointAPI:
 @dataclasses.dataclass(frozen=True)
 class DependencyDescriptor:
     arg_name: str
-    chainlet_cls: type
+    chainlet_cls: type[ChainletClass]
     options: RPCOptions
 
 
 @dataclasses.dataclass(frozen=True)
 class ChainletDescriptor:
-    chainlet_cls: type
+    chainlet_cls: type[ChainletClass]
     src_file: str
     line: int
     endpoint: EndpointAPI
@@ -56,7 +64,7 @@ class ChainletDescriptor:
 
     @property
     def display_name(self) -> str:
-        return self.chainlet_cls.remote_config.name or self.name  # type: ignore[attr-defined]
+        return self.chainlet_cls.remote_config.name or self.name
 
 
 class _Registry:

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from typing import Optional
 
 import pydantic
 
 
+class ErrorKind(str, enum.Enum):
+    TYPE_ERROR = "TYPE_ERROR"
+    IO_TYPE_ERROR = "IO_TYPE_ERROR"
+    MISSING_API_ERROR = "MISSING_API_ERROR"
+    INVALID_CONFIG_ERROR = "INVALID_CONFIG_ERROR"
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationError:
+    """One problem of a chainlet class, found when the class was defined (validation.py)."""
+
+    file: str
+    line: Optional[int]
+    location: str  # "Class" or "Class.method"
+    kind: ErrorKind
+    message: str
+
+    def format(self) -> str:
+        return f"{self.file}:{self.line or 0} ({self.location}) [kind: {self.kind.value}]: {self.message}"
+
+
 class ChainsUsageError(TypeError):
     """The chain's code does not follow the API (raised at definition, load or push)."""
+
+    # The collected validation errors it reports, structured for tools that position them.
+    validation_errors: tuple[ValidationError, ...] = ()
 
 
 class MissingDependencyError(TypeError):

@@ -13,22 +13,22 @@ import logging
 import os
 import sys
 import types
-from typing import Any, Callable, ClassVar, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Optional, TypeVar, Union, overload
 
-from .descriptors import ENDPOINT_NAME, ChainletDescriptor, registry
-from .errors import ChainsUsageError
+from .descriptors import ENDPOINT_NAME, ChainletClass, ChainletDescriptor, registry
+from .errors import ChainsUsageError, ErrorKind
 from .local_run import _ChainletMeta
 from .public_types import RemoteConfig
-from .validation import ErrorKind, _Validator, errors, raise_validation_errors
+from .validation import _Validator, errors, raise_validation_errors
 
 log = logging.getLogger("chains")
 
 
 def _class_statement_location() -> tuple[str, int]:
     """File and line of the `class` statement being executed (skipping the metaclass frames)."""
-    frame = sys._getframe(2)
+    frame: Optional[types.FrameType] = sys._getframe(2)
     while frame is not None and (frame.f_code.co_filename in ("<frozen abc>", abc.__file__, __file__)):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return "<unknown>", 0
     return os.path.abspath(frame.f_code.co_filename), frame.f_lineno
@@ -44,7 +44,8 @@ class ChainletBase(metaclass=_ChainletMeta):
     _chains_endpoint_name: ClassVar[str] = ENDPOINT_NAME
     _chains_entrypoint: ClassVar[bool] = False
     _chains_chain_name: ClassVar[Optional[str]] = None
-    _chains_unsupported: ClassVar[Optional[str]] = None
+    # Set by a base class pack does not support: the error its subclasses get.
+    _chains_unsupported_base: ClassVar[Optional[str]] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -55,9 +56,9 @@ class ChainletBase(metaclass=_ChainletMeta):
                             and remote_config.name else cls.__name__)
         # Never inherited from a marked base; a model is always its own entrypoint (as in Truss).
         cls._chains_entrypoint = cls._chains_entity == "MODEL"
-        validator = _Validator(cls, file, line)
-        unsupported = next((b._chains_unsupported_base for b in cls.__mro__[1:]
-                            if "_chains_unsupported_base" in b.__dict__), None)
+        validator = _Validator(cls, file, line, ChainletBase)
+        unsupported: Optional[str] = next((b.__dict__["_chains_unsupported_base"] for b in cls.__mro__[1:]
+                                           if "_chains_unsupported_base" in b.__dict__), None)
         if unsupported:
             validator.error(ErrorKind.INVALID_CONFIG_ERROR, unsupported)
             registry.register(cls, None, file, line)
@@ -125,13 +126,22 @@ _IGNORED_ERRORS = [e for e in errors.take()]  # the unsupported bases flagged th
 
 
 # --- entrypoints ---------------------------------------------------------------------------------
-C = TypeVar("C", bound=type)
+C = TypeVar("C", bound="type[ChainletBase]")
 
 
-def mark_entrypoint(cls_or_chain_name: Any = None) -> Any:
+@overload
+def mark_entrypoint(cls_or_chain_name: C) -> C: ...
+
+
+@overload
+def mark_entrypoint(cls_or_chain_name: Optional[str] = None) -> Callable[[C], C]: ...
+
+
+def mark_entrypoint(cls_or_chain_name: Union[C, str, None] = None) -> Union[C, Callable[[C], C]]:
     """Class decorator: `@mark_entrypoint` or `@mark_entrypoint("Chain Name")`."""
 
-    def mark(cls: type, chain_name: Optional[str]) -> type:
+    def mark(cls: C, chain_name: Optional[str]) -> C:
+        # Checked at run time too: chain files are not type-checked.
         if not (isinstance(cls, type) and issubclass(cls, ChainletBase)):
             raise ChainsUsageError(f"@mark_entrypoint applies to chainlet classes, got {cls!r}")
         cls._chains_entrypoint = True
@@ -142,15 +152,15 @@ def mark_entrypoint(cls_or_chain_name: Any = None) -> Any:
         return mark(cls_or_chain_name, None)
     name = cls_or_chain_name
 
-    def decorator(cls: type) -> type:
+    def decorator(cls: C) -> C:
         return mark(cls, name)
 
     return decorator
 
 
-def chainlets_in_module(module: types.ModuleType) -> list[type]:
+def chainlets_in_module(module: types.ModuleType) -> list[type[ChainletBase]]:
     """Chainlet classes defined in `module` (not imported into it), in definition order."""
-    found = []
+    found: list[type[ChainletBase]] = []
     for value in vars(module).values():
         if (isinstance(value, type) and issubclass(value, ChainletBase)
                 and value.__module__ == module.__name__ and value in registry.descriptors):
@@ -158,7 +168,7 @@ def chainlets_in_module(module: types.ModuleType) -> list[type]:
     return found
 
 
-def find_entrypoint(module: types.ModuleType, name: Optional[str] = None) -> type:
+def find_entrypoint(module: types.ModuleType, name: Optional[str] = None) -> type[ChainletBase]:
     if name:
         cls = getattr(module, name, None)
         if not (isinstance(cls, type) and issubclass(cls, ChainletBase)):
@@ -179,7 +189,7 @@ def find_entrypoint(module: types.ModuleType, name: Optional[str] = None) -> typ
                      "pass the entrypoint's class name")
 
 
-def find_model(module: types.ModuleType) -> type:
+def find_model(module: types.ModuleType) -> type[ModelBase]:
     """The one ModelBase subclass a model file defines (as Truss's ModelImporter finds it)."""
     models = [c for c in chainlets_in_module(module) if issubclass(c, ModelBase)]
     if len(models) == 1:
@@ -192,8 +202,9 @@ def find_model(module: types.ModuleType) -> type:
                      "one; move the others to their own files")
 
 
-def chain_name(entrypoint: type, override: Optional[str] = None) -> str:
-    return override or entrypoint.__dict__.get("_chains_chain_name") or entrypoint.display_name  # type: ignore[attr-defined]
+def chain_name(entrypoint: type[ChainletClass], override: Optional[str] = None) -> str:
+    marked: Optional[str] = entrypoint.__dict__.get("_chains_chain_name")
+    return override or marked or entrypoint.display_name
 
 
 AnyCallable = Callable[..., Any]

@@ -14,9 +14,13 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Union
 
 import pydantic
+
+# pack's runtime serves this module (in the image, /app/packager; locally, pack itself).
+from packager import constants
+from packager.runtime.image_paths import RuntimePaths
 
 from . import streaming
 from .errors import MissingDependencyError
@@ -32,8 +36,7 @@ from .remote_session import FORWARDED_HEADERS, inbound_headers
 
 log = logging.getLogger("chains.glue")
 DYNAMIC_CONFIG_KEY = "dynamic_chainlet_config"
-DYNAMIC_CONFIG_ENV = "PACK_CHAINS_DYNAMIC_CONFIG"  # the same JSON, set by `pack chains run`
-DEFAULT_DYNAMIC_CONFIG_DIR = "/etc/b10_dynamic_config"
+DYNAMIC_CONFIG_ENV = constants.PACK_CHAINS_DYNAMIC_CONFIG  # the same JSON, set by `pack chains run`
 OMITTED: Any = type("Omitted", (), {"__repr__": lambda self: "<omitted>"})()
 
 
@@ -45,11 +48,10 @@ class RequestLike(Protocol):
 
 
 def dynamic_config_path() -> str:
-    directory = os.environ.get("PACK_DYNAMIC_CONFIG_DIR") or DEFAULT_DYNAMIC_CONFIG_DIR
-    return os.path.join(directory, DYNAMIC_CONFIG_KEY)
+    return os.path.join(RuntimePaths.from_env().dynamic_config_dir, DYNAMIC_CONFIG_KEY)
 
 
-def _dynamic_config() -> tuple[str, Optional[dict]]:
+def _dynamic_config() -> tuple[str, Optional[dict[str, Any]]]:
     text = os.environ.get(DYNAMIC_CONFIG_ENV)
     if text:
         return f"${DYNAMIC_CONFIG_ENV}", json.loads(text)
@@ -87,8 +89,8 @@ def resolve_services(chains_metadata: Mapping[str, Any]) -> dict[str, DeployedSe
     return services
 
 
-def make_context(config: Mapping[str, Any], data_dir: Any, secrets: Any,
-                 environment: Any) -> DeploymentContext:
+def make_context(config: Mapping[str, Any], data_dir: Union[str, os.PathLike[str], None],
+                 secrets: Optional[Mapping[str, str]], environment: object) -> DeploymentContext:
     metadata = (config.get("model_metadata") or {}).get("chains_metadata") or {}
     env = None
     if isinstance(environment, dict) and isinstance(environment.get("name"), str):
@@ -119,7 +121,7 @@ def default_of(fn: Callable[..., Any], name: str) -> Any:
     return inspect.signature(fn).parameters[name].default
 
 
-def _headers_of(request: Any) -> dict[str, str]:
+def _headers_of(request: Optional[RequestLike]) -> dict[str, str]:
     headers = getattr(request, "headers", None) or {}
     found = {}
     for name in (*FORWARDED_HEADERS, streaming.FRAMED_STREAM_HEADER):
@@ -130,7 +132,7 @@ def _headers_of(request: Any) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(request: Any) -> Iterator[None]:
+def serving(request: Optional[RequestLike]) -> Iterator[None]:
     """Around one run_remote call: forward trace headers to the calls it makes; turn its
     exception into the {"error": RemoteErrorDetail} answer."""
     token = inbound_headers.set(_headers_of(request))
@@ -142,11 +144,12 @@ def serving(request: Any) -> Iterator[None]:
         inbound_headers.reset(token)
 
 
-def wants_frames(request: Any) -> bool:
+def wants_frames(request: Optional[RequestLike]) -> bool:
     return _headers_of(request).get(streaming.FRAMED_STREAM_HEADER) == streaming.FRAMED_STREAM_VALUE
 
 
-async def serve_stream(make_stream: Callable[[], AsyncIterator[Any]], request: Any) -> AsyncIterator[bytes]:
+async def serve_stream(make_stream: Callable[[], AsyncIterator[Any]],
+                       request: Optional[RequestLike]) -> AsyncIterator[bytes]:
     """A streaming run_remote's answer: one ITEM frame per item for pack chainlets (an ERROR
     frame carries a failure), the raw items for anyone else."""
     headers = _headers_of(request)

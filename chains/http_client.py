@@ -4,6 +4,7 @@ and the failure it raises when nothing of a request was processed and a retry is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ class _Target:
     host_header: str
 
     @classmethod
-    def parse(cls, url: str, host_override: Optional[str] = None) -> "_Target":
+    def parse(cls, url: str, host_override: Optional[str] = None) -> _Target:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -76,10 +77,9 @@ class _AsyncResponse:
         return b"".join([chunk async for chunk in self.chunks()])
 
     def close(self) -> None:
-        try:
+        # Closing after the event loop has closed raises RuntimeError; the socket goes with the loop.
+        with contextlib.suppress(OSError, RuntimeError):
             self._writer.close()
-        except Exception:
-            pass
 
 
 async def _open(target: _Target, method: str, headers: dict[str, str], body: bytes) -> _AsyncResponse:

@@ -90,7 +90,7 @@ class LoadedModel:
     model: type
 
 
-def load_model(source: str | os.PathLike) -> LoadedModel:
+def load_model(source: str | os.PathLike[str]) -> LoadedModel:
     """Import a ModelBase file as a chain file is imported; raise its validation errors; find
     the one class that inherits from ModelBase."""
     path = Path(source).resolve()
@@ -101,7 +101,7 @@ def load_model(source: str | os.PathLike) -> LoadedModel:
     return LoadedModel(path, module, find_model(module))
 
 
-def load_chain(source: str | os.PathLike, entrypoint: Optional[str] = None,
+def load_chain(source: str | os.PathLike[str], entrypoint: Optional[str] = None,
                name: Optional[str] = None) -> LoadedChain:
     """Import the chain file, raise its validation errors, find its entrypoint."""
     path = Path(source).resolve()

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import sys
 import threading
+import types
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -126,9 +127,9 @@ class _ChainletMeta(abc.ABCMeta):
 
 
 def _caller_location() -> tuple[str, int]:
-    frame = sys._getframe(2)
+    frame: Optional[types.FrameType] = sys._getframe(2)
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == os.path.dirname(__file__):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return "<unknown>", 0
     return os.path.abspath(frame.f_code.co_filename), frame.f_lineno

@@ -7,18 +7,20 @@ import enum
 import inspect
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional, Union
 
 import pydantic
+
+from packager.constants import SECRET_PLACEHOLDER
+from packager.runtime.secret_lookup import is_unset
 
 from . import truss_config
 from .errors import ChainsUsageError, MissingDependencyError
 
 DISPLAY_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 BASETEN_API_SECRET_NAME = "baseten_chain_api_key"
-SECRET_PLACEHOLDER = "***"
 
 
 class _Model(pydantic.BaseModel):
@@ -100,7 +102,7 @@ class DockerImage(_Model):
         return value
 
     @pydantic.model_validator(mode="after")
-    def _one_requirements_file(self) -> "DockerImage":
+    def _one_requirements_file(self) -> DockerImage:
         if self.requirements_file is not None and self.pip_requirements_file is not None:
             raise ChainsUsageError("set only one of `requirements_file` and the deprecated "
                                    "`pip_requirements_file`")
@@ -157,26 +159,32 @@ class Compute:
         return self._spec.model_copy(deep=True)
 
 
+# Entries are checked by Assets and written by truss_config.dump: a real truss's models pass too.
+_ConfigItems = pydantic.SkipValidation[list[truss_config.ConfigItem]]
+
+
 class AssetSpec(_Model):
     secrets: dict[str, str] = pydantic.Field(default_factory=dict)
-    cached: list[Any] = pydantic.Field(default_factory=list)
-    external_data: list[Any] = pydantic.Field(default_factory=list)
-    weights: list[Any] = pydantic.Field(default_factory=list)
+    cached: _ConfigItems = pydantic.Field(default_factory=list)
+    external_data: _ConfigItems = pydantic.Field(default_factory=list)
+    weights: _ConfigItems = pydantic.Field(default_factory=list)
 
 
 class Assets:
     """Cached model repos, secret names, external data and weights of a chainlet."""
 
-    def __init__(self, cached: Any = (), secret_keys: Any = (), external_data: Any = (),
-                 weights: Any = ()) -> None:
-        for label, items in (("cached", cached), ("external_data", external_data), ("weights", weights)):
+    def __init__(self, cached: Iterable[truss_config.ConfigItem] = (), secret_keys: Iterable[str] = (),
+                 external_data: Iterable[truss_config.ConfigItem] = (),
+                 weights: Iterable[truss_config.ConfigItem] = ()) -> None:
+        entries = {"cached": list(cached), "external_data": list(external_data), "weights": list(weights)}
+        for label, items in entries.items():
             for item in items:
                 if not (isinstance(item, dict) or hasattr(item, "model_dump")):
                     raise ChainsUsageError(f"Assets({label}=...) takes truss_config entries "
                                            f"(e.g. truss_config.ModelRepo), got {type(item).__name__}")
         self._spec = AssetSpec(secrets={str(k): SECRET_PLACEHOLDER for k in secret_keys},
-                               cached=list(cached), external_data=list(external_data),
-                               weights=list(weights))
+                               cached=entries["cached"], external_data=entries["external_data"],
+                               weights=entries["weights"])
 
     def get_spec(self) -> AssetSpec:
         return self._spec.model_copy()
@@ -250,7 +258,7 @@ class DeployedServiceDescriptor(_Model):
     internal_url: Optional[InternalURL] = None
 
     @pydantic.model_validator(mode="after")
-    def _one_url(self) -> "DeployedServiceDescriptor":
+    def _one_url(self) -> DeployedServiceDescriptor:
         if self.predict_url is None and self.internal_url is None:
             raise ValueError("At least one of 'predict_url' or 'internal_url' must be provided.")
         return self
@@ -282,7 +290,7 @@ class DeploymentContext(pydantic.BaseModel):
             value = self.secrets[BASETEN_API_SECRET_NAME]
         except KeyError:
             value = None
-        if not value or value.strip() == SECRET_PLACEHOLDER:
+        if value is None or is_unset(value):
             raise MissingDependencyError(
                 f"secret `{BASETEN_API_SECRET_NAME}` is not set (needed to call other chainlets "
                 "and deployed models)")

@@ -14,16 +14,15 @@ from .errors import GenericRemoteException, RemoteErrorDetail, StackFrame
 
 log = logging.getLogger("chains.remote")
 CHAINED_HEADER = "(showing chained remote errors, root error at the bottom)"
-_FRAMEWORK_DIRS = tuple(
-    os.path.dirname(os.path.abspath(p)) + os.sep
-    for p in (__file__,) if p)
+_FRAMEWORK_DIRS = (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
 
 
 def _framework_dirs() -> tuple[str, ...]:
     dirs = list(_FRAMEWORK_DIRS)
     packager = sys.modules.get("packager")
-    if packager is not None and getattr(packager, "__file__", None):
-        dirs.append(os.path.dirname(os.path.abspath(packager.__file__)) + os.sep)
+    packager_file = packager.__file__ if packager is not None else None
+    if packager_file:
+        dirs.append(os.path.dirname(os.path.abspath(packager_file)) + os.sep)
     return tuple(dirs)
 
 
@@ -43,7 +42,7 @@ def exception_to_detail(exc: BaseException) -> RemoteErrorDetail:
                              exception_message=str(exc), user_stack_trace=frames)
 
 
-def _resolve_class(detail: RemoteErrorDetail) -> Optional[type]:
+def _resolve_class(detail: RemoteErrorDetail) -> Optional[type[Exception]]:
     module_name = detail.exception_module_name or "builtins"
     module = builtins if module_name == "builtins" else sys.modules.get(module_name)
     cls = getattr(module, detail.exception_cls_name, None) if module is not None else None
@@ -87,19 +86,16 @@ def make_remote_exception(detail: RemoteErrorDetail, chainlet: str, status: int,
         try:
             exc = (fastapi.HTTPException(status_code=status, detail=message) if fastapi
                    else GenericRemoteException(message))
-        except Exception:
+        except TypeError:  # a fastapi whose HTTPException takes other arguments
             exc = GenericRemoteException(message)
     else:
         cls = _resolve_class(detail)
         try:
             exc = cls(message) if cls is not None else GenericRemoteException(message)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the remote's own exception class: its __init__ may raise anything
             exc = GenericRemoteException(message)
-    try:
-        exc.remote_error = detail  # type: ignore[attr-defined]
-        exc.remote_status = status  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
+    # Whatever class was re-created, the caller finds the remote detail and status on it.
+    vars(exc).update(remote_error=detail, remote_status=status)
     return exc
 
 

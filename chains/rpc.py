@@ -6,10 +6,11 @@ The calls themselves (retries, timeouts, concurrency, streams) are remote_sessio
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union, overload
 
 import pydantic
 
+from .errors import MissingDependencyError
 from .public_types import DeployedServiceDescriptor, DeploymentContext, RPCOptions
 from .remote_session import RemoteSession, inbound_headers
 
@@ -24,7 +25,7 @@ class StubBase:
 
     @classmethod
     def from_url(cls, predict_url: str, context_or_api_key: Union[DeploymentContext, str, None],
-                 options: Optional[RPCOptions] = None) -> "StubBase":
+                 options: Optional[RPCOptions] = None) -> StubBase:
         if isinstance(context_or_api_key, DeploymentContext):
             api_key = _api_key_or_none(context_or_api_key)
         else:
@@ -33,10 +34,22 @@ class StubBase:
                                                options=options or RPCOptions(), predict_url=predict_url)
         return cls(descriptor, api_key)
 
+    @overload
+    def predict_sync(self, inputs: Any, output_model: type[OutputT]) -> OutputT: ...
+
+    @overload
+    def predict_sync(self, inputs: Any, output_model: None = None) -> Any: ...
+
     def predict_sync(self, inputs: Any, output_model: Optional[type[OutputT]] = None) -> Any:
         """Blocks its thread: from async code use predict_async."""
         value = self._remote.call_sync(inputs)
         return output_model.model_validate(value) if output_model is not None else value
+
+    @overload
+    async def predict_async(self, inputs: Any, output_model: type[OutputT]) -> OutputT: ...
+
+    @overload
+    async def predict_async(self, inputs: Any, output_model: None = None) -> Any: ...
 
     async def predict_async(self, inputs: Any, output_model: Optional[type[OutputT]] = None) -> Any:
         value = await self._remote.call_async(inputs)
@@ -52,7 +65,7 @@ class StubBase:
 def _api_key_or_none(context: DeploymentContext) -> Optional[str]:
     try:
         return context.get_baseten_api_key()
-    except Exception:
+    except MissingDependencyError:
         return None
 
 

@@ -65,26 +65,26 @@ class FrameDecoder:
             raise ValueError(f"the stream ended inside a frame ({len(self._buffer)} bytes left over)")
 
 
-H = TypeVar("H", bound=pydantic.BaseModel)
-I = TypeVar("I", bound=pydantic.BaseModel)
-F = TypeVar("F", bound=pydantic.BaseModel)
+HeaderT = TypeVar("HeaderT", bound=pydantic.BaseModel)
+ItemT = TypeVar("ItemT", bound=pydantic.BaseModel)
+FooterT = TypeVar("FooterT", bound=pydantic.BaseModel)
 
 
-class StreamTypes(Generic[I, H, F]):
-    def __init__(self, item_type: type[I], header_type: Optional[type[H]] = None,
-                 footer_type: Optional[type[F]] = None):
+class StreamTypes(Generic[ItemT, HeaderT, FooterT]):
+    def __init__(self, item_type: type[ItemT], header_type: Optional[type[HeaderT]] = None,
+                 footer_type: Optional[type[FooterT]] = None):
         self.item_type = item_type
         self.header_type = header_type
         self.footer_type = footer_type
 
 
-def stream_types(item_type: type[I], *, header_type: Optional[type[H]] = None,
-                 footer_type: Optional[type[F]] = None) -> StreamTypes[I, H, F]:
+def stream_types(item_type: type[ItemT], *, header_type: Optional[type[HeaderT]] = None,
+                 footer_type: Optional[type[FooterT]] = None) -> StreamTypes[ItemT, HeaderT, FooterT]:
     return StreamTypes(item_type, header_type, footer_type)
 
 
-class StreamWriter(Generic[I, H, F]):
-    def __init__(self, types: StreamTypes[I, H, F]):
+class StreamWriter(Generic[ItemT, HeaderT, FooterT]):
+    def __init__(self, types: StreamTypes[ItemT, HeaderT, FooterT]):
         self._types = types
         self._started = False
         self._ended = False
@@ -93,7 +93,7 @@ class StreamWriter(Generic[I, H, F]):
         if self._ended:
             raise ValueError(f"cannot write a {what} after the footer")
 
-    def yield_header(self, header: H) -> bytes:
+    def yield_header(self, header: HeaderT) -> bytes:
         self._check("header")
         if self._types.header_type is None:
             raise ValueError("the stream types declare no header_type")
@@ -102,14 +102,14 @@ class StreamWriter(Generic[I, H, F]):
         self._started = True
         return frame(Tag.HEADER, header.model_dump_json().encode())
 
-    def yield_item(self, item: I) -> bytes:
+    def yield_item(self, item: ItemT) -> bytes:
         self._check("item")
         if self._types.header_type is not None and not self._started:
             raise ValueError("write the header first (the stream types declare a header_type)")
         self._started = True
         return frame(Tag.ITEM, item.model_dump_json().encode())
 
-    def yield_footer(self, footer: F) -> bytes:
+    def yield_footer(self, footer: FooterT) -> bytes:
         self._check("footer")
         if self._types.footer_type is None:
             raise ValueError("the stream types declare no footer_type")
@@ -117,12 +117,12 @@ class StreamWriter(Generic[I, H, F]):
         return frame(Tag.FOOTER, footer.model_dump_json().encode())
 
 
-def stream_writer(types: StreamTypes[I, H, F]) -> StreamWriter[I, H, F]:
+def stream_writer(types: StreamTypes[ItemT, HeaderT, FooterT]) -> StreamWriter[ItemT, HeaderT, FooterT]:
     return StreamWriter(types)
 
 
-class StreamReader(Generic[I, H, F]):
-    def __init__(self, types: StreamTypes[I, H, F], stream: AsyncIterator[bytes]):
+class StreamReader(Generic[ItemT, HeaderT, FooterT]):
+    def __init__(self, types: StreamTypes[ItemT, HeaderT, FooterT], stream: AsyncIterator[bytes]):
         self._types = types
         self._stream = stream
         self._decoder = FrameDecoder()
@@ -144,7 +144,7 @@ class StreamReader(Generic[I, H, F]):
             self._pending.extend(self._decoder.feed(chunk))
         return self._pending.pop(0)
 
-    async def read_header(self) -> H:
+    async def read_header(self) -> HeaderT:
         if self._types.header_type is None:
             raise ValueError("the stream types declare no header_type")
         got = await self._next()
@@ -153,7 +153,7 @@ class StreamReader(Generic[I, H, F]):
         self._header_read = True
         return self._types.header_type.model_validate_json(got[1])
 
-    async def read_items(self) -> AsyncIterator[I]:
+    async def read_items(self) -> AsyncIterator[ItemT]:
         if self._types.header_type is not None and not self._header_read:
             raise ValueError("the stream has a header: call read_header() first")
         while True:
@@ -169,7 +169,7 @@ class StreamReader(Generic[I, H, F]):
             else:
                 raise ValueError(f"unexpected {tag.name} frame among the items")
 
-    async def read_footer(self) -> F:
+    async def read_footer(self) -> FooterT:
         if self._types.footer_type is None:
             raise ValueError("the stream types declare no footer_type")
         if self._footer is None:
@@ -180,7 +180,8 @@ class StreamReader(Generic[I, H, F]):
         return self._types.footer_type.model_validate_json(self._footer)
 
 
-def stream_reader(types: StreamTypes[I, H, F], stream: AsyncIterator[bytes]) -> StreamReader[I, H, F]:
+def stream_reader(types: StreamTypes[ItemT, HeaderT, FooterT],
+                  stream: AsyncIterator[bytes]) -> StreamReader[ItemT, HeaderT, FooterT]:
     return StreamReader(types, stream)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import pydantic
 
@@ -16,23 +16,25 @@ if TYPE_CHECKING:
     from .descriptors import ChainletDescriptor
 
 
-def io_models(descriptor: "ChainletDescriptor") -> tuple[type[pydantic.BaseModel], type[pydantic.RootModel] | None]:
+def io_models(descriptor: ChainletDescriptor) -> tuple[type[pydantic.BaseModel], Optional[pydantic.TypeAdapter[Any]]]:
+    """The request model of the endpoint and the validator of its result: the generated
+    `<Name>Output` is `pydantic.RootModel[T]`, which validates and serialises as TypeAdapter(T)."""
     endpoint = descriptor.endpoint
     fields: dict[str, Any] = {}
     for arg in endpoint.input_args:
         fields[arg.name] = (arg.annotation, arg.default) if arg.has_default else (arg.annotation, ...)
     input_model = pydantic.create_model(f"{descriptor.name}Input", **fields)
-    output_model = None
+    output_adapter = None
     if not endpoint.is_streaming:
-        output_model = pydantic.RootModel[endpoint.output_types[0]]  # type: ignore[name-defined]
-    return input_model, output_model
+        output_adapter = pydantic.TypeAdapter[Any](endpoint.output_types[0])
+    return input_model, output_adapter
 
 
 class StrictProxy:
-    def __init__(self, instance: Any, descriptor: "ChainletDescriptor"):
+    def __init__(self, instance: Any, descriptor: ChainletDescriptor):
         self._instance = instance
         self._descriptor = descriptor
-        self._input_model, self._output_model = io_models(descriptor)
+        self._input_model, self._output_adapter = io_models(descriptor)
 
     def __getattr__(self, name: str) -> Any:
         if name == "run_remote_async":  # the strict endpoint, awaitable (a sync one in a thread)
@@ -51,7 +53,7 @@ class StrictProxy:
         endpoint = self._descriptor.endpoint
         target = attr
 
-        def roundtrip_inputs(args: tuple, kwargs: dict) -> dict:
+        def roundtrip_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
             names = [a.name for a in endpoint.input_args]
             given = dict(zip(names, args))
             given.update(kwargs)
@@ -60,8 +62,9 @@ class StrictProxy:
             return {k: getattr(received, k) for k in received.model_fields_set}
 
         def roundtrip_output(value: Any) -> Any:
-            assert self._output_model is not None
-            return self._output_model.model_validate_json(self._output_model(value).model_dump_json()).root
+            adapter = self._output_adapter
+            assert adapter is not None
+            return adapter.validate_json(adapter.dump_json(adapter.validate_python(value)))
 
         if endpoint.is_streaming:
             async def stream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:

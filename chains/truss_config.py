@@ -5,12 +5,16 @@ Chain files written for Truss do `from truss.base import truss_config` (or the o
 chain file and no real `truss` package is installed, those imports resolve to this module through
 the shims in `chains/_shims/truss` (see `chains.loading`). Field names and defaults follow
 Truss 0.18.30; the full validation happens when pack loads the generated config.yaml.
+
+A copy of packager/config's types, not an import of them: this module is copied into every
+chainlet image (packager/chains_codegen/generate.py), where packager.config is not installed.
+tests/chains/test_truss_config_shim.py keeps the two equal (fields, defaults, enum values).
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, Union
 
 import pydantic
 
@@ -33,6 +37,13 @@ class Accelerator(str, enum.Enum):
     GB300 = "GB300"
 
 
+class ModelRepoSourceKind(str, enum.Enum):
+    HF = "hf"
+    GCS = "gcs"
+    S3 = "s3"
+    AZURE = "azure"
+
+
 class _Model(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", use_enum_values=True)
 
@@ -44,7 +55,7 @@ class ModelRepo(_Model):
     volume_folder: Optional[str] = None
     allow_patterns: Optional[list[str]] = None
     ignore_patterns: Optional[list[str]] = None
-    kind: str = "hf"
+    kind: ModelRepoSourceKind = ModelRepoSourceKind.HF
     runtime_secret_name: str = "hf_access_token"
 
 
@@ -53,11 +64,19 @@ class ExternalDataItem(_Model):
     local_data_path: str = pydantic.Field(min_length=1)
     backend: str = "http_public"
     name: Optional[str] = None
+    sha256: Optional[str] = None  # pack extension: a checksum verified at build time
 
 
 class WeightsAuth(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="allow")
-    auth_method: str
+    auth_method: str  # any case, as in Truss: the config loader checks it
+    auth_secret_name: Optional[str] = None
+    aws_oidc_role_arn: Optional[str] = None
+    aws_oidc_region: Optional[str] = None
+    gcp_oidc_service_account: Optional[str] = None
+    gcp_oidc_workload_id_provider: Optional[str] = None
+    aws_assume_role_arn: Optional[str] = None
+    aws_assume_role_region: Optional[str] = None
 
 
 class WeightsSource(_Model):
@@ -78,12 +97,29 @@ class HealthChecks(_Model):
 
 class DockerAuthSettings(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="allow")
-    auth_method: str
-    registry: str = ""
+    auth_method: str  # any case, as in Truss: the config loader checks it
+    registry: Optional[str] = ""
     secret_name: Optional[str] = None
+    aws_access_key_id_secret_name: str = "aws_access_key_id"
+    aws_secret_access_key_secret_name: str = "aws_secret_access_key"
+    aws_oidc_role_arn: Optional[str] = None
+    aws_oidc_region: Optional[str] = None
+    gcp_oidc_service_account: Optional[str] = None
+    gcp_oidc_workload_id_provider: Optional[str] = None
+    aws_assume_role_arn: Optional[str] = None
+    aws_assume_role_region: Optional[str] = None
 
 
-def dump(item: Any) -> dict:
+class ConfigEntry(Protocol):
+    """A config entry object: one of the models above, or a real truss package's equivalent."""
+
+    def model_dump(self, *, mode: str = ..., exclude_none: bool = ...) -> dict[str, Any]: ...
+
+
+ConfigItem = Union[ConfigEntry, dict[str, Any]]
+
+
+def dump(item: ConfigItem) -> dict[str, Any]:
     """A config entry as the mapping config.yaml carries; accepts these models, a real truss
     package's equivalents (duck-typed via model_dump) and plain mappings."""
     if isinstance(item, dict):
@@ -92,3 +128,7 @@ def dump(item: Any) -> dict:
         data = item.model_dump(mode="json", exclude_none=True)
         return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in data.items()}
     raise TypeError(f"expected a truss config entry, got {type(item).__name__}")
+
+
+__all__ = ["Accelerator", "ConfigEntry", "ConfigItem", "DockerAuthSettings", "ExternalDataItem", "HealthChecks",
+           "ModelRepo", "ModelRepoSourceKind", "WeightsAuth", "WeightsSource", "dump"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import atexit
 import collections.abc
-import dataclasses
-import enum
 import inspect
 import os
 import sys
@@ -26,40 +24,24 @@ import pydantic
 from .descriptors import (
     CONTEXT_ARG_NAME,
     ENDPOINT_NAME,
+    ChainletClass,
     DependencyDescriptor,
     EndpointAPI,
     InputArg,
 )
-from .errors import ChainsUsageError
+from .errors import ChainsUsageError, ErrorKind, ValidationError
 from .markers import ContextMarker, DependencyMarker
 from .public_types import DISPLAY_NAME_RE, DeploymentContext, RemoteConfig
 
 _SIMPLE_TYPES = (int, float, complex, bool, str, bytes, type(None))
 _STREAM_ORIGINS = (collections.abc.AsyncIterator, collections.abc.AsyncGenerator,
                    collections.abc.Iterator, collections.abc.Generator)
+# `int | None` is a types.UnionType (Python 3.10+); the image's Python may be 3.9.
+_UNION_ORIGINS: tuple[Any, ...] = (Union, types.UnionType) if sys.version_info >= (3, 10) else (Union,)
 SPEC_HEADER = "The user defined code does not comply with the required spec, please fix below:"
 
 
 # --- errors, collected ---------------------------------------------------------------------------
-class ErrorKind(str, enum.Enum):
-    TYPE_ERROR = "TYPE_ERROR"
-    IO_TYPE_ERROR = "IO_TYPE_ERROR"
-    MISSING_API_ERROR = "MISSING_API_ERROR"
-    INVALID_CONFIG_ERROR = "INVALID_CONFIG_ERROR"
-
-
-@dataclasses.dataclass(frozen=True)
-class ValidationError:
-    file: str
-    line: Optional[int]
-    location: str  # "Class" or "Class.method"
-    kind: ErrorKind
-    message: str
-
-    def format(self) -> str:
-        return f"{self.file}:{self.line or 0} ({self.location}) [kind: {self.kind.value}]: {self.message}"
-
-
 class _Collector:
     def __init__(self) -> None:
         self._errors: list[ValidationError] = []
@@ -84,7 +66,7 @@ class _Collector:
         errors = self.take()
         if errors:
             exc = ChainsUsageError("\n".join([SPEC_HEADER] + [e.format() for e in errors]))
-            exc.validation_errors = tuple(errors)  # structured, for tools that position them
+            exc.validation_errors = tuple(errors)
             raise exc
 
     def _report_at_exit(self) -> None:
@@ -113,8 +95,10 @@ def _code_location(obj: Any) -> tuple[str, Optional[int]]:
 
 
 class _Validator:
-    def __init__(self, cls: type, file: str, line: int):
+    def __init__(self, cls: type[ChainletClass], file: str, line: int, base: type[ChainletClass]):
+        """`base` is ChainletBase: given by framework.py, which defines it and imports this module."""
         self.cls = cls
+        self.base = base
         self.file = file
         self.line = line
         self.ok = True
@@ -150,7 +134,7 @@ class _Validator:
         if self._atom_ok(annotation):
             return True
         origin = typing.get_origin(annotation)
-        if origin in (Union, types.UnionType):
+        if origin in _UNION_ORIGINS:
             return fail("Optional/Union are not supported")
         if not isinstance(annotation, types.GenericAlias):
             if origin is not None:
@@ -192,7 +176,7 @@ class _Validator:
         is_generator = inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)
         try:
             hints = typing.get_type_hints(fn)
-        except Exception:
+        except Exception:  # noqa: BLE001 - evaluates the chain file's annotations: they may raise anything
             hints = dict(fn.__annotations__)
         args: list[InputArg] = []
         ok = True
@@ -258,12 +242,8 @@ class _Validator:
 
     # --- __init__ --------------------------------------------------------------------------------
     def init(self) -> tuple[tuple[DependencyDescriptor, ...], bool]:
-        # Imported here: framework imports this module to validate each class as it is defined,
-        # so ChainletBase exists by the time any class gets this far.
-        from .framework import ChainletBase
-
-        init = self.cls.__init__  # type: ignore[misc]
-        if init in (object.__init__, ChainletBase.__init__):
+        init = self.cls.__init__
+        if init in (object.__init__, self.base.__init__):
             return (), False
         try:
             params = list(inspect.signature(init).parameters.values())[1:]
@@ -271,7 +251,7 @@ class _Validator:
             return (), False
         try:
             hints = typing.get_type_hints(init)
-        except Exception:
+        except Exception:  # noqa: BLE001 - evaluates the chain file's annotations: they may raise anything
             hints = dict(getattr(init, "__annotations__", {}))
         deps: list[DependencyDescriptor] = []
         seen: dict[type, str] = {}
@@ -313,7 +293,7 @@ class _Validator:
                            "`context=chains.depends_context()`", "__init__", init)
                 continue
             dep_cls = default.chainlet_cls
-            if not (isinstance(dep_cls, type) and issubclass(dep_cls, ChainletBase)) or dep_cls is ChainletBase:
+            if not (isinstance(dep_cls, type) and issubclass(dep_cls, self.base)) or dep_cls is self.base:
                 self.error(ErrorKind.TYPE_ERROR, f"`depends()` of `{param.name}` takes a chainlet "
                            f"class (a subclass of ChainletBase), got {dep_cls!r}", "__init__", init)
                 continue

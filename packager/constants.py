@@ -19,6 +19,8 @@ SSL_CERT_DIR = "SSL_CERT_DIR"
 
 # --- variables Truss defines and pack honours inside images ---------------------------------
 TRUSS_SECRET_PREFIX = "TRUSS_SECRET_"
+# The value Chains writes for a declared secret; counts as unset wherever a secret is read.
+SECRET_PLACEHOLDER = "***"
 INFERENCE_SERVER_PORT = "INFERENCE_SERVER_PORT"
 NUM_LOAD_RETRIES_TRUSS = "NUM_LOAD_RETRIES_TRUSS"
 APP_HOME = "APP_HOME"

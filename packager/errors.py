@@ -60,7 +60,7 @@ class Problem:
             text += f"\n    fix: {self.hint}"
         return text
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | int | None]:
         return {
             "file": self.file,
             "path": self.path,

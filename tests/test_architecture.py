@@ -48,7 +48,9 @@ LEAVES = {"errors", "constants", "__version__", "templating", "cache_dirs", "__i
 ALLOWED: dict[str, set[str]] = {
     # The image's own code: copied into images where pack is not installed.
     "runtime": {"constants", "__version__"},
-    "config": {"errors", "constants", "__version__"},
+    # runtime imports nothing past constants, so the config may share its pure rules (which
+    # secret values count as unset) instead of restating them.
+    "config": {"errors", "constants", "__version__", "runtime"},
     "plan": {"config", "runtime"} | LEAVES,
     "render": {"config", "plan", "runtime"} | LEAVES,
     "engine": {"errors", "constants"},
@@ -98,6 +100,32 @@ def test_runtime_uses_no_build_time_libraries() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             bad += [f"{path.name}: {n}" for n in names if n.split(".")[0] in heavy]
+    assert bad == []
+
+
+# Inside the image, grouped by what runs: each group uses only the groups after it; the modules
+# directly in runtime/ are shared by them (and by the build), except entrypoint.py, which starts
+# the prefetch and then serving.
+RUNTIME_GROUPS: dict[str, set[str]] = {
+    "serving": {"prefetch"},
+    "prefetch": {"transfer"},
+    "transfer": set(),
+    "shared": set(),
+    "entrypoint": {"prefetch", "serving"},
+}
+
+
+def test_runtime_groups_depend_one_way() -> None:
+    bad = []
+    for path in _files("runtime"):
+        rel = path.relative_to(PACKAGE / "runtime").parts
+        group = rel[0] if len(rel) > 1 else "entrypoint" if rel[0] == "entrypoint.py" else "shared"
+        assert group in RUNTIME_GROUPS, f"packager/runtime/{rel[0]} is not declared in RUNTIME_GROUPS"
+        for name in _imports(path):
+            parts = name.split(".")
+            target = parts[2] if len(parts) > 2 and parts[1] == "runtime" else None
+            if target in RUNTIME_GROUPS and target != group and target not in RUNTIME_GROUPS[group]:
+                bad.append(f"packager/runtime/{'/'.join(rel)} ({group}) imports {name}")
     assert bad == []
 
 

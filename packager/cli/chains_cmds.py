@@ -7,7 +7,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ def _one_entrypoint(positional: str | None, flag: str | None) -> str | None:
     return positional or flag
 
 
-def chain_options(callback):
+def chain_options(callback: Callable[..., Any]) -> Callable[..., Any]:
     """SOURCE [ENTRYPOINT] (as `truss chains push SOURCE ENTRYPOINT`), --entrypoint, --name; the
     command receives one `entrypoint`."""
     @functools.wraps(callback)
@@ -96,8 +96,9 @@ def build_command(source: Path, entrypoint: str | None, name: str | None, option
     started = time.monotonic()
     results = api.chains_build(chain, options, locked=locked, progress=_views("quiet" if as_json else progress),
                                engine=engine())
-    rows = [{"chainlet": c.name, "display_name": c.display_name, "tag": r.tag, "image_id": r.image.id,
-             "size": r.image.size} for c, r in zip(chain.chainlets, results, strict=True)]
+    rows: list[dict[str, Any]] = [
+        {"chainlet": c.name, "display_name": c.display_name, "tag": r.tag, "image_id": r.image.id,
+         "size": r.image.size} for c, r in zip(chain.chainlets, results, strict=True)]
     if as_json:
         output.text(json.dumps({"chain": chain.chain_name, "chainlets": rows}))
         return
@@ -195,10 +196,10 @@ def run_command(source: Path, entrypoint: str | None, name: str | None, options:
         output.note("stopping the chain")
         run.stop()
         return
-    c, r = next((c, r) for c, r in run.chainlets if r.container.status() != "running")
+    chainlet, stopped = next((c, r) for c, r in run.chainlets if r.container.status() != "running")
     run.stop()
-    raise PackError(f"chainlet {c.name} exited with status {r.container.exit_code()}",
-                    hint=f"its last lines:\n{r.container.logs(tail=20)}")
+    raise PackError(f"chainlet {chainlet.name} exited with status {stopped.container.exit_code()}",
+                    hint=f"its last lines:\n{stopped.container.logs(tail=20)}")
 
 
 def _run_processes(run: Any, chain: Any, detach: bool) -> None:

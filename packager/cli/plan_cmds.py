@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,12 +25,12 @@ _OPTION_NAMES = ("base_image", "ca_bundle", "build_commands_after_code", "pip_in
                  "max_weight_layers", "bake_weights")
 
 
-def build_options(command):
+def build_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by the commands that render or build: choices that stay out of config.yaml.
     The command receives them as one `options: BuildOptions` (and `locked`)."""
 
     @functools.wraps(command)
-    def collect(*args, **kwargs):
+    def collect(*args: Any, **kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name in _OPTION_NAMES}
         kwargs["options"] = options_from(**values)
         return command(*args, **kwargs)
@@ -40,13 +42,15 @@ def build_options(command):
                      help="Run build_commands after the code is copied (for commands that need it).")(f)
     f = click.option("--pip-index-url", envvar="PACK_PIP_INDEX_URL",
                      help="Package index pip uses inside the build (mirrors, corporate proxies).")(f)
-    f = click.option("--max-weight-layers", type=click.IntRange(min=1), default=api.DEFAULT_MAX_LAYERS, show_default=True,
+    f = click.option("--max-weight-layers", type=click.IntRange(min=1), default=api.DEFAULT_MAX_LAYERS,
+                     show_default=True,
                      help="At most this many image layers for baked weights, whatever the file count "
                           "(lowered automatically to keep the image under 100 layers).")(f)
     f = click.option("--bake-weights", is_flag=True,
                      help="Bake `weights:` sources into the image (default: fetched when the container "
                           "starts, as the platform mounts them).")(f)
-    f = click.option("--locked", is_flag=True, help="Fail instead of resolving weights when pack.lock is missing or stale.")(f)
+    f = click.option("--locked", is_flag=True,
+                     help="Fail instead of resolving weights when pack.lock is missing or stale.")(f)
     return f
 
 

@@ -17,14 +17,16 @@ from typing import Any
 import pydantic
 
 from ..errors import ConfigError, Problem
+from packager.runtime.secret_lookup import is_unset
+
 from .problems import problem_at, problems_from_validation, unknown_key_problem
 from .schema import TrussConfig
 from .schema.resources import use_gpu_ignored
+from .yaml_source import Path as YamlPath
 from .yaml_source import YamlDocument, YamlSyntaxError, parse
 
 CONFIG_FILENAME = "config.yaml"
 RESERVED_ENV = ("PORT", "HOSTNAME")
-SECRET_PLACEHOLDERS = ("", "***")
 # Whole name parts only: HF_TOKEN and AWS_SECRET_ACCESS_KEY look like credentials,
 # TOKENIZERS_PARALLELISM does not.
 _SECRETISH_ENV = re.compile(r"(?:^|[^A-Z0-9])(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY)"
@@ -34,7 +36,7 @@ _SECRETISH_ENV = re.compile(r"(?:^|[^A-Z0-9])(TOKEN|SECRET|PASSWORD|PASSWD|API_K
 def env_looks_like_credential(name: str, value: str) -> bool:
     """An environment_variables entry whose name says credential and whose value is filled in:
     warned about at load, and kept out of the image's ENV (it stays in config.yaml only)."""
-    return bool(_SECRETISH_ENV.search(name)) and value.strip() not in SECRET_PLACEHOLDERS
+    return bool(_SECRETISH_ENV.search(name)) and not is_unset(value)
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,8 @@ def other_config_file(truss_dir: Path, config_file: Path) -> Path:
     return config_file
 
 
-def load_config(truss_dir: str | os.PathLike, *, allow_unknown_keys: bool = False,
-                config_file: str | os.PathLike | None = None) -> LoadedConfig:
+def load_config(truss_dir: str | os.PathLike[str], *, allow_unknown_keys: bool = False,
+                config_file: str | os.PathLike[str] | None = None) -> LoadedConfig:
     """Load and validate a truss directory's config.yaml (or `config_file` in its place, the
     truss directory staying the root of every path it names); raise ConfigError with all problems."""
     if config_file is not None:
@@ -145,7 +147,7 @@ def load_config(truss_dir: str | os.PathLike, *, allow_unknown_keys: bool = Fals
     return LoadedConfig(root, path, config, tuple(_sorted(warnings)), frozenset(secrets))
 
 
-def _dotted(path: tuple) -> str:
+def _dotted(path: YamlPath) -> str:
     from .problems import format_path
 
     return format_path(path)
@@ -155,7 +157,7 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.path))
 
 
-def _normalise(file: str, doc: YamlDocument, warnings: list[Problem]) -> tuple[dict, list[str]]:
+def _normalise(file: str, doc: YamlDocument, warnings: list[Problem]) -> tuple[dict[str, Any], list[str]]:
     """Apply Truss's input coercions on a copy of the data; pull literal secrets out."""
     data = copy.deepcopy(doc.data)
     if "hf_cache" in data:
@@ -189,7 +191,7 @@ def _normalise(file: str, doc: YamlDocument, warnings: list[Problem]) -> tuple[d
     secrets = data.get("secrets")
     if isinstance(secrets, dict):
         for name, value in secrets.items():
-            if isinstance(value, str) and value.strip() not in SECRET_PLACEHOLDERS:
+            if isinstance(value, str) and not is_unset(value):
                 secrets_found.append(value)
                 warnings.append(problem_at(file, doc, ("secrets", name),
                                            f"secret `{name}` has a value written in config.yaml; pack "
@@ -210,7 +212,7 @@ def _normalise(file: str, doc: YamlDocument, warnings: list[Problem]) -> tuple[d
     return data, secrets_found
 
 
-def _validate(file: str, doc: YamlDocument, data: dict, allow_unknown: bool,
+def _validate(file: str, doc: YamlDocument, data: dict[str, Any], allow_unknown: bool,
               errors: list[Problem], warnings: list[Problem]) -> TrussConfig | None:
     try:
         return TrussConfig.model_validate(data)
@@ -233,7 +235,7 @@ def _validate(file: str, doc: YamlDocument, data: dict, allow_unknown: bool,
         return None
 
 
-def _drop(data: Any, path: tuple) -> None:
+def _drop(data: Any, path: YamlPath) -> None:
     for part in path[:-1]:
         data = data[part]
     data.pop(path[-1], None)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pydantic
+from pydantic_core import ErrorDetails
 
 from ..errors import Problem
 from .schema import TrussConfig, Violation, Violations
@@ -118,7 +120,7 @@ def unknown_key_problem(file: str, doc: YamlDocument, path: Path, severity: str)
     )
 
 
-def _violations(err: dict) -> Iterator[Violation]:
+def _violations(err: ErrorDetails) -> Iterator[Violation]:
     exc = (err.get("ctx") or {}).get("error")
     if isinstance(exc, Violations):
         yield from exc.items
@@ -126,7 +128,7 @@ def _violations(err: dict) -> Iterator[Violation]:
         yield exc
 
 
-def _type_hint(err: dict, path: Path) -> tuple[str, str]:
+def _type_hint(err: ErrorDetails, path: Path) -> tuple[str, str]:
     etype = err["type"]
     got = err.get("input")
     field_name = format_path(path) or "the file"
@@ -177,7 +179,7 @@ def problems_from_validation(
     return problems, unknown
 
 
-def _clean_loc(loc: tuple) -> Path:
+def _clean_loc(loc: tuple[int | str, ...]) -> Path:
     # Discriminated unions add the tag ("http") to the loc; drop it so paths stay YAML paths.
     cleaned: list[Any] = []
     for part in loc:

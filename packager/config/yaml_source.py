@@ -21,7 +21,7 @@ class Mark:
     column: int  # 1-based
 
     @classmethod
-    def of(cls, mark: yaml.Mark) -> "Mark":
+    def of(cls, mark: yaml.Mark) -> Mark:
         return cls(mark.line + 1, mark.column + 1)
 
 

@@ -27,7 +27,8 @@ from packager.engine.requests import BuildRequest
 from packager.errors import EngineError
 
 _EXIT_CODE = re.compile(
-    r"(?:(?:did not complete successfully|executor failed running \[.*\]): exit code: |returned a non-zero code: )(\d+)$"
+    r"(?:(?:did not complete successfully|executor failed running \[.*\]): exit code: "
+    r"|returned a non-zero code: )(\d+)$"
 )
 
 

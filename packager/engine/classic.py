@@ -153,7 +153,9 @@ class ClassicEngine(DockerEngineBase):
         except docker.errors.APIError as exc:
             # Dockerfile parse errors come back as HTTP 400 before any step.
             message = str(exc.explanation or exc)
-            raise BuildFailedError(f"build failed: {message}", step=None, log_tail=[], hint=failure_hint(message)) from exc
+            raise BuildFailedError(
+                f"build failed: {message}", step=None, log_tail=[], hint=failure_hint(message)
+            ) from exc
         if parser.error is not None:
             step = parser.current
             where = f" at step {step.name}" if step else ""

@@ -90,7 +90,8 @@ class DockerContainer:
         container = self._container()
         if container is None:
             return ""
-        return container.logs(tail=tail if tail is not None else "all").decode("utf-8", "replace")
+        raw: bytes = container.logs(tail=tail if tail is not None else "all")
+        return raw.decode("utf-8", "replace")
 
     def stop(self, timeout_s: int = 10) -> None:
         import docker
@@ -176,8 +177,8 @@ def run_container(request: RunRequest, client: docker.DockerClient | None = None
             existing.remove(force=True)
     try:
         container = client.containers.create(
-            image, list(request.command) if request.command is not None else None, network_mode="host", environment=environment, mounts=mounts, name=name,
-            device_requests=_device_requests(gpus),
+            image, list(request.command) if request.command is not None else None, network_mode="host",
+            environment=environment, mounts=mounts, name=name, device_requests=_device_requests(gpus),
         )
     except docker.errors.ImageNotFound as exc:
         raise EngineError(f"image {image} not found locally", "build it first (pack build)") from exc

@@ -17,6 +17,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packager.engine.features import (
     BUILDKIT_FEATURES,
@@ -150,7 +151,7 @@ def probe_cli(path: str) -> CliProbe:
     return CliProbe(path, version, None, False, why)
 
 
-def _daemon_version() -> tuple[dict | None, str]:
+def _daemon_version() -> tuple[dict[str, Any] | None, str]:
     import docker  # imported here: the in-image runtime imports packager without docker
 
     host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

@@ -117,7 +117,9 @@ class PlainProgressParser:
         return [self._event(StepEventKind.LOG, vertex, line=text)]
 
     @staticmethod
-    def _event(kind: StepEventKind, v: _Vertex, *, line: str | None = None, duration_s: float | None = None) -> StepEvent:
+    def _event(
+        kind: StepEventKind, v: _Vertex, *, line: str | None = None, duration_s: float | None = None
+    ) -> StepEvent:
         return StepEvent(
             kind=kind, vertex=v.id, name=v.name, step=v.step, total=v.total, stage=v.stage,
             cached=v.cached, line=line, duration_s=duration_s,

@@ -80,7 +80,8 @@ def check_build_inputs(info: EngineInfo, request: BuildRequest) -> BuildInputs:
             raise EngineError(
                 f"Dockerfile line {line} mounts build secret '{secret_id}' but no value was given for it",
                 hint=f"pass the secret '{secret_id}' (a file holding its value) to the build"
-                + ("" if required else "; without it BuildKit would mount nothing and the step would run unauthenticated"),
+                + ("" if required
+                   else "; without it BuildKit would mount nothing and the step would run unauthenticated"),
             )
     return BuildInputs(context, path, text, given)
 

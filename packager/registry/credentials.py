@@ -32,7 +32,8 @@ class Credentials:
 def _config_file(config_path: str | Path | None) -> str | None:
     from docker.utils import config
 
-    return config.find_config_file(str(config_path) if config_path else None)
+    found: str | None = config.find_config_file(str(config_path) if config_path else None)
+    return found
 
 
 def from_docker_config(registry: str, *, config_path: str | Path | None = None) -> Credentials | None:

@@ -17,7 +17,10 @@ DEFAULT_TAG = "latest"
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
-_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9-]+)*(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$")
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9-]+)*(?::\d+)?$"
+    r"|^\[[0-9a-fA-F:]+\](?::\d+)?$"
+)
 FORMAT_HINT = "use REGISTRY/NAME[:TAG][@sha256:DIGEST], e.g. 127.0.0.1:5000/team/model:v1"
 
 

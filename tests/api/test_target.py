@@ -15,7 +15,6 @@ from packager.cli.main import main
 from packager.config import load_config
 from packager.plan.lock import lock_path, read_lock
 from packager.api.target import resolve_target
-from tests.fixtures.hf_hub import hub_env, mock_hub  # noqa: F401  (fixtures)
 
 MODEL = "class Model:\n    def __init__(self, **kwargs):\n        pass\n    def predict(self, x):\n        return x\n"
 WEIGHTS = """\

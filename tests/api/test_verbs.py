@@ -100,7 +100,8 @@ def test_run_reuses_the_base_image_of_the_last_build(engine: FakeEngine, tmp_pat
     api.build(root, api.BuildOptions(base_image=BASE), engine=engine)
     options, reused = api.run_options(api.resolve(root), api.BuildOptions())
     assert reused == BASE and options.base_image == BASE
-    assert api.run_options(api.resolve(root), api.BuildOptions(base_image="x:1")) == (api.BuildOptions(base_image="x:1"), None)
+    assert api.run_options(api.resolve(root),
+                           api.BuildOptions(base_image="x:1")) == (api.BuildOptions(base_image="x:1"), None)
 
 
 class _Ready(http.server.BaseHTTPRequestHandler):

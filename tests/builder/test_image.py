@@ -21,7 +21,8 @@ def test_facts_of_local_bases_and_of_one_that_cannot_be_pulled(
     assert (facts.image, facts.user) == (base_image, "")  # pack-base runs as root
 
     tag = docker_cleanup.image(f"{unique('pack-test-user')}:1")
-    engine.build(BuildRequest(write_context(tmp_path, f"FROM {base_image}\nRUN useradd -u 4242 svc\nUSER svc:svc\n"), tag=tag))
+    engine.build(BuildRequest(write_context(tmp_path, f"FROM {base_image}\nRUN useradd -u 4242 svc\nUSER svc:svc\n"),
+                              tag=tag))
     assert base_image_facts(engine, tag).user == "svc:svc"
 
     # Not local, and no registry serves it (offline here; an unknown name elsewhere).

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from packager import api, runner
 from packager.builder import read_record, record_path
 from packager.cli.main import main
 from packager.engine import BuiltImage, FakeEngine
@@ -51,7 +50,8 @@ def run(engine: FakeEngine, truss: Path, port: int, *extra: str) -> int:
                  *extra], engine=engine)
 
 
-def test_run_reuses_the_base_image_of_the_last_build(engine: FakeEngine, ready_port: int, tmp_path: Path, capsys) -> None:
+def test_run_reuses_the_base_image_of_the_last_build(engine: FakeEngine, ready_port: int, tmp_path: Path,
+                                                     capsys) -> None:
     root = make_truss(tmp_path / "truss")
     before = sorted(p.name for p in root.rglob("*"))
     assert main(["build", str(root), "--base-image", BASE_X, "--json"], engine=engine) == 0

@@ -138,7 +138,7 @@ def test_instantiation_outside_run_local_and_positional_args(chain_file):
 def test_dependency_marker_cannot_be_used(chain_file):
     marker = chains.depends(chains.ChainletBase)
     with pytest.raises(chains.ChainsRuntimeError, match="placeholder"):
-        marker.run_remote
+        _ = marker.run_remote
 
 
 BAD_CHAIN = """
@@ -201,13 +201,15 @@ def test_validation_errors_are_collected_with_file_and_line(chain_file):
     def line_of(snippet: str) -> int:
         return next(i + 1 for i, line in enumerate(source) if snippet in line)
 
+    a_run = line_of("async def run_remote(self, x: Optional")
     expected = [
-        (line_of("async def run_remote(self, x: Optional"), "A.run_remote", "IO_TYPE_ERROR", "`x`: unsupported type `Optional[int]`"),
-        (line_of("async def run_remote(self, x: Optional"), "A.run_remote", "IO_TYPE_ERROR", "`List[int]`"),
-        (line_of("async def run_remote(self, x: Optional"), "A.run_remote", "IO_TYPE_ERROR", "`z` has no type annotation"),
-        (line_of("async def run_remote(self, x: Optional"), "A.run_remote", "IO_TYPE_ERROR", "nested containers"),
+        (a_run, "A.run_remote", "IO_TYPE_ERROR", "`x`: unsupported type `Optional[int]`"),
+        (a_run, "A.run_remote", "IO_TYPE_ERROR", "`List[int]`"),
+        (a_run, "A.run_remote", "IO_TYPE_ERROR", "`z` has no type annotation"),
+        (a_run, "A.run_remote", "IO_TYPE_ERROR", "nested containers"),
         (line_of("class B("), "B", "TYPE_ERROR", "`run_remote` must be a method"),
-        (line_of("def __init__(self, a=chains.depends(A), other"), "B.__init__", "TYPE_ERROR", "`other` must default"),
+        (line_of("def __init__(self, a=chains.depends(A), other"), "B.__init__", "TYPE_ERROR",
+         "`other` must default"),
         (line_of("class C("), "C", "MISSING_API_ERROR", "CHAINLETs must have a `run_remote` method."),
         (line_of("def __init__(self, context=chains"), "D.__init__", "TYPE_ERROR", "`context` must be the last"),
         (line_of("def run_remote(self, s: str) -> str:"), "D.run_remote", "IO_TYPE_ERROR", "must be `AsyncIterator"),
@@ -215,7 +217,8 @@ def test_validation_errors_are_collected_with_file_and_line(chain_file):
         (line_of("-> set[int]"), "E.run_remote", "IO_TYPE_ERROR", "`set`"),
         (line_of("class F("), "F", "INVALID_CONFIG_ERROR", "'bad name!' must match"),
         (line_of("def __init__(self, b: str"), "F.__init__", "TYPE_ERROR", "annotated `str`"),
-        (line_of("async def run_remote(self, s: str):"), "F.run_remote", "IO_TYPE_ERROR", "return type is not annotated"),
+        (line_of("async def run_remote(self, s: str):"), "F.run_remote", "IO_TYPE_ERROR",
+         "return type is not annotated"),
     ]
     for line, where, kind, fragment in expected:
         prefix = f"{path}:{line} ({where}) [kind: {kind}]: "
@@ -304,7 +307,7 @@ def test_make_abs_path_here_and_context(tmp_path):
     here = chains.make_abs_path_here("data/x.txt")
     assert here._abs_file_path.endswith("tests/chains/data/x.txt")
     with pytest.raises(chains.MissingDependencyError):
-        here.abs_path
+        _ = here.abs_path
     context = chains.DeploymentContext(secrets={"baseten_chain_api_key": "***"})
     with pytest.raises(chains.MissingDependencyError):
         context.get_baseten_api_key()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +61,10 @@ def test_only_needed_code_is_copied(rendered):
     assert (packages / "chains" / "rpc.py").is_file()
     assert (packages / "truss_chains" / "__init__.py").is_file()
     assert not (packages / "chains" / "_shims").exists()
+    # pack's chains modules and nothing else (no lint configuration, no tool caches).
+    chains_dir = REPO / "chains"
+    assert sorted(p.relative_to(packages / "chains") for p in (packages / "chains").rglob("*") if p.is_file()) == \
+        sorted(p.relative_to(chains_dir) for p in chains_dir.rglob("*.py") if "_shims" not in p.parts)
     manifest = json.loads((rendered.root / "chain.json").read_text())
     assert manifest["chainlets"][-1]["included_files"] == ["text_chain.py", "text_utils.py"]
 
@@ -93,7 +96,7 @@ def test_split_workspace_copies_per_chainlet_closure(tmp_path):
 
 def test_rendering_is_deterministic(rendered, tmp_path):
     again = render_chain(SAMPLE, tmp_path)
-    for a, b in zip(rendered.chainlets, again.chainlets):
+    for a, b in zip(rendered.chainlets, again.chainlets, strict=True):
         assert a.model_name == b.model_name
         for rel in ("config.yaml", "model/model.py"):
             assert (a.path / rel).read_bytes() == (b.path / rel).read_bytes()
@@ -125,27 +128,27 @@ def test_generated_code_imports_from_its_own_packages(rendered):
         found = json.loads(result.stdout)
         assert found["class"] == "TrussChainletModel"
         if c.name == "TextChain":  # the schema carries real defaults (never a nullable null)
-            assert found["inputs"]["ModelInfoInput"]["repo"]["default"] == "sentence-transformers/all-MiniLM-L6-v2"
-            assert found["inputs"]["WordStreamerInput"]["upper"] == {"default": False, "title": "Upper", "type": "boolean"}
+            inputs = found["inputs"]
+            assert inputs["ModelInfoInput"]["repo"]["default"] == "sentence-transformers/all-MiniLM-L6-v2"
+            assert inputs["WordStreamerInput"]["upper"] == {"default": False, "title": "Upper", "type": "boolean"}
 
 
 def test_generated_stub_signatures_and_models(rendered):
     code = (rendered.chainlet("TextChain").path / "model" / "model.py").read_text()
     assert "class ModelInfo(rpc.StubBase):" in code
-    assert "async def run_remote(self, repo: str = 'sentence-transformers/all-MiniLM-L6-v2') -> text_chain.ModelSummary:" in code
+    assert ("async def run_remote(self, repo: str = 'sentence-transformers/all-MiniLM-L6-v2') -> "
+            "text_chain.ModelSummary:") in code
     assert "async def run_remote(self, text: str, upper: bool = False) -> AsyncIterator[str]:" in code
     assert "class TextChainOutput(pydantic.RootModel[text_chain.ChainAnswer]):" in code
     assert code.index("self._lazy_data_resolver.block_until_download_complete()") < code.index("glue.construct(")
     compile(code, "model.py", "exec")
 
 
-@pytest.mark.skipif(shutil.which("mypy") is None and not (Path(sys.executable).parent / "mypy").exists(),
-                    reason="mypy not installed")
 def test_generated_code_type_checks(rendered, tmp_path):
-    mypy = shutil.which("mypy") or str(Path(sys.executable).parent / "mypy")
+    # mypy comes with the test extras (pyproject.toml), as the static checks need it too.
     for c in rendered.chainlets:
         result = subprocess.run(
-            [mypy, "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",
+            [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",
              "--cache-dir", str(tmp_path / ".mypy_cache"), "model/model.py"],
             cwd=str(c.path), env={**os.environ, "MYPYPATH": str(c.path / "packages")},
             capture_output=True, text=True, timeout=300)

@@ -110,7 +110,8 @@ CHAIN = """
                      weights=chains.depends(DockWeights)) -> None:
             self.adder, self.boom, self.streamer, self.weights = adder, boom, streamer, weights
 
-        async def run_remote(self, mode: str, items: list[str]) -> tuple[int, int, list[str], dict[str, str], list[str], float]:
+        async def run_remote(self, mode: str,
+                             items: list[str]) -> tuple[int, int, list[str], dict[str, str], list[str], float]:
             if mode == "boom":
                 await self.boom.run_remote("nope")
             added, adder_calls = await self.adder.run_remote(1)

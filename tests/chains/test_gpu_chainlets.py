@@ -4,8 +4,6 @@ request, refused with the fix on an engine without the NVIDIA runtime (FakeEngin
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from packager import api, runner

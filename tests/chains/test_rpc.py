@@ -49,11 +49,7 @@ class Scripted:
                     step = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
                     outer.active += 1
                     outer.max_active = max(outer.max_active, outer.active)
-                try:
-                    outer.answer(self, step)
-                finally:
-                    with outer.lock:
-                        outer.active -= 1
+                outer.answer(self, step)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -67,6 +63,10 @@ class Scripted:
         if step[0] == "sleep":
             time.sleep(step[1])
             step = step[2:]
+        # A request stops counting as active before its answer goes out: once the client has the
+        # answer it may send the next request, maybe before this thread runs again.
+        with self.lock:
+            self.active -= 1
         if step[0] == "chunks":
             handler.send_response(200)
             handler.send_header("Content-Type", "application/octet-stream")

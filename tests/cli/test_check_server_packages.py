@@ -65,7 +65,8 @@ def test_check_json_lists_them_and_user_pins_win(tmp_path: Path) -> None:
 
 
 def test_check_says_nothing_when_nothing_is_added(tmp_path: Path) -> None:
-    root = _truss(tmp_path / "t", "model_name: t\n", "import json\n\nclass Model:\n    def predict(self, x):\n        return x\n")
+    root = _truss(tmp_path / "t", "model_name: t\n",
+                  "import json\n\nclass Model:\n    def predict(self, x):\n        return x\n")
     result = pack("check", str(root))
     assert result.returncode == 0 and "Truss's server packages" not in result.stdout + result.stderr
     report = json.loads(pack("check", str(root), "--json").stdout)

@@ -14,12 +14,12 @@ from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
 from tests.fixtures.range_server import RangeServer
 
 HEAVY = ("pydantic", "rich", "docker", "huggingface_hub", "jinja2", "yaml", "boto3", "google.cloud")
-PROBE = """
+PROBE = f"HEAVY = {HEAVY!r}\n" + """
 import json, sys
 from packager.cli.main import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "loaded": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({"code": code, "loaded": [m for m in HEAVY if m in sys.modules]}))
+"""
 
 
 def run_pack(*argv: str) -> dict:

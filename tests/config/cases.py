@@ -79,11 +79,14 @@ environment_variables:
     Case("TOKENIZERS_PARALLELISM is no credential", "environment_variables:\n  TOKENIZERS_PARALLELISM: \"false\"\n",
          resolved={"environment_variables.TOKENIZERS_PARALLELISM": "false"}),
     Case("reserved env name warns", "environment_variables:\n  PORT: \"9000\"\n",
-         warnings=[("environment_variables.PORT", 2, "`PORT` is reserved by the platform and will be overwritten at runtime")]),
+         warnings=[("environment_variables.PORT", 2, "`PORT` is reserved by the platform and will be overwritten at "
+                                                     "runtime")]),
     Case("credential in env warns", "environment_variables:\n  HF_TOKEN: hf_live_value\n",
-         warnings=[("environment_variables.HF_TOKEN", 2, "`HF_TOKEN` looks like a credential; environment_variables are stored in the image's config.yaml")]),
+         warnings=[("environment_variables.HF_TOKEN", 2, "`HF_TOKEN` looks like a credential; environment_variables "
+                                                         "are stored in the image's config.yaml")]),
     Case("literal secret warns and is redacted", "secrets:\n  hf_access_token: hf_abcdefghijklmnop\n",
-         warnings=[("secrets.hf_access_token", 2, "secret `hf_access_token` has a value written in config.yaml; pack never copies it into an image or uses it")],
+         warnings=[("secrets.hf_access_token", 2, "secret `hf_access_token` has a value written in config.yaml; pack "
+                                                  "never copies it into an image or uses it")],
          resolved={"secrets.hf_access_token": None}),
     Case("chains placeholder secret is not a value", "secrets:\n  api_key: \"***\"\n",
          resolved={"secrets.api_key": "***"}),
@@ -144,7 +147,10 @@ docker_server:
   predict_endpoint: /v1/chat/completions
   readiness_endpoint: /health
   liveness_endpoint: /health
-""", with_model=False, warnings=[("docker_server.server_port", 3, "server_port 8080 is the port pack's route proxy uses; the proxy moves to another port and Truss's routes (/v1/models/model:predict) are served there, while your server keeps 8080")]),
+""", with_model=False, warnings=[("docker_server.server_port", 3, "server_port 8080 is the port pack's route proxy "
+                                                                  "uses; the proxy moves to another port and Truss's "
+                                                                  "routes (/v1/models/model:predict) are served "
+                                                                  "there, while your server keeps 8080")]),
     Case("docker_server no_build without start_command", """\
 base_image:
   image: nvcr.io/nim/llama:latest
@@ -330,7 +336,8 @@ model_cache:
     volume_folder: a
   - repo_id: org/b
     use_volume: false
-""", errors=[("model_cache[1].use_volume", 7, "all model_cache entries must use the same use_volume value (model_cache[0] has true, model_cache[1] has false)")]),
+""", errors=[("model_cache[1].use_volume", 7, "all model_cache entries must use the same use_volume value "
+                                              "(model_cache[0] has true, model_cache[1] has false)")]),
     Case("volume without volume_folder", """\
 model_cache:
   - repo_id: org/a
@@ -395,7 +402,8 @@ docker_server:
   predict_endpoint: /p
   readiness_endpoint: /r
   liveness_endpoint: /l
-""", with_model=False, errors=[("docker_server.start_command", 2, "start_command is required when no_build is not true")]),
+""", with_model=False, errors=[("docker_server.start_command", 2, "start_command is required when no_build is not "
+                                                                  "true")]),
     Case("docker_server missing server_port", """\
 docker_server:
   start_command: ./serve
@@ -429,7 +437,8 @@ docker_server:
     Case("model_server TRT_LLM", "build:\n  model_server: TRT_LLM\n",
          errors=[("build.model_server", 2, "model_server `TRT_LLM` is served by Baseten's TensorRT-LLM engine "
                   "builder; pack builds only the TrussServer model server (model/model.py)")],
-         truss_accepts=True, why="Truss hands TRT_LLM trusses to Baseten's engine builder; nothing builds them locally"),
+         truss_accepts=True, why="Truss hands TRT_LLM trusses to Baseten's engine builder; nothing builds them "
+                                 "locally"),
     Case("bad python_version", "python_version: py38\n",
          errors=[("python_version", 1, "python_version `py38` is not supported")]),
     Case("python_version as dotted", "python_version: \"3.11\"\n",
@@ -437,9 +446,11 @@ docker_server:
     Case("build no_cache true", "build:\n  no_cache: true\n",
          errors=[("build.no_cache", 2, "no_cache cannot be specified in config.yaml")]),
     Case("bad build secret name", "build:\n  secret_to_path_mapping:\n    \"my secret\": /run/s\n",
-         errors=[("build.secret_to_path_mapping.my secret", 3, "secret name `my secret` does not follow Kubernetes object naming")]),
+         errors=[("build.secret_to_path_mapping.my secret", 3, "secret name `my secret` does not follow Kubernetes "
+                                                               "object naming")]),
     Case("relative build secret path", "build:\n  secret_to_path_mapping:\n    token: run/s\n",
-         errors=[("build.secret_to_path_mapping.token", 3, "secret `token` must be mounted at an absolute path, got `run/s`")],
+         errors=[("build.secret_to_path_mapping.token", 3, "secret `token` must be mounted at an absolute path, got "
+                                                           "`run/s`")],
          truss_accepts=True, why="a relative mount target depends on the working directory of each RUN"),
     Case("legacy num_workers above 1", "runtime:\n  num_workers: 2\n",
          errors=[("runtime.num_workers", 2, "only 1 worker per server is allowed (since truss 0.9.49)")]),
@@ -456,7 +467,9 @@ docker_server:
   readiness_endpoint: /r
   liveness_endpoint: /l
   run_as_user_id: 1000
-""", with_model=False, errors=[("docker_server.run_as_user_id", 10, "runtime.remote_ssh.enabled is not compatible with docker_server.run_as_user_id (SSH requires the default 'app' user, uid 60000)")]),
+""", with_model=False, errors=[("docker_server.run_as_user_id", 10, "runtime.remote_ssh.enabled is not compatible "
+                                                                    "with docker_server.run_as_user_id (SSH requires "
+                                                                    "the default 'app' user, uid 60000)")]),
     Case("relative python executable", "base_image:\n  image: x\n  python_executable_path: python3\n",
          errors=[("base_image.python_executable_path", 3, "invalid relative python executable path `python3`")]),
     Case("docker auth missing secret", """\
@@ -465,7 +478,8 @@ base_image:
   docker_auth:
     auth_method: GCP_SERVICE_ACCOUNT_JSON
     registry: gcr.io
-""", errors=[("base_image.docker_auth.secret_name", 4, "secret_name must be provided when auth_method is GCP_SERVICE_ACCOUNT_JSON")]),
+""", errors=[("base_image.docker_auth.secret_name", 4, "secret_name must be provided when auth_method is "
+                                                       "GCP_SERVICE_ACCOUNT_JSON")]),
     Case("docker auth unknown method", "base_image:\n  image: x\n  docker_auth:\n    auth_method: password\n",
          errors=[("base_image.docker_auth.auth_method", 4, "`PASSWORD` is not allowed here")]),
     Case("weights source without scheme", "weights:\n  - source: org/model\n    mount_location: /m\n",
@@ -490,7 +504,8 @@ weights:
     auth:
       auth_method: AWS_OIDC
       aws_oidc_region: us-east-1
-""", errors=[("weights[0].auth.aws_oidc_role_arn", 5, "aws_oidc_role_arn must be provided when auth_method is AWS_OIDC")]),
+""", errors=[("weights[0].auth.aws_oidc_role_arn", 5, "aws_oidc_role_arn must be provided when auth_method is "
+                                                      "AWS_OIDC")]),
     Case("requirements_file missing", "requirements_file: requirements.txt\n",
          errors=[("requirements_file", 1, "requirements_file `requirements.txt` does not exist")],
          truss_accepts=True, why="Truss finds the missing file only when building"),
@@ -545,15 +560,18 @@ training_checkpoints:
   artifact_references:
     - training_job_id: j
   loops_checkpoint_ids: [c1]
-""", errors=[("training_checkpoints.loops_checkpoint_ids", 4, "cannot mix artifact_references and loops_checkpoint_ids in one deploy")]),
+""", errors=[("training_checkpoints.loops_checkpoint_ids", 4, "cannot mix artifact_references and "
+                                                              "loops_checkpoint_ids in one deploy")]),
     Case("external data escaping data dir", """\
 external_data:
   - url: https://example.com/x
     local_data_path: /etc/passwd
-""", errors=[("external_data[0].local_data_path", 3, "local_data_path `/etc/passwd` must stay inside the data directory")],
+""", errors=[("external_data[0].local_data_path", 3, "local_data_path `/etc/passwd` must stay inside the data "
+                                                     "directory")],
          truss_accepts=True, why="a download must not land outside /app/data"),
     Case("egress bad ip", "runtime:\n  egress_restrictions:\n    ip_allow_list: [\"::1\"]\n",
-         errors=[("runtime.egress_restrictions.ip_allow_list[0]", 3, "invalid IP or CIDR '::1': IPv6 is not supported")]),
+         errors=[("runtime.egress_restrictions.ip_allow_list[0]", 3,
+                  "invalid IP or CIDR '::1': IPv6 is not supported")]),
     Case("trt_llm v1 without build", "trt_llm:\n  runtime: {}\n", with_model=False,
          errors=[("trt_llm.build", 2, "trt_llm.build is required for the v1 inference stack")]),
     Case("empty required string", "model_cache:\n  - repo_id: \"\"\n    use_volume: false\n",

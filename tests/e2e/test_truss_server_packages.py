@@ -22,7 +22,6 @@ import pytest
 
 from packager import api, runner
 from packager.builder import BuildResult, build_image
-from packager.config import load_config
 from packager.errors import EngineError
 from packager.plan.model import BuildOptions
 from packager.plan.truss_server_packages import ServerPackages
@@ -74,9 +73,8 @@ def _truss(root: Path, name: str, model: str) -> Path:
 
 def _without_the_decision(truss_dir: Path, tag: str) -> BuildResult:
     """The truss built as pack built it before: the same plan with server_packages emptied."""
-    loaded = load_config(truss_dir)
     _, plan = api.plan(truss_dir, BuildOptions(base_image=BASE_IMAGE))
-    return build_image(loaded, dataclasses.replace(plan, server_packages=ServerPackages()), tag=tag)
+    return build_image(dataclasses.replace(plan, server_packages=ServerPackages()), tag=tag)
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -46,7 +46,9 @@ def test_secret_mount_reaches_the_step_but_no_layer_history_or_config(
     )
     tag = docker_cleanup.image(f"{unique()}:secret")
     events: list[StepEvent] = []
-    image = buildkit_engine.build(BuildRequest(context, tag=tag, secrets={"hf_token": tmp_path / "token"}, build_args={"PUBLIC_ARG": "x", "NONCE": secret[-8:]}), progress=events.append)
+    image = buildkit_engine.build(BuildRequest(context, tag=tag, secrets={"hf_token": tmp_path / "token"},
+                                               build_args={"PUBLIC_ARG": "x",
+                                                           "NONCE": secret[-8:]}), progress=events.append)
     assert image.id.startswith("sha256:") and tag in image.tags and image.size > 0
     assert image.builder == buildkit_engine.info.builder.value
     assert any(e.kind is StepEventKind.LOG and e.line == "saw-token" for e in events)
@@ -77,10 +79,12 @@ def test_cache_mount_persists_between_builds_and_stays_out_of_the_image(
         f"RUN --mount=type=cache,id={cache_id},target=/cache "
         "echo run-$NONCE >> /cache/runs && wc -l < /cache/runs > /runs-seen\n",
     )
-    first = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{cache_id}:1"), build_args={"NONCE": "1"}))
+    first = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{cache_id}:1"),
+                                               build_args={"NONCE": "1"}))
     # A changed build arg re-runs the step (like a changed requirements file would); the cache
     # mount's content must survive it. (--no-cache would drop cache mounts too.)
-    second = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{cache_id}:2"), build_args={"NONCE": "2"}))
+    second = buildkit_engine.build(BuildRequest(context, tag=docker_cleanup.image(f"{cache_id}:2"),
+                                                build_args={"NONCE": "2"}))
     assert first.id != second.id
     assert run_in_image(docker_client, first.id, ["cat", "/runs-seen"]).strip() == "1"
     assert run_in_image(docker_client, second.id, ["cat", "/runs-seen"]).strip() == "2"

@@ -63,7 +63,8 @@ def test_run_on_host_network_with_secrets_env_and_volume(
     name = docker_cleanup.container(unique())
     port = free_port()
 
-    container = engine.run(RunRequest(tag, port=port, env={"GREETING": "hi"}, secrets_dir=secrets, volumes={volume: "/cache"}, name=name))
+    container = engine.run(RunRequest(tag, port=port, env={"GREETING": "hi"}, secrets_dir=secrets,
+                                      volumes={volume: "/cache"}, name=name))
     assert container.url == f"http://127.0.0.1:{port}"
     seconds = wait_ready(container.url + "/env", 30, container=container)
     assert seconds < 30
@@ -77,7 +78,8 @@ def test_run_on_host_network_with_secrets_env_and_volume(
     # A second container with the same name replaces the first; the named volume survives.
     with pytest.raises(EngineError, match="already exists"):
         engine.run(RunRequest(tag, port=port, name=name))
-    container = engine.run(RunRequest(tag, port=port, env={"GREETING": "again"}, secrets_dir=secrets, volumes={volume: "/cache"}, name=name, replace=True))
+    container = engine.run(RunRequest(tag, port=port, env={"GREETING": "again"}, secrets_dir=secrets,
+                                      volumes={volume: "/cache"}, name=name, replace=True))
     wait_ready(container.url + "/env", 30, container=container)
     assert fetch(f"{container.url}/starts") == "2"
     container.stop(timeout_s=2)
@@ -89,7 +91,8 @@ def test_wait_ready_stops_early_when_the_container_dies(
 ) -> None:
     engine, tag = server_image
     name = docker_cleanup.container(unique())
-    container = engine.run(RunRequest(tag, port=free_port(), name=name, command=("sh", "-c", "echo model failed to load; exit 4")))
+    failing = ("sh", "-c", "echo model failed to load; exit 4")
+    container = engine.run(RunRequest(tag, port=free_port(), name=name, command=failing))
     with pytest.raises(EngineError) as info:
         wait_ready(f"{container.url}/", 60, container=container)
     assert "exited (code 4)" in str(info.value)

@@ -172,8 +172,10 @@ def test_required_distributions_of_every_requirements_kind(tmp_path: Path) -> No
         """))
     assert required_distributions(Requirements("uv_lock", source_file="uv.lock"), tmp_path) == \
         {"my-model", "pyyaml", "charset-normalizer"}
-    assert required_distributions(Requirements("pip", ("numpy<2", "--index-url https://x"), "r.txt"), tmp_path) == {"numpy"}
-    assert required_distributions(Requirements("pyproject", ("fastapi>=0.110",), "pyproject.toml"), tmp_path) == {"fastapi"}
+    assert required_distributions(Requirements("pip", ("numpy<2", "--index-url https://x"), "r.txt"),
+                                  tmp_path) == {"numpy"}
+    assert required_distributions(Requirements("pyproject", ("fastapi>=0.110",), "pyproject.toml"),
+                                  tmp_path) == {"fastapi"}
     assert required_distributions(Requirements("none"), tmp_path) == frozenset()
 
 
@@ -223,7 +225,8 @@ def test_a_local_module_named_like_a_truss_package_is_the_truss_own(tmp_path: Pa
 
 def test_nothing_for_trusses_that_import_none_or_run_a_docker_server(tmp_path: Path) -> None:
     plain = _truss(tmp_path / "plain", "model_name: plain\n", {
-        "model/model.py": "import os\nimport json\nimport torch\n\nclass Model:\n    def predict(self, x):\n        return x\n"})
+        "model/model.py": "import os\nimport json\nimport torch\n\n"
+                          "class Model:\n    def predict(self, x):\n        return x\n"})
     plan = plan_build(load_config(plain), Manifest(()))
     assert plan.server_packages.packages == () and not any("Truss's server packages" in n for n in plan.notes)
     server = _truss(tmp_path / "server", """\

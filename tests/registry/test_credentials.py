@@ -51,7 +51,8 @@ def test_explicit_wins_and_needs_both_parts(tmp_path: Path, monkeypatch: pytest.
     write_config(tmp_path, {"auths": {"r.io": {"auth": auth("cfg", "cfgpw")}}})
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     explicit = resolve_credentials("r.io", username="me", password="mine")
-    assert explicit is not None and (explicit.username, explicit.password, explicit.source) == ("me", "mine", "explicit")
+    assert explicit is not None and (explicit.username, explicit.password, explicit.source) == ("me", "mine",
+                                                                                                "explicit")
     configured = resolve_credentials("r.io")
     assert configured is not None and configured.username == "cfg"
     with pytest.raises(RegistryError, match="both a username and a password"):

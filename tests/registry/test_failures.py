@@ -15,7 +15,8 @@ from packager.registry.failures import registry_error
         ("no basic auth credentials", RegistryFailure.AUTH),
         ("login attempt to http://127.0.0.1:5000/v2/ failed with status: 401 Unauthorized", RegistryFailure.AUTH),
         ("unauthorized: incorrect username or password", RegistryFailure.AUTH),
-        ('Get "http://127.0.0.1:5999/v2/": dial tcp 127.0.0.1:5999: connect: connection refused', RegistryFailure.UNREACHABLE),
+        ('Get "http://127.0.0.1:5999/v2/": dial tcp 127.0.0.1:5999: connect: connection refused',
+         RegistryFailure.UNREACHABLE),
         ('Get "https://nope.invalid/v2/": dial tcp: lookup nope.invalid: no such host', RegistryFailure.UNREACHABLE),
         ('Get "https://r:5000/v2/": http: server gave HTTP response to HTTPS client', RegistryFailure.UNREACHABLE),
         ("denied: requested access to the resource is denied", RegistryFailure.DENIED),
@@ -32,7 +33,8 @@ def test_classify(detail: str, kind: RegistryFailure) -> None:
 
 
 def test_messages_distinguish_refused_from_missing_credentials() -> None:
-    refused = registry_error("push", "r/m:v1", "r", "unauthorized: authentication required", username="me", have_credentials=True)
+    refused = registry_error("push", "r/m:v1", "r", "unauthorized: authentication required", username="me",
+                             have_credentials=True)
     assert "refused the login for user me" in str(refused) and refused.kind is RegistryFailure.AUTH
     missing = registry_error("push", "r/m:v1", "r", "no basic auth credentials", username=None, have_credentials=False)
     assert "no credentials were found" in str(missing) and "docker login r" in (missing.hint or "")

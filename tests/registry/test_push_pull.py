@@ -37,16 +37,19 @@ def engine(docker_info: Any) -> Engine:
     return open_engine(docker_info)
 
 
-def build_marker_image(engine: Engine, base_image: str, directory: Path, cleanup: DockerCleanup, extra: str = "") -> tuple[str, str]:
+def build_marker_image(engine: Engine, base_image: str, directory: Path, cleanup: DockerCleanup,
+                       extra: str = "") -> tuple[str, str]:
     marker = uuid.uuid4().hex
-    context = write_context(directory, f"FROM {base_image}\nRUN echo {marker} > /marker\n{extra}CMD [\"cat\", \"/marker\"]\n")
+    context = write_context(directory,
+                            f"FROM {base_image}\nRUN echo {marker} > /marker\n{extra}CMD [\"cat\", \"/marker\"]\n")
     image = engine.build(BuildRequest(context, tag=cleanup.image(f"{unique()}:local")))
     cleanup.image(image.id)
     return image.id, marker
 
 
 def test_push_with_auth_pull_by_digest_and_run(
-    engine: Engine, base_image: str, registry: RegistryEnv, docker_client: Any, docker_cleanup: DockerCleanup, tmp_path: Path
+    engine: Engine, base_image: str, registry: RegistryEnv, docker_client: Any, docker_cleanup: DockerCleanup,
+    tmp_path: Path
 ) -> None:
     image_id, marker = build_marker_image(engine, base_image, tmp_path, docker_cleanup)
     target = registry.repo(f"pack-test/{unique('model')}:v1")
@@ -136,7 +139,8 @@ class _Interrupt(Exception):
 
 
 def test_interrupted_push_can_be_repeated(
-    engine: Engine, base_image: str, registry: RegistryEnv, docker_client: Any, docker_cleanup: DockerCleanup, tmp_path: Path
+    engine: Engine, base_image: str, registry: RegistryEnv, docker_client: Any, docker_cleanup: DockerCleanup,
+    tmp_path: Path
 ) -> None:
     # A 48 MB incompressible layer, so the first push is still uploading when it is cut off.
     image_id, marker = build_marker_image(

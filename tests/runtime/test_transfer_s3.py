@@ -11,7 +11,6 @@ import pytest
 
 from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
 from packager.runtime.transfer import TransferFailed, fetch
-from tests.fixtures.object_stores import moto_endpoint  # noqa: F401 - the shared moto server
 
 from .conftest import FAST, KiB, MiB, payload
 

@@ -3,7 +3,6 @@ a small tmpfs mounted for the test stands in for a nearly full volume."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -21,6 +20,7 @@ from packager.runtime.transfer.cache import cache_key
 from packager.runtime.transfer.job import group_jobs
 from packager.runtime.transfer.layout import partial_path
 from packager.runtime.transfer.space import needs
+from packager.plan.lock_file import LOCK_FILENAME, Lock, lock_text
 
 from .conftest import FAST, MiB, child_env, payload, transfer_cmd
 
@@ -94,7 +94,7 @@ def test_pack_fetch_names_the_shortfall_and_the_fix(hub, tmp_path, small_fs, mon
     monkeypatch.setenv("HF_ENDPOINT", hub.server.base_url)
     truss = tmp_path / "truss"
     truss.mkdir()
-    (truss / "pack.lock").write_text(json.dumps({"manifest": json.loads(hub.manifest().to_json())}))
+    (truss / LOCK_FILENAME).write_text(lock_text(Lock(inputs_digest="test", manifest=hub.manifest())))
     failed = CliRunner().invoke(fetch_command, [str(truss), "--dest", str(small_fs / "d")])
     assert isinstance(failed.exception, TransferError)
     assert "5.0 MiB to write for 1 file" in str(failed.exception)

@@ -26,6 +26,7 @@ from packager.runtime.transfer.layout import UnsafeDestination, map_destination
 from packager.runtime.transfer.ordered_hash import OrderedHasher
 from packager.runtime.transfer.engine import Scheduler
 from packager.runtime.transfer.settings import TransferSettings, default_workers
+from packager.plan.lock_file import LOCK_FILENAME, Lock, lock_text
 
 from .conftest import (
     FAST,
@@ -247,7 +248,7 @@ def test_pack_fetch_command(hub, tmp_path, monkeypatch):
     runner = CliRunner()
     missing_lock = runner.invoke(fetch_command, [str(truss), "--dest", str(tmp_path / "d")])
     assert isinstance(missing_lock.exception, PackError) and "pack.lock" in str(missing_lock.exception)
-    (truss / "pack.lock").write_text(json.dumps({"manifest": json.loads(hub.manifest().to_json())}))
+    (truss / LOCK_FILENAME).write_text(lock_text(Lock(inputs_digest="test", manifest=hub.manifest())))
     result = runner.invoke(fetch_command, [str(truss), "--dest", str(tmp_path / "d"),
                                            "--stats", str(tmp_path / "s.json")])
     assert result.exit_code == 0, result.output

@@ -173,7 +173,7 @@ def test_padding_invariance(encoder):
 def test_matches_transformers_reference(encoder):
     texts = list(REFERENCE)
     emb = encoder.encode(texts)
-    for row, text in zip(emb, texts):
+    for row, text in zip(emb, texts, strict=True):
         np.testing.assert_allclose(row[:5], REFERENCE[text], atol=1e-4, err_msg=text[:40])
     # semantic sanity: paraphrase closer than an unrelated sentence
     a, b, c = encoder.encode(["A man is eating food.", "Someone is having a meal.", "The sky is blue."])

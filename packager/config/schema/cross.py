@@ -6,14 +6,17 @@ once (a pydantic after-validator would be skipped as soon as any field failed).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from .base import Violation
 
+Model = TypeVar("Model", bound=pydantic.BaseModel)
 
-def _entries(data: dict, key: str) -> list[dict]:
+
+def _entries(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     value = data.get(key)
     if not isinstance(value, list):
         return []
@@ -53,7 +56,7 @@ def cross_field_violations(data: Any) -> list[Violation]:
     return found
 
 
-def _model_cache_violations(repos: list) -> list[Violation]:
+def _model_cache_violations(repos: list[Any]) -> list[Violation]:
     flags = [(i, r["use_volume"]) for i, r in enumerate(repos)
              if isinstance(r, dict) and isinstance(r.get("use_volume"), bool)]
     found: list[Violation] = []
@@ -74,7 +77,7 @@ def _model_cache_violations(repos: list) -> list[Violation]:
     return found
 
 
-def _unique(items: list[dict], section: str, key: str, message: str, hint: str) -> list[Violation]:
+def _unique(items: list[dict[str, Any]], section: str, key: str, message: str, hint: str) -> list[Violation]:
     seen: dict[Any, int] = {}
     found = []
     for i, item in enumerate(items):
@@ -88,14 +91,24 @@ def _unique(items: list[dict], section: str, key: str, message: str, hint: str) 
     return found
 
 
-def as_line_errors(violations: list[Violation], data: Any) -> list[dict]:
+def as_line_errors(violations: list[Violation], data: Any) -> list[InitErrorDetails]:
     return [
         {"type": "value_error", "loc": tuple(v.at), "input": data, "ctx": {"error": Violation(v.message, v.hint)}}
         for v in violations
     ]
 
 
-def validate_with_cross_rules(cls: type, data: Any, handler: Any) -> Any:
+def _reraised(error: ErrorDetails) -> InitErrorDetails:
+    """A reported error as from_exception_data takes it back (type, loc, input, ctx)."""
+    init: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
+    if "ctx" in error:
+        init["ctx"] = error["ctx"]
+    return init
+
+
+def validate_with_cross_rules(
+    cls: type[Model], data: Any, handler: pydantic.ModelWrapValidatorHandler[Model]
+) -> Model:
     """Body of TrussConfig's wrap validator: field errors and cross-field errors together."""
     cross = cross_field_violations(data)
     try:
@@ -104,7 +117,7 @@ def validate_with_cross_rules(cls: type, data: Any, handler: Any) -> Any:
         if not cross:
             raise
         raise pydantic.ValidationError.from_exception_data(
-            exc.title, exc.errors() + as_line_errors(cross, data)
+            exc.title, [_reraised(e) for e in exc.errors()] + as_line_errors(cross, data)
         ) from None
     if cross:
         raise pydantic.ValidationError.from_exception_data(cls.__name__, as_line_errors(cross, data))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import pydantic
 
@@ -34,13 +34,13 @@ _DOCKER_AUTH_REQUIRED = {
 
 class DockerAuthSettings(AuthFields):
     auth_method: DockerAuthType
-    registry: Optional[str] = ""
-    secret_name: Optional[str] = None
+    registry: str | None = ""
+    secret_name: str | None = None
     aws_access_key_id_secret_name: str = "aws_access_key_id"
     aws_secret_access_key_secret_name: str = "aws_secret_access_key"
 
     @pydantic.model_validator(mode="after")
-    def _fields(self) -> "DockerAuthSettings":
+    def _fields(self) -> DockerAuthSettings:
         method = self.auth_method.value
         if method in _DOCKER_AUTH_REQUIRED:
             # secret_name plays the role auth_secret_name plays for weights.
@@ -58,7 +58,7 @@ class DockerAuthSettings(AuthFields):
 class BaseImage(ConfigModel):
     image: str = ""
     python_executable_path: str = ""
-    docker_auth: Optional[DockerAuthSettings] = None
+    docker_auth: DockerAuthSettings | None = None
 
     @pydantic.field_validator("python_executable_path")
     @classmethod
@@ -72,17 +72,17 @@ class BaseImage(ConfigModel):
 
 
 class DockerServer(ConfigModel):
-    start_command: Optional[str] = None
+    start_command: str | None = None
     server_port: int
     predict_endpoint: str
     readiness_endpoint: str
     liveness_endpoint: str
-    run_as_user_id: Optional[int] = None
-    no_build: Optional[bool] = None
+    run_as_user_id: int | None = None
+    no_build: bool | None = None
 
     @pydantic.field_validator("run_as_user_id")
     @classmethod
-    def _uid(cls, value: Optional[int]) -> Optional[int]:
+    def _uid(cls, value: int | None) -> int | None:
         if value in (0, DEFAULT_NON_ROOT_USER_ID):
             raise Violation(
                 f"run_as_user_id cannot be {value}",
@@ -91,7 +91,7 @@ class DockerServer(ConfigModel):
         return value
 
     @pydantic.model_validator(mode="after")
-    def _start_command(self) -> "DockerServer":
+    def _start_command(self) -> DockerServer:
         if not self.no_build and self.start_command is None:
             raise Violation(
                 "start_command is required when no_build is not true",
@@ -175,19 +175,19 @@ class ExternalDataItem(ConfigModel):
     url: NonEmpty
     local_data_path: NonEmpty
     backend: str = "http_public"
-    name: Optional[str] = None
-    sha256: Optional[str] = None  # pack extension: a checksum verified at build time
+    name: str | None = None
+    sha256: str | None = None  # pack extension: a checksum verified at build time
 
     @pydantic.field_validator("sha256")
     @classmethod
-    def _hex(cls, value: Optional[str]) -> Optional[str]:
+    def _hex(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
             raise Violation("sha256 must be 64 lower-case hex characters", hint="use `sha256sum FILE`")
         return value
 
     @pydantic.model_serializer(mode="wrap")
-    def _omit_checksum(self, handler: Any) -> dict:
-        data = handler(self)
+    def _omit_checksum(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
         if data.get("sha256") is None:
             data.pop("sha256", None)
         return data

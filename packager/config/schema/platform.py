@@ -7,7 +7,7 @@ the image (trt_llm, bis_llm) with an UnsupportedError instead of dropping the ke
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pydantic
 
@@ -25,7 +25,7 @@ class CheckpointList(ConfigModel):
     loops_checkpoint_ids: list[str] = pydantic.Field(default_factory=list)
 
     @pydantic.model_validator(mode="after")
-    def _no_mixing(self) -> "CheckpointList":
+    def _no_mixing(self) -> CheckpointList:
         if self.artifact_references and self.loops_checkpoint_ids:
             raise Violation(
                 "cannot mix artifact_references and loops_checkpoint_ids in one deploy",
@@ -45,9 +45,9 @@ class AdditionalAutoscalingConfig(pydantic.BaseModel):
 
 
 class BISLLM(ConfigModel):
-    config: Optional[dict[str, Any]] = None
+    config: dict[str, Any] | None = None
     version: str = ""
-    additional_autoscaling_config: Optional[AdditionalAutoscalingConfig] = None
+    additional_autoscaling_config: AdditionalAutoscalingConfig | None = None
 
 
 def check_trt_llm(value: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import pydantic
 
@@ -35,7 +35,7 @@ ACCELERATOR_NAMES = ", ".join(a.value for a in AcceleratorType)
 class AcceleratorSpec(ConfigModel):
     """`"H100:2"` or `{accelerator: H100, count: 2}`; serialised back to the string form."""
 
-    accelerator: Optional[AcceleratorType] = None
+    accelerator: AcceleratorType | None = None
     count: int = pydantic.Field(default=1, ge=0)
 
     @pydantic.model_validator(mode="before")
@@ -71,7 +71,7 @@ class AcceleratorSpec(ConfigModel):
         return {"accelerator": parts[0], "count": count}
 
     @pydantic.model_serializer(mode="plain")
-    def _to_string(self) -> Optional[str]:
+    def _to_string(self) -> str | None:
         if self.accelerator is None or self.count <= 0:
             return None
         if self.count > 1:
@@ -87,12 +87,12 @@ def use_gpu_ignored(resources: Any) -> bool:
 
 
 class FabricRequirement(ConfigModel):
-    use_rdma: Optional[bool] = None
-    preferences: Optional[list[str]] = None
+    use_rdma: bool | None = None
+    preferences: list[str] | None = None
 
     @pydantic.model_serializer(mode="wrap")
-    def _omit_unset(self, handler: Any) -> dict:
-        data = handler(self)
+    def _omit_unset(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -116,9 +116,9 @@ class Resources(ConfigModel):
     cpu: str = "1"
     memory: str = "2Gi"
     accelerator: AcceleratorSpec = pydantic.Field(default_factory=AcceleratorSpec)
-    instance_type: Optional[str] = None
-    node_count: Optional[Annotated[int, pydantic.Field(ge=1, strict=True)]] = None
-    fabric: Optional[FabricRequirement] = None
+    instance_type: str | None = None
+    node_count: Annotated[int, pydantic.Field(ge=1, strict=True)] | None = None
+    fabric: FabricRequirement | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -165,8 +165,8 @@ class Resources(ConfigModel):
         return self.accelerator.accelerator is not None
 
     @pydantic.model_serializer(mode="wrap")
-    def _omit_unset(self, handler: Any) -> dict:
-        data = handler(self)
+    def _omit_unset(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
         for key in ("node_count", "instance_type", "fabric"):
             if not data.get(key):
                 data.pop(key, None)

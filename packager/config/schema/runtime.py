@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import pydantic
 from packaging.version import InvalidVersion, Version
@@ -13,10 +13,10 @@ from .base import ConfigModel, Violation
 
 
 class HealthChecks(ConfigModel):
-    restart_check_delay_seconds: Optional[int] = None
-    restart_threshold_seconds: Optional[int] = None
-    stop_traffic_threshold_seconds: Optional[int] = None
-    startup_threshold_seconds: Optional[int] = None
+    restart_check_delay_seconds: int | None = None
+    restart_threshold_seconds: int | None = None
+    stop_traffic_threshold_seconds: int | None = None
+    startup_threshold_seconds: int | None = None
 
 
 class HTTPOptions(ConfigModel):
@@ -25,8 +25,8 @@ class HTTPOptions(ConfigModel):
 
 class WebsocketOptions(ConfigModel):
     kind: Literal["websocket"] = "websocket"
-    ping_interval_seconds: Optional[float] = None
-    ping_timeout_seconds: Optional[float] = None
+    ping_interval_seconds: float | None = None
+    ping_timeout_seconds: float | None = None
 
 
 class GRPCOptions(ConfigModel):
@@ -34,12 +34,12 @@ class GRPCOptions(ConfigModel):
 
 
 Transport = Annotated[
-    Union[HTTPOptions, WebsocketOptions, GRPCOptions], pydantic.Field(discriminator="kind")
+    HTTPOptions | WebsocketOptions | GRPCOptions, pydantic.Field(discriminator="kind")
 ]
 
 
 class OIDC(ConfigModel):
-    enabled: Optional[bool] = None
+    enabled: bool | None = None
 
 
 class RemoteSSH(ConfigModel):
@@ -53,12 +53,12 @@ _FQDN = re.compile(
 
 
 class EgressRestrictions(ConfigModel):
-    ip_allow_list: Optional[list[str]] = None
-    fqdn_allow_list: Optional[list[str]] = None
+    ip_allow_list: list[str] | None = None
+    fqdn_allow_list: list[str] | None = None
 
     @pydantic.field_validator("ip_allow_list")
     @classmethod
-    def _ips(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+    def _ips(cls, value: list[str] | None) -> list[str] | None:
         for i, entry in enumerate(value or []):
             try:
                 network = ipaddress.ip_network(entry, strict=False)
@@ -72,7 +72,7 @@ class EgressRestrictions(ConfigModel):
 
     @pydantic.field_validator("fqdn_allow_list")
     @classmethod
-    def _fqdns(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+    def _fqdns(cls, value: list[str] | None) -> list[str] | None:
         for i, entry in enumerate(value or []):
             if not entry or not _FQDN.match(entry):
                 raise Violation(
@@ -87,12 +87,12 @@ class Runtime(ConfigModel):
     enable_tracing_data: bool = False
     enable_debug_logs: bool = False
     transport: Transport = pydantic.Field(default_factory=HTTPOptions)
-    is_websocket_endpoint: Optional[bool] = None
+    is_websocket_endpoint: bool | None = None
     health_checks: HealthChecks = pydantic.Field(default_factory=HealthChecks)
     oidc: OIDC = pydantic.Field(default_factory=OIDC)
     remote_ssh: RemoteSSH = pydantic.Field(default_factory=RemoteSSH)
-    egress_restrictions: Optional[EgressRestrictions] = None
-    truss_server_version_override: Optional[str] = None
+    egress_restrictions: EgressRestrictions | None = None
+    truss_server_version_override: str | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -116,7 +116,7 @@ class Runtime(ConfigModel):
 
     @pydantic.field_validator("truss_server_version_override")
     @classmethod
-    def _version(cls, value: Optional[str]) -> Optional[str]:
+    def _version(cls, value: str | None) -> str | None:
         if value is None:
             return value
         try:
@@ -128,7 +128,7 @@ class Runtime(ConfigModel):
         return value
 
     @pydantic.model_validator(mode="after")
-    def _sync_websocket(self) -> "Runtime":
+    def _sync_websocket(self) -> Runtime:
         if self.is_websocket_endpoint and self.transport.kind != "websocket":
             object.__setattr__(self, "transport", WebsocketOptions())
         object.__setattr__(self, "is_websocket_endpoint", self.transport.kind == "websocket")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pydantic
 
@@ -18,31 +18,31 @@ PYTHON_VERSIONS = ("py39", "py310", "py311", "py312", "py313", "py314")
 
 
 class TrussConfig(ConfigModel):
-    model_name: Optional[str] = None
+    model_name: str | None = None
     model_metadata: dict[str, Any] = pydantic.Field(default_factory=dict)
-    description: Optional[str] = None
+    description: str | None = None
     examples_filename: str = "examples.yaml"
     data_dir: str = "data"
-    external_data: Optional[list[ExternalDataItem]] = None
+    external_data: list[ExternalDataItem] | None = None
     external_package_dirs: list[str] = pydantic.Field(default_factory=list)
     python_version: str = "py313"
-    base_image: Optional[BaseImage] = None
-    requirements_file: Optional[str] = None
+    base_image: BaseImage | None = None
+    requirements_file: str | None = None
     requirements: list[str] = pydantic.Field(default_factory=list)
     system_packages: list[str] = pydantic.Field(default_factory=list)
     environment_variables: dict[str, str] = pydantic.Field(default_factory=dict)
-    secrets: dict[str, Optional[str]] = pydantic.Field(default_factory=dict)
+    secrets: dict[str, str | None] = pydantic.Field(default_factory=dict)
     resources: Resources = pydantic.Field(default_factory=Resources)
     runtime: Runtime = pydantic.Field(default_factory=Runtime)
     build: Build = pydantic.Field(default_factory=Build)
     build_commands: list[str] = pydantic.Field(default_factory=list)
-    docker_server: Optional[DockerServer] = None
+    docker_server: DockerServer | None = None
     model_cache: list[ModelRepo] = pydantic.Field(default_factory=list)
     weights: list[WeightsSource] = pydantic.Field(default_factory=list)
     bdn: BDNConfig = pydantic.Field(default_factory=BDNConfig)
-    trt_llm: Optional[dict[str, Any]] = None
-    training_checkpoints: Optional[CheckpointList] = None
-    bis_llm: Optional[BISLLM] = None
+    trt_llm: dict[str, Any] | None = None
+    training_checkpoints: CheckpointList | None = None
+    bis_llm: BISLLM | None = None
     # Legacy / internal keys Truss still accepts and writes into expanded configs.
     input_type: str = "Any"
     model_framework: str = "custom"
@@ -79,7 +79,7 @@ class TrussConfig(ConfigModel):
 
     @pydantic.model_validator(mode="wrap")
     @classmethod
-    def _cross_field_rules(cls, data: Any, handler: Any) -> "TrussConfig":
+    def _cross_field_rules(cls, data: Any, handler: pydantic.ModelWrapValidatorHandler[TrussConfig]) -> TrussConfig:
         return validate_with_cross_rules(cls, data, handler)
 
     # --- derived views used by later stages ----------------------------------------------

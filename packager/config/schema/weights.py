@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import posixpath
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import pydantic
 
@@ -33,9 +33,9 @@ def prefix_kind(repo_id: str) -> str | None:
 class ModelRepo(ConfigModel):
     repo_id: NonEmpty
     revision: str = ""
-    allow_patterns: Optional[list[str]] = None
-    ignore_patterns: Optional[list[str]] = None
-    volume_folder: Optional[NonEmpty] = None
+    allow_patterns: list[str] | None = None
+    ignore_patterns: list[str] | None = None
+    volume_folder: NonEmpty | None = None
     use_volume: bool
     kind: RepoKind = RepoKind.hf
     runtime_secret_name: str = "hf_access_token"
@@ -52,7 +52,7 @@ class ModelRepo(ConfigModel):
 
     @pydantic.field_validator("allow_patterns")
     @classmethod
-    def _allow(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+    def _allow(cls, value: list[str] | None) -> list[str] | None:
         if value == []:
             raise Violation(
                 "allow_patterns: [] matches no file",
@@ -62,7 +62,7 @@ class ModelRepo(ConfigModel):
 
     @pydantic.field_validator("volume_folder")
     @classmethod
-    def _folder(cls, value: Optional[str]) -> Optional[str]:
+    def _folder(cls, value: str | None) -> str | None:
         if value is None:
             return value
         if value.startswith("/") or "/" in value or value in (".", "..") or "\x00" in value:
@@ -73,7 +73,7 @@ class ModelRepo(ConfigModel):
         return value
 
     @pydantic.model_validator(mode="after")
-    def _rules(self) -> "ModelRepo":
+    def _rules(self) -> ModelRepo:
         found: list[Violation] = []
         implied = prefix_kind(self.repo_id)
         effective = implied or self.kind.value
@@ -162,12 +162,12 @@ class AuthFields(ConfigModel):
     """The cloud-identity fields weights auth and base-image registry auth share (as in Truss).
     Subclasses define `auth_method`; it is matched case-insensitively."""
 
-    aws_oidc_role_arn: Optional[str] = None
-    aws_oidc_region: Optional[str] = None
-    gcp_oidc_service_account: Optional[str] = None
-    gcp_oidc_workload_id_provider: Optional[str] = None
-    aws_assume_role_arn: Optional[str] = None
-    aws_assume_role_region: Optional[str] = None
+    aws_oidc_role_arn: str | None = None
+    aws_oidc_region: str | None = None
+    gcp_oidc_service_account: str | None = None
+    gcp_oidc_workload_id_provider: str | None = None
+    aws_assume_role_arn: str | None = None
+    aws_assume_role_region: str | None = None
 
     @pydantic.field_validator("auth_method", mode="before", check_fields=False)
     @classmethod
@@ -177,10 +177,10 @@ class AuthFields(ConfigModel):
 
 class WeightsAuth(AuthFields):
     auth_method: WeightsAuthMethod
-    auth_secret_name: Optional[str] = None
+    auth_secret_name: str | None = None
 
     @pydantic.model_validator(mode="after")
-    def _fields(self) -> "WeightsAuth":
+    def _fields(self) -> WeightsAuth:
         method = self.auth_method.value
         check_auth_fields(self, method, _AUTH_REQUIRED[method], ())
         return self
@@ -189,10 +189,10 @@ class WeightsAuth(AuthFields):
 class WeightsSource(ConfigModel):
     source: NonEmpty
     mount_location: NonEmpty
-    auth: Optional[WeightsAuth] = None
-    auth_secret_name: Optional[str] = None
-    allow_patterns: Optional[list[str]] = None
-    ignore_patterns: Optional[list[str]] = None
+    auth: WeightsAuth | None = None
+    auth_secret_name: str | None = None
+    allow_patterns: list[str] | None = None
+    ignore_patterns: list[str] | None = None
 
     @pydantic.field_validator("source")
     @classmethod
@@ -235,14 +235,14 @@ class WeightsSource(ConfigModel):
         return self.source.split("://", 1)[0]
 
     @property
-    def secret_name(self) -> Optional[str]:
+    def secret_name(self) -> str | None:
         """The secret holding this source's credential (either spelling), None for anonymous."""
         if self.auth_secret_name:
             return self.auth_secret_name
         return self.auth.auth_secret_name if self.auth and self.auth.auth_secret_name else None
 
     @pydantic.model_validator(mode="after")
-    def _secret_once(self) -> "WeightsSource":
+    def _secret_once(self) -> WeightsSource:
         if self.auth_secret_name and self.auth and self.auth.auth_secret_name:
             raise Violation(
                 "auth_secret_name is given both at the top level and in auth",
@@ -334,7 +334,7 @@ class BDNConfig(ConfigModel):
     hotload: BDNHotload = pydantic.Field(default_factory=BDNHotload)
 
     @pydantic.model_validator(mode="after")
-    def _unique(self) -> "BDNConfig":
+    def _unique(self) -> BDNConfig:
         found: list[Violation] = []
         paths: set[str] = set()
         for i, mount in enumerate(self.mounts):

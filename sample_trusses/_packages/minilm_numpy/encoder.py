@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class _Layer:
     ln2_b: np.ndarray
 
 
-def _read_json(path: Path) -> Optional[dict]:
+def _read_json(path: Path) -> dict | None:
     if not path.is_file():
         return None
     with open(path, encoding="utf-8") as fh:
@@ -139,7 +139,7 @@ class Encoder:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_dir(cls, path: "os.PathLike | str") -> "Encoder":
+    def from_dir(cls, path: os.PathLike | str) -> Encoder:
         """Load config.json, model.safetensors, tokenizer.json (+ sentence-transformers configs)."""
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer

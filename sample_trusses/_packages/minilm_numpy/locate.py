@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
 
 DEFAULT_REPO_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_CACHE_ROOT = Path("/app/model_cache")
@@ -26,7 +26,7 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
-def hub_cache_dir(environ: Optional[Mapping[str, str]] = None) -> tuple[Path, str]:
+def hub_cache_dir(environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The Hugging Face hub cache directory and a phrase saying where it came from."""
     env = os.environ if environ is None else environ
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
@@ -53,13 +53,13 @@ def _listing(folder: Path, limit: int = 12) -> str:
 
 
 def find_model_dir(
-    volume_folder: Optional[str] = None,
+    volume_folder: str | None = None,
     repo_id: str = DEFAULT_REPO_ID,
     revision: str = "",
     *,
-    mount_location: Optional[os.PathLike | str] = None,
-    model_cache_root: Optional[os.PathLike | str] = None,
-    hub_cache: Optional[os.PathLike | str] = None,
+    mount_location: os.PathLike | str | None = None,
+    model_cache_root: os.PathLike | str | None = None,
+    hub_cache: os.PathLike | str | None = None,
     required_files: Iterable[str] = REQUIRED_FILES,
 ) -> Path:
     """Directory holding the checkpoint's files.
@@ -122,7 +122,7 @@ def find_model_dir(
     ref_file = repo_dir / "refs" / ref_name
     snapshots = repo_dir / "snapshots"
     looked = [str(ref_file)]
-    snapshot: Optional[Path] = None
+    snapshot: Path | None = None
     if ref_file.is_file():
         sha = ref_file.read_text(encoding="utf-8").strip()
         snapshot = snapshots / sha

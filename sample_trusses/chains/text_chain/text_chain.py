@@ -10,7 +10,7 @@
 
 import json
 import os
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pydantic
 import truss_chains as chains

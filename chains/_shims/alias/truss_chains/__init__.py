@@ -3,7 +3,8 @@
 import sys
 
 import chains
-from chains import *
+# This package is chains under truss_chains' name: its names are chains.__all__.
+from chains import *  # noqa: F403
 from chains import __all__, streaming, truss_config  # noqa: F401
 
 sys.modules.setdefault(__name__ + ".streaming", streaming)

@@ -1,11 +1,4 @@
 """`truss.truss_config` stand-in: the config types chain files use."""
 
-from chains.truss_config import *
-from chains.truss_config import (  # noqa: F401
-    Accelerator,
-    DockerAuthSettings,
-    ExternalDataItem,
-    HealthChecks,
-    ModelRepo,
-    WeightsSource,
-)
+# This module is chains.truss_config under truss's name: it has that module's __all__ names.
+from chains.truss_config import *  # noqa: F403
