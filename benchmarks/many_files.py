@@ -43,7 +43,7 @@ sys.path.insert(0, ROOT)
 
 from packager.plan.weight_layers import plan_weight_layers  # noqa: E402
 from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source, parse  # noqa: E402
-from tests.runtime_server.harness import Runtime, make_app  # noqa: E402
+from tests.runtime.harness import Runtime, make_app  # noqa: E402
 
 MODEL = """
 class Model:
@@ -90,7 +90,7 @@ def prefetch_seconds(base: Path, manifest: Manifest, cache: Path) -> tuple[float
     """(process start -> prefetch_end, -> ready) of one runtime start on `base`'s app dir."""
     app = make_app(base, MODEL, manifest=manifest) if not (base / "app").exists() else None
     if app is None:
-        from tests.runtime_server.harness import App
+        from tests.runtime.harness import App
 
         app = App(base / "app", base / "state", base / "secrets", base / "dynamic")
     runtime = Runtime(app, PACK_CACHE_DIR=str(cache), PACK_PREFETCH_NICE="0")

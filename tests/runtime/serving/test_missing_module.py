@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from packager.runtime.serving.missing_module import explain
-from tests.runtime_server.harness import REPO_ROOT, make_app
+from tests.runtime.harness import REPO_ROOT, make_app
 
 
 def _absent(*modules: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.runtime_server.harness import make_app
+from tests.runtime.harness import make_app
 
 KWARGS_MODEL = """
     class Model:

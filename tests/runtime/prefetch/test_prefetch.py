@@ -12,7 +12,7 @@ import pytest
 
 from packager.runtime.manifest import Digest, Entry, Manifest, Revision, Source
 from tests.fixtures.range_server import RangeServer
-from tests.runtime_server.harness import (
+from tests.runtime.harness import (
     REPO_ROOT,
     RUNTIME_PYTHON,
     make_app,

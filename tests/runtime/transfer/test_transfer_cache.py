@@ -10,7 +10,7 @@ from packager.runtime.manifest import Manifest
 from packager.runtime.transfer import fetch
 from packager.runtime.transfer.cache import cache_key
 
-from .conftest import FAST, KiB, MiB, payload
+from .conftest import FAST, REPO_ROOT, KiB, MiB, payload
 
 
 def test_second_fetch_is_a_cache_hit_with_zero_requests(hub, tmp_path):
@@ -129,8 +129,7 @@ def test_pins_of_a_dead_instance_are_swept_and_its_blobs_evictable(hub, tmp_path
     code = ("import sys; from packager.runtime.cache_pins import hold_instance; "
             "print(hold_instance(sys.argv[1]))")
     dead = subprocess.run([sys.executable, "-c", code, shm_cache], check=True, text=True,
-                          capture_output=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
-                              os.path.abspath(__file__))))).stdout.strip()
+                          capture_output=True, cwd=REPO_ROOT).stdout.strip()
     fetch(Manifest((a,)), str(tmp_path / "d0"), cache_dir=shm_cache, cache_instance=dead,
           settings=settings, env=hub.env)
     assert os.path.islink(tmp_path / "d0" / "m" / "a.bin")

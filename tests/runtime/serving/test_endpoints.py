@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.runtime_server.harness import Runtime, make_app
+from tests.runtime.harness import Runtime, make_app
 
 MODEL = """
     import time

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.runtime_server.harness import make_app
+from tests.runtime.harness import make_app
 
 FAILING_LOAD = """
     class Model:

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from tests.fixtures.range_server import RangeServer
-from tests.runtime_server.harness import free_port, make_app
-from tests.runtime_server.test_prefetch import MiB, blob, manifest_for
+from tests.runtime.harness import free_port, make_app
+from tests.runtime.prefetch.test_prefetch import MiB, blob, manifest_for
 
 SERVER = """
     import argparse, json, os, signal, sys, threading

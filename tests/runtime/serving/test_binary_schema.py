@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.runtime_server.harness import Runtime, make_app
+from tests.runtime.harness import Runtime, make_app
 
 BINARY_MODEL = """
     import numpy as np
