@@ -7,6 +7,7 @@ pack itself is not installed.
 Grouped by what runs in the image, each group depending only on the ones after it:
 
     entrypoint.py   the ENTRYPOINT: starts the prefetch, then serving
+    dev/            `pack watch` images only: the reload control, driving serving's reload
     serving/        the HTTP server around model.py, or the docker_server supervisor and proxy
     prefetch/       the weight prefetch process, its pipe to the server, truss-transfer-cli
     transfer/       the downloader (also `pack fetch` and the bake-mode build stage)

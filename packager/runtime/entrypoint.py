@@ -19,10 +19,14 @@ import os
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from .image_paths import RuntimePaths
 from .prefetch.process import Prefetch
 from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .serving.server import StartControl
 
 EXIT_GRACE_SECONDS = 5.0
 
@@ -34,9 +38,18 @@ def main() -> int:
     try:
         from .serving.start import serve  # after the spawn: its imports overlap the download
 
-        return serve(paths, timeline, prefetch)
+        return serve(paths, timeline, prefetch, dev_control)
     finally:
         prefetch.stop()  # a worker still running (SIGTERM, failed load) ends and is reaped
+
+
+def dev_control() -> StartControl:
+    """The reload control of `pack watch`; called only when its variables are set. Images from
+    `pack build` lack packager/runtime/dev (ImportError), and dev imports serving, not the
+    reverse: so the entrypoint hands it over."""
+    from .dev.control import start_control
+
+    return start_control
 
 
 def exit_with(code: int) -> None:

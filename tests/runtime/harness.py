@@ -4,13 +4,25 @@
     with Runtime(app) as rt:
         rt.wait_ready()
         status, headers, body = rt.request("POST", "/v1/models/model:predict", {"x": 1})
+
+The reload control of `pack watch` images (packager/runtime/dev):
+
+    control = DevControl()
+    with Runtime(app, **control.env()) as rt:
+        status, doc = control.patch({"model/model.py": NEW_CODE})
+
+`runtime_copy(dest, dev=False)` lays out the runtime as an image carries it (without dev, as
+`pack build` makes it); pass it as Runtime(app, code_root=...).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
+import secrets as token_source
+import shutil
 import signal
 import socket
 import subprocess
@@ -87,10 +99,23 @@ def make_app(base: Path, model_code: str | None = None, config: dict | None = No
     return app
 
 
-def runtime_env(app: App, port: int, **extra: str) -> dict[str, str]:
+def runtime_copy(dest: Path, dev: bool = False) -> Path:
+    """The runtime as an image carries it (packager/__init__.py, constants.py, runtime/), with
+    packager/runtime/dev only when `dev`; returns the directory to run it from."""
+    source = Path(REPO_ROOT) / "packager"
+    target = dest / "packager"
+    target.mkdir(parents=True)
+    for name in ("__init__.py", "constants.py"):
+        shutil.copyfile(source / name, target / name)
+    skip = shutil.ignore_patterns("__pycache__", *(() if dev else ("dev",)))
+    shutil.copytree(source / "runtime", target / "runtime", ignore=skip)
+    return dest
+
+
+def runtime_env(app: App, port: int, code_root: str = REPO_ROOT, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRUSS_SECRET_", "PACK_"))}
     env.update({
-        "PYTHONPATH": REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": code_root + os.pathsep + os.environ.get("PYTHONPATH", ""),
         constants.PACK_APP_DIR: str(app.root),
         constants.PACK_STATE_DIR: str(app.state),
         constants.PACK_SECRETS_DIR: str(app.secrets),
@@ -104,10 +129,11 @@ def runtime_env(app: App, port: int, **extra: str) -> dict[str, str]:
 
 
 class Runtime:
-    def __init__(self, app: App, port: int | None = None, **env: str):
+    def __init__(self, app: App, port: int | None = None, code_root: Path | None = None, **env: str):
         self.app = app
         self.port = port or free_port()
-        self.env = runtime_env(app, self.port, **env)
+        self.code_root = str(code_root or REPO_ROOT)
+        self.env = runtime_env(app, self.port, self.code_root, **env)
         self.log_path = app.root.parent / f"runtime-{self.port}.log"
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
@@ -118,7 +144,7 @@ class Runtime:
         self.started = time.monotonic()
         self.proc = subprocess.Popen([RUNTIME_PYTHON, "-m", "packager.runtime.entrypoint"],
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=REPO_ROOT)
+                                     cwd=self.code_root)
         return self
 
     def __enter__(self) -> Runtime:  # noqa: PYI034
@@ -195,3 +221,86 @@ class Runtime:
 
     def wait_ready(self, timeout: float = 30.0) -> float:
         return self.wait_until("/v1/models/model", 200, timeout)
+
+    def listening_ports(self) -> set[int]:
+        """The TCP ports the runtime process itself listens on (not its children)."""
+        assert self.proc is not None
+        return {port for port, _ in listening_sockets(self.proc.pid)}
+
+
+def listening_sockets(pid: int) -> set[tuple[int, str]]:
+    """(port, local address) of every TCP socket process `pid` listens on, from /proc."""
+    fd_dir = Path(f"/proc/{pid}/fd")
+    inodes = set()
+    for fd in fd_dir.iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:["):-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                address, port = local.split(":")
+                found.add((int(port, 16), _address(address)))
+    return found
+
+
+def _address(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:  # /proc writes IPv4 in host (little-endian) order
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
+
+
+@dataclass
+class DevControl:
+    """A client of the reload control: the variables `pack watch` sets, and its requests."""
+
+    port: int = field(default_factory=free_port)
+    token: str = field(default_factory=lambda: token_source.token_hex(16))
+
+    def env(self) -> dict[str, str]:
+        return {constants.PACK_DEV_CONTROL_PORT: str(self.port), constants.PACK_DEV_CONTROL_TOKEN: self.token}
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 60.0) -> tuple[int, Any]:
+        """`token`: None sends the right one, "" sends no Authorization header."""
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        sent = dict(headers or {})
+        token = self.token if token is None else token
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=data, headers=sent)
+            resp = conn.getresponse()
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+    def patch(self, files: dict[str, str | bytes] | None = None, packages: dict[str, str | bytes] | None = None,
+              deleted: list[dict[str, str]] | None = None, **kw: Any) -> tuple[int, Any]:
+        """Write `files` (root app) and `packages` (root packages) and reload; str content is
+        dedented like make_app's."""
+        entries = [_file_entry(root, path, content)
+                   for root, given in (("app", files), ("packages", packages))
+                   for path, content in (given or {}).items()]
+        body = {"files": entries, "deleted": deleted or [], "changed": [e["path"] for e in entries]}
+        return self.request("POST", "/v1/dev/patch", body, **kw)
+
+    def status(self) -> dict[str, Any]:
+        status, doc = self.request("GET", "/v1/dev/status")
+        assert status == 200, (status, doc)
+        return doc
+
+
+def _file_entry(root: str, path: str, content: str | bytes) -> dict[str, Any]:
+    data = content if isinstance(content, bytes) else textwrap.dedent(content).encode()
+    return {"root": root, "path": path, "content_b64": base64.b64encode(data).decode(), "mode": 0o644}

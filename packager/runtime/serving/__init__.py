@@ -6,7 +6,8 @@ start (the config read, then one of two modes) ->
   and loaded in Truss's order), model_spec (the method contract), request_adapter (the request a
   method may take), serialization + pydantic_types (JSON and msgpack bodies), http_errors,
   lazy_data (lazy_data_resolver), secrets (the `secrets` mapping), missing_module (an import
-  error explained), metrics (/metrics);
+  error explained), metrics (/metrics), reload (reload in place, driven by `pack watch`'s
+  control in packager/runtime/dev);
 * docker_server mode: docker_server (the user's start_command supervised) and proxy (Truss's
   routes in front of it).
 app_config reads the image's config JSON for both.

@@ -8,6 +8,8 @@
 pack's differences: an `async def load` is awaited (on the server's event loop, so objects it
 creates belong to the loop predict runs on); model.py is registered in sys.modules under a unique
 name before it runs (pydantic generics and pickling need a module entry).
+
+A reload in place (`pack watch`, serving/reload.py) runs load_model again with its own stage marks.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ log = logging.getLogger("pack.loader")
 # Runs an awaitable the model returned on the server's event loop and returns its result.
 RunCoroutine = Callable[[Awaitable[object]], object]
 MODULE_NAME = "pack_user_model"  # sys.modules key of model.py; chosen not to clash with user code
+# Marks a stage of a load (import_end, init_end, load_end): the start-up timeline's, or a reload's.
+MarkStage = Callable[[str], object]
 
 
 class LoadFailed(RuntimeError):
@@ -135,7 +139,10 @@ def load_with_retries(load: Callable[[], object], run_coroutine: RunCoroutine) -
 
 
 def load_model(paths: RuntimePaths, config: dict[str, Any], settings: ServingSettings, prefetch: Prefetch,
-               timeline: Timeline, run_coroutine: RunCoroutine) -> LoadedModel:
+               timeline: Timeline, run_coroutine: RunCoroutine, mark: MarkStage | None = None) -> LoadedModel:
+    """Import, construct and load the model; `mark` records its stages (default: the start-up
+    timeline's, which a reload must leave as they were)."""
+    mark = timeline.mark if mark is None else mark
     os.makedirs(paths.data_dir, exist_ok=True)
     # /app is on sys.path in the image (PYTHONPATH); a relocated app dir needs the same.
     for directory in (paths.app_dir, paths.packages_dir):
@@ -145,7 +152,7 @@ def load_model(paths: RuntimePaths, config: dict[str, Any], settings: ServingSet
     resolver = LazyDataResolver(prefetch, timeline)
 
     module = import_model_module(paths, settings)
-    timeline.mark("import_end")
+    mark("import_end")
     model_class = getattr(module, settings.model_class_name, None)
     if not isinstance(model_class, type):
         raise LoadFailed(f"{module.__file__} defines no class {settings.model_class_name!r} "
@@ -158,7 +165,7 @@ def load_model(paths: RuntimePaths, config: dict[str, Any], settings: ServingSet
         log.warning("%s.__init__ cannot receive lazy_data_resolver (neither named nor **kwargs); "
                     "a model with model_cache weights cannot pass its load", settings.model_class_name)
     instance = model_class(**kwargs)
-    timeline.mark("init_end")
+    mark("init_end")
 
     spec = describe_model(instance)
     if spec.setup_environment is not None and environment is not None:
@@ -169,7 +176,7 @@ def load_model(paths: RuntimePaths, config: dict[str, Any], settings: ServingSet
     if callable(load):
         load_with_retries(load, run_coroutine)
     resolver.raise_if_not_collected()
-    timeline.mark("load_end")
+    mark("load_end")
     prefetch.boost()  # files the model has not waited for yet (other folders) now go full speed
     return LoadedModel(instance, spec, str(module.__file__), resolver, environment)
 

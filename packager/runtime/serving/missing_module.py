@@ -59,7 +59,8 @@ def _installed(module: str) -> bool:
         return False
 
 
-def _chain(exc: BaseException) -> Iterable[BaseException]:
+def exception_chain(exc: BaseException) -> Iterable[BaseException]:
+    """`exc`, then what it was raised from or during, innermost last."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -73,7 +74,8 @@ def _in_import_system(frame: traceback.FrameSummary) -> bool:
     return name.startswith("<frozen ") or os.path.basename(os.path.dirname(name)) == "importlib"
 
 
-def _is_truss_code(frame: traceback.FrameSummary, roots: tuple[str, ...]) -> bool:
+def is_truss_code(frame: traceback.FrameSummary, roots: tuple[str, ...]) -> bool:
+    """The frame runs the truss's own code: a file under one of `roots`, not pack's runtime."""
     path = os.path.abspath(frame.filename)
     if path.startswith(_RUNTIME_DIR + os.sep):
         return False
@@ -85,14 +87,15 @@ def explain(exc: BaseException, truss_roots: Iterable[str]) -> MissingModule | N
 
     `truss_roots` are the directories of the truss's own code (/app, /packages): when the import
     ran inside an installed package, the truss's line that reached it is named too."""
-    missing = next((e for e in _chain(exc) if isinstance(e, ModuleNotFoundError) and e.name), None)
+    missing = next((e for e in exception_chain(exc) if isinstance(e, ModuleNotFoundError) and e.name), None)
     if missing is None:
         return None
     roots = tuple(os.path.abspath(r) for r in truss_roots)
     inner = [f for f in traceback.extract_tb(missing.__traceback__) if not _in_import_system(f)]
     importer = inner[-1] if inner else None
     truss_line = None
-    if importer is None or not _is_truss_code(importer, roots):
-        frames = [f for e in reversed(list(_chain(exc))) for f in traceback.extract_tb(e.__traceback__)]
-        truss_line = next((f for f in reversed(frames) if _is_truss_code(f, roots)), None)
+    if importer is None or not is_truss_code(importer, roots):
+        frames = [f for e in reversed(list(exception_chain(exc)))
+                  for f in traceback.extract_tb(e.__traceback__)]
+        truss_line = next((f for f in reversed(frames) if is_truss_code(f, roots)), None)
     return MissingModule(str(missing.name), importer, truss_line)

@@ -179,6 +179,9 @@ def to_bytes(chunk: Any) -> bytes:
 
 
 class Pipeline:
+    """One loaded model instance's request path. A reload in place builds a new one and retires
+    the old: requests holding the old one finish on it, and it closes when the last has ended."""
+
     def __init__(self, spec: ModelSpec, loop: asyncio.AbstractEventLoop, concurrency: int,
                  read_timeout: float):
         self.spec = spec
@@ -186,6 +189,39 @@ class Pipeline:
         self._executor = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="model")
         self._permits = asyncio.Semaphore(concurrency)
         self._read_timeout = read_timeout
+        self._held = 0
+        self._retired: Callable[[], None] | None = None
+
+    def hold(self) -> Callable[[], None]:
+        """Count a request using this pipeline until the returned release is called (on the loop;
+        a second call does nothing)."""
+        self._held += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._held -= 1
+            if self._held == 0 and self._retired is not None:
+                self._close_retired()
+
+        return release
+
+    def retire(self, on_closed: Callable[[], None]) -> int:
+        """No new requests come here; close once the requests held now have ended (`on_closed` is
+        called then). Returns how many are still running."""
+        self._retired = on_closed
+        if self._held == 0:
+            self._close_retired()
+        return self._held
+
+    def _close_retired(self) -> None:
+        on_closed, self._retired = self._retired, None
+        self.close()
+        if on_closed is not None:
+            on_closed()
 
     async def call(self, spec: MethodSpec, args: tuple[object, ...]) -> object:
         """Call a model method; user exceptions are logged and re-raised as ModelError."""

@@ -132,11 +132,14 @@ class TrussRoutes:
         pipeline = self._pipeline()
         is_healthy = pipeline.spec.is_healthy
         if is_healthy is not None:
+            release = pipeline.hold()
             try:
                 healthy = bool(await pipeline.call_plain(is_healthy))
             except Exception as exc:  # noqa: BLE001 - a raising health check means unhealthy
                 log.warning("is_healthy() raised %s: %s; reporting not ready", type(exc).__name__, exc)
                 healthy = False
+            finally:
+                release()
             if not healthy:
                 raise not_ready(MODEL_NAME)
         return _json({})
@@ -152,6 +155,29 @@ class TrussRoutes:
     # --- predict -------------------------------------------------------------------------------
     async def _predict(self, req: HttpRequest, openai: MethodSpec | None) -> Response:
         pipeline = self._pipeline()
+        # Held until the response is sent: a reload retires this pipeline, and it closes only
+        # after the requests it started have ended on the instance they started on.
+        release = pipeline.hold()
+        try:
+            response = await self._predict_on(pipeline, req, openai)
+        except BaseException:
+            release()
+            raise
+        if isinstance(response, StreamResponse):
+            on_close = response.on_close
+
+            def closed(completed: bool) -> object:
+                try:
+                    return None if on_close is None else on_close(completed)
+                finally:
+                    release()
+
+            response.on_close = closed
+        else:
+            release()
+        return response
+
+    async def _predict_on(self, pipeline: Pipeline, req: HttpRequest, openai: MethodSpec | None) -> Response:
         spec = pipeline.spec
         binary = (req.headers.get("content-type") or "").split(";")[0].strip().lower() == BINARY
         first = openai or spec.preprocess or spec.predict

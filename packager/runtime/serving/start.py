@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from packager import constants
 
@@ -21,6 +23,9 @@ from ..image_paths import RuntimePaths
 from ..prefetch.process import Prefetch
 from ..timeline import Timeline
 from .app_config import ConfigUnavailable, ServingSettings, load_config
+
+if TYPE_CHECKING:
+    from .server import StartControl
 
 log = logging.getLogger("pack.entrypoint")
 
@@ -35,8 +40,10 @@ def server_port(default: int) -> int:
     return int(raw) if raw.isdigit() else default
 
 
-def serve(paths: RuntimePaths, timeline: Timeline, prefetch: Prefetch) -> int:
-    """Serve until stopped; the process's exit status (1 when the config is unusable)."""
+def serve(paths: RuntimePaths, timeline: Timeline, prefetch: Prefetch,
+          dev_control: Callable[[], StartControl] | None = None) -> int:
+    """Serve until stopped; the process's exit status (1 when the config is unusable).
+    dev_control imports the reload control (docker_server mode has none: `pack watch` restarts it)."""
     configure_logging(False)
     try:
         config = load_config(paths)
@@ -60,4 +67,4 @@ def serve(paths: RuntimePaths, timeline: Timeline, prefetch: Prefetch) -> int:
     from .server import ModelServer
 
     port = server_port(constants.DEFAULT_SERVER_PORT)
-    return ModelServer(paths, config, settings, timeline, prefetch, port).run()
+    return ModelServer(paths, config, settings, timeline, prefetch, port, dev_control=dev_control).run()
