@@ -46,6 +46,10 @@ PACK_STATE_DIR = "PACK_STATE_DIR"  # prefetch state, lock and stats files (defau
 PACK_DYNAMIC_CONFIG_DIR = "PACK_DYNAMIC_CONFIG_DIR"  # replaces /etc/b10_dynamic_config
 PACK_CHAINS_DYNAMIC_CONFIG = "PACK_CHAINS_DYNAMIC_CONFIG"  # chainlet name -> URL, set by `pack chains run`
 PACK_SHUTDOWN_TIMEOUT = "PACK_SHUTDOWN_TIMEOUT"  # seconds SIGTERM waits for in-flight requests
+# Set by `pack watch` only, on images built for it (their runtime has packager/runtime/dev):
+# the loopback port of the reload control, and the per-run token every control request carries.
+PACK_DEV_CONTROL_PORT = "PACK_DEV_CONTROL_PORT"
+PACK_DEV_CONTROL_TOKEN = "PACK_DEV_CONTROL_TOKEN"
 
 # --- image layout ---------------------------------------------------------------------------
 APP_DIR = "/app"
@@ -59,3 +63,9 @@ RUNTIME_STATE_DIR = "/tmp"
 # The expanded config as JSON beside /app/config.yaml, so the runtime needs no YAML parser
 # (docker_server images get no server requirements at all).
 IMAGE_CONFIG_JSON = "/app/.pack/config.json"
+
+# --- labels pack puts on what it creates in the engine ---------------------------------------
+# Images (at build), containers and the weight-cache volumes (at run): which truss they belong to
+# (its config file, absolute: the key `pack logs/stop/cleanup DIR` look them up by) and its model.
+LABEL_TRUSS = "dev.pack.truss"
+LABEL_MODEL_NAME = "dev.pack.model-name"

@@ -11,6 +11,7 @@ pack and is reported as such by the CLI.
     ├── EngineError          the Docker engine or build failed
     ├── RegistryError        login / push / pull failed
     ├── TransferError        weights could not be downloaded or verified
+    ├── DevLoopError         pack watch lost its dev container's reload control
     └── UnsupportedError     a platform-only feature pack cannot build locally
 """
 
@@ -107,6 +108,10 @@ class RegistryError(PackError):
 
 class TransferError(PackError):
     """Weights could not be fetched or failed verification."""
+
+
+class DevLoopError(PackError):
+    """pack watch could not patch or reach its dev container."""
 
 
 class UnsupportedError(PackError):

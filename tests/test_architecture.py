@@ -44,7 +44,7 @@ def _violations(sub: str, allowed: tuple[str, ...]) -> list[str]:
 
 # Which parts of packager each part may import: the data flow of the README, earlier stages
 # only, and nothing but the API for the CLI. A new package must be declared here.
-LEAVES = {"errors", "constants", "__version__", "templating", "cache_dirs", "__init__"}
+LEAVES = {"errors", "constants", "__version__", "templating", "cache_dirs", "interrupts", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     # The image's own code: copied into images where pack is not installed.
     "runtime": {"constants", "__version__"},
@@ -58,8 +58,9 @@ ALLOWED: dict[str, set[str]] = {
     "builder": {"config", "plan", "render", "engine"} | LEAVES,
     "runner": {"builder", "engine", "plan", "render", "runtime"} | LEAVES,
     "chains_codegen": {"config", "plan", "render", "runtime"} | LEAVES,
+    "devloop": {"config", "plan", "render", "engine", "builder", "runner", "chains_codegen"} | LEAVES,
     "api": {"config", "plan", "render", "engine", "registry", "builder", "runner", "chains_codegen",
-            "runtime"} | LEAVES,
+            "runtime", "devloop"} | LEAVES,
     # The command line: parsing and printing over the library API.
     "cli": {"api", "errors", "__version__"},
 }
@@ -105,13 +106,16 @@ def test_runtime_uses_no_build_time_libraries() -> None:
 
 # Inside the image, grouped by what runs: each group uses only the groups after it; the modules
 # directly in runtime/ are shared by them (and by the build), except entrypoint.py, which starts
-# the prefetch and then serving.
+# the prefetch and then serving, handing serving the reload control of dev images. dev (only in
+# images built for `pack watch`) drives serving; serving never imports dev, so an image without
+# it serves unchanged.
 RUNTIME_GROUPS: dict[str, set[str]] = {
+    "dev": {"serving"},
     "serving": {"prefetch"},
     "prefetch": {"transfer"},
     "transfer": set(),
     "shared": set(),
-    "entrypoint": {"prefetch", "serving"},
+    "entrypoint": {"prefetch", "serving", "dev"},
 }
 
 

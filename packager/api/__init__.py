@@ -5,8 +5,10 @@ registry -> runner. The CLI imports nothing else of pack than this package, erro
 own output module.
 
     truss:  resolve, check, config_document, schema, init, lock, lock_file, plan, render, build,
-            push, run, run_options, last_build, predict, host_secrets, fetch,
-            truss_server_packages
+            push, run, run_options, last_build, host_secrets, fetch, truss_server_packages
+    predictions: predict, predict_stream, PredictAnswer, answer_text
+    devloop: watch, chains_watch (and their events)
+    containers: logs, stop, cleanup, attach, containers (CleanupReport, CleanupItem, Logs)
     chains: chains_render, chains_build, chains_push, chains_run, chains_run_local,
             dependency_urls, chain_ports
 """
@@ -20,7 +22,22 @@ _WHERE = {
     "BuildOptions": "..plan.model",
     "BuildPlan": "..plan.model",
     "BuildRecord": "..builder",
+    "Building": "..devloop",
+    "LogLine": "..devloop",
+    "NotApplied": "..devloop",
+    "ReloadFailed": "..devloop",
+    "Reloaded": "..devloop",
+    "Serving": "..devloop",
+    "WatchEvent": "..devloop",
     "BuildResult": "..builder",
+    "CleanupItem": ".containers",
+    "CleanupReport": ".containers",
+    "Logs": ".containers",
+    "attach": ".containers",
+    "cleanup": ".containers",
+    "containers": ".containers",
+    "logs": ".containers",
+    "stop": ".containers",
     "ChainRun": ".chains",
     "ChainletProgress": ".chains",
     "ChainletPush": ".chains",
@@ -29,6 +46,7 @@ _WHERE = {
     "FetchResult": "..runtime.transfer.results",
     "FileResult": "..runtime.transfer.results",
     "LogReporter": "..runtime.transfer",
+    "PredictAnswer": ".predictions",
     "ProgressCallback": "..engine",
     "Reporter": "..runtime.transfer",
     "RunResult": ".truss",
@@ -38,6 +56,7 @@ _WHERE = {
     "Target": ".target",
     "TrussArg": ".truss",
     "WeightLayerPlan": "..plan.weight_layers",
+    "answer_text": ".predictions",
     "build": ".truss",
     "chain_ports": ".chains",
     "chains_build": ".chains",
@@ -49,6 +68,9 @@ _WHERE = {
     "config_document": ".truss",
     "constants": "..",
     "dependency_urls": ".chains",
+    "watch": ".devloop",
+    "chains_watch": ".devloop",
+    "ChainletEvent": "..devloop.chain",
     "fetch": ".weights",
     "host_secrets": ".truss",
     "human_bytes": "..runtime.transfer.progress",
@@ -57,7 +79,8 @@ _WHERE = {
     "lock": ".truss",
     "lock_file": ".truss",
     "plan": ".truss",
-    "predict": ".truss",
+    "predict": ".predictions",
+    "predict_stream": ".predictions",
     "push": ".truss",
     "render": ".truss",
     "resolve": ".truss",
@@ -70,6 +93,7 @@ _WHERE = {
 if TYPE_CHECKING:
     from .. import constants
     from ..builder import BuildRecord, BuildResult
+    from ..devloop import Building, LogLine, NotApplied, Reloaded, ReloadFailed, Serving, WatchEvent
     from ..engine import Engine, ProgressCallback, StepEvent, StepEventKind
     from ..plan.model import BuildOptions, BuildPlan
     from ..plan.truss_server_packages import ServerPackages
@@ -89,6 +113,10 @@ if TYPE_CHECKING:
         chains_run_local,
         dependency_urls,
     )
+    from .containers import CleanupItem, CleanupReport, Logs, attach, cleanup, containers, logs, stop
+    from ..devloop.chain import ChainletEvent
+    from .devloop import chains_watch, watch
+    from .predictions import PredictAnswer, answer_text, predict, predict_stream
     from .target import Target
     from .weights import fetch
     from .truss import (
@@ -103,7 +131,6 @@ if TYPE_CHECKING:
         lock,
         lock_file,
         plan,
-        predict,
         push,
         render,
         resolve,
@@ -129,14 +156,31 @@ __all__ = [
     "BuildOptions",
     "BuildPlan",
     "BuildRecord",
+    "Building",
+    "LogLine",
+    "NotApplied",
+    "ReloadFailed",
+    "Reloaded",
+    "Serving",
+    "WatchEvent",
     "BuildResult",
     "ChainRun",
+    "ChainletEvent",
+    "CleanupItem",
+    "CleanupReport",
+    "Logs",
+    "attach",
+    "cleanup",
+    "containers",
+    "logs",
+    "stop",
     "ChainletProgress",
     "ChainletPush",
     "Engine",
     "FetchResult",
     "FileResult",
     "LogReporter",
+    "PredictAnswer",
     "ProgressCallback",
     "Reporter",
     "RunResult",
@@ -146,6 +190,7 @@ __all__ = [
     "Target",
     "TrussArg",
     "WeightLayerPlan",
+    "answer_text",
     "build",
     "chain_ports",
     "constants",
@@ -154,6 +199,7 @@ __all__ = [
     "chains_render",
     "chains_run",
     "chains_run_local",
+    "chains_watch",
     "check",
     "config_document",
     "dependency_urls",
@@ -166,6 +212,7 @@ __all__ = [
     "lock_file",
     "plan",
     "predict",
+    "predict_stream",
     "push",
     "render",
     "resolve",
@@ -173,4 +220,5 @@ __all__ = [
     "run_options",
     "schema",
     "truss_server_packages",
+    "watch",
 ]

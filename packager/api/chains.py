@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,9 @@ from .. import runner
 from ..builder import BuildResult
 from ..chains_codegen import ChainletTruss, GeneratedChain, render_chain
 from ..chains_codegen.local_run import ChainStartError, LocalChainRun, dynamic_config, start_local
+from ..interrupts import signals_held
 from ..constants import PACK_CHAINS_DYNAMIC_CONFIG
-from ..engine import Engine, ProgressCallback, open_engine
+from ..engine import ContainerHandle, ContainerRunner, Engine, ProgressCallback, RunRequest, open_engine
 from ..errors import PackError
 from ..plan.model import BuildOptions
 from ..registry import push as push_image
@@ -108,6 +110,34 @@ def dependency_urls(chain: GeneratedChain, items: tuple[str, ...] | list[str]) -
     return overrides
 
 
+def _shut_down(containers: Sequence[ContainerHandle]) -> None:
+    """Stop and remove every container at once (each gets SIGTERM, then SIGKILL after its grace
+    period); the one way a chain of containers ends: Ctrl-C, SIGTERM, a failed start, a chainlet
+    that died."""
+    if not containers:
+        return
+    with signals_held(), ThreadPoolExecutor(len(containers)) as pool:
+        failures = [f.exception() for f in [pool.submit(runner.shut_down, c) for c in containers]]
+    for failure in failures:
+        if failure is not None:
+            raise failure
+
+
+class _Recording:
+    """Starts containers on an engine and remembers each, so that a chain interrupted or failing
+    while a chainlet starts (before runner.start returned it) shuts that one down too."""
+
+    def __init__(self, engine: ContainerRunner) -> None:
+        self._engine = engine
+        self.containers: list[ContainerHandle] = []
+
+    def run(self, request: RunRequest) -> ContainerHandle:
+        with signals_held():
+            container = self._engine.run(request)
+            self.containers.append(container)
+        return container
+
+
 @dataclass(frozen=True)
 class ChainRun:
     chainlets: tuple[tuple[ChainletTruss, runner.Running], ...]
@@ -117,8 +147,8 @@ class ChainRun:
         return f"{self.chainlets[-1][1].url}/v1/models/model:predict"
 
     def stop(self) -> None:
-        for _, running in self.chainlets:
-            running.container.stop()
+        """Stop and remove every chainlet's container."""
+        _shut_down([running.container for _, running in self.chainlets])
 
 
 def chains_run(chain: GeneratedChain, results: list[BuildResult], *, base_port: int = 8080,
@@ -126,9 +156,9 @@ def chains_run(chain: GeneratedChain, results: list[BuildResult], *, base_port: 
                url_overrides: Mapping[str, str] | None = None, timeout: float = 900.0, cpu: bool = False,
                engine: Engine | None = None) -> ChainRun:
     """Start every chainlet's container on the host network, dependencies first, each told
-    where the others answer; wait until all are ready. A chainlet that fails stops the ones
-    already started."""
-    engine = engine or open_engine()
+    where the others answer; wait until all are ready. A chainlet that fails to start, or an
+    interrupt (KeyboardInterrupt) on the way, shuts down every container started so far."""
+    recording = _Recording(engine or open_engine())
     ports = chain_ports(chain, base_port)
     config = {**dynamic_config(chain, ports), **{d: {"predict_url": u} for d, u in (url_overrides or {}).items()}}
     environment = {**(env or {}), PACK_CHAINS_DYNAMIC_CONFIG: json.dumps(config)}
@@ -138,9 +168,9 @@ def chains_run(chain: GeneratedChain, results: list[BuildResult], *, base_port: 
             started.append((chainlet, runner.start(
                 result.image.id, result.plan, port=ports[chainlet.name], secrets_dir=secrets_dir,
                 env=environment, name=f"pack-chain-{chainlet.model_name.lower()}", timeout=timeout,
-                engine=engine, cpu=cpu)))
+                engine=recording, cpu=cpu)))
     except BaseException:
-        ChainRun(tuple(started)).stop()
+        _shut_down(recording.containers)
         raise
     return ChainRun(tuple(started))
 

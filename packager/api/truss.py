@@ -1,10 +1,11 @@
-"""The verbs of one truss: check, config, init, lock, plan, render, build, push, run, predict,
-fetch. Every `pack` command is one call here; the CLI only parses and prints."""
+"""The verbs of one truss: check, config, init, lock, plan, render, build, push, run (predict:
+predictions.py, fetch: weights.py). Every `pack` command is one call here; the CLI only parses and
+prints."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,9 @@ def build(truss_dir: TrussArg, options: BuildOptions | None = None, *, locked: b
     build_plan = _plan_loaded(loaded, options, locked=locked, credentials=credentials, engine=engine)
     result = build_image(build_plan, tag=tag, no_cache=no_cache, build_args=build_args,
                          platform=platform, progress=progress, credentials=credentials, engine=engine)
-    write_record(target.key, BuildRecord(str(target.key), (options or BuildOptions()).base_image,
-                                         result.image.id, result.tag))
+    if not build_plan.dev:  # a dev image (pack watch) is not what `pack run` reuses the base of
+        write_record(target.key, BuildRecord(str(target.key), (options or BuildOptions()).base_image,
+                                             result.image.id, result.tag))
     return result
 
 
@@ -162,24 +164,22 @@ def run(truss_dir: TrussArg, options: BuildOptions | None = None, *, locked: boo
         secrets_dir: str | os.PathLike[str] | None = None, secrets: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None, name: str | None = None, timeout: float = 900.0,
         cpu: bool = False, cache_volume: str | None = None, progress: ProgressCallback | None = None,
-        config: str | os.PathLike[str] | None = None, engine: Engine | None = None) -> RunResult:
+        on_output: Callable[[str], None] | None = None, config: str | os.PathLike[str] | None = None,
+        engine: Engine | None = None) -> RunResult:
     """Build the truss and run it on the host network until its readiness route answers.
 
     secrets_dir: a directory of secret files; secrets: values resolved on this host
     (host_secrets); both are mounted read-only at /secrets/<name>. Options come as given (see
-    run_options for reusing the last build's base image)."""
+    run_options for reusing the last build's base image). on_output gets the container's output
+    line by line from its start (`pack run` in the foreground; see containers.attach).
+    Interrupted before the model is ready, the container is stopped and removed."""
     engine = engine or open_engine()
     result = build(truss_dir, options, locked=locked, progress=progress, config=config, engine=engine)
     with runner.secrets_mount(secrets_dir, dict(secrets or {})) as mount:
         running = runner.start(result.image.id, result.plan, port=port, secrets_dir=mount, env=dict(env or {}),
                                name=name or runner.default_container_name(result.plan), timeout=timeout,
-                               engine=engine, cpu=cpu, cache_volume=cache_volume)
+                               engine=engine, cpu=cpu, cache_volume=cache_volume, on_output=on_output)
     return RunResult(result, running)
-
-
-def predict(url: str, payload: object, *, model: str = "model", timeout: float = 600.0) -> object:
-    """POST a JSON payload to a running model's predict route; the decoded answer."""
-    return runner.predict(url, payload, model=model, timeout=timeout)
 
 
 def host_secrets(names: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..cache_dirs import cache_root
 from ..config import CONFIG_FILENAME
 from ..constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
+from .labels import truss_labels
 from .secrets import secret_files
 from ..engine import BuildRequest, BuiltImage, Engine, ProgressCallback, open_engine
 from ..errors import EngineError
@@ -45,7 +46,8 @@ def context_dir_for(plan: BuildPlan) -> Path:
     if config_file != truss_dir / CONFIG_FILENAME:
         # Another config file (--config) of the same truss builds in a context of its own.
         key = hashlib.sha256(f"{truss_dir}\0{config_file}".encode()).hexdigest()[:12]
-    return contexts_root() / f"{_slug(truss_dir.name)}-{key}"
+    # A dev image's context apart: `pack watch` and `pack build` of one truss keep theirs unchanged.
+    return contexts_root() / f"{_slug(truss_dir.name)}-{key}{'-dev' if plan.dev else ''}"
 
 
 def _slug(text: str) -> str:
@@ -53,7 +55,8 @@ def _slug(text: str) -> str:
 
 
 def default_tag(plan: BuildPlan, rendered: RenderedContext) -> str:
-    return f"{_slug(plan.model_name)}:{rendered.digest[:12]}"
+    """<model>:<context digest>; a dev image's tag says so, and never names a build image."""
+    return f"{_slug(plan.model_name)}:{'dev-' if plan.dev else ''}{rendered.digest[:12]}"
 
 
 def endpoint_build_args(plan: BuildPlan, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -95,6 +98,6 @@ def build_image(
     args = {**endpoint_build_args(plan), **(build_args or {})}
     with secret_files(plan, credentials or Credentials.from_environment()) as secrets:
         request = BuildRequest(rendered.path, tag=final_tag, secrets=secrets, build_args=args,
-                               no_cache=no_cache, platform=platform)
+                               no_cache=no_cache, platform=platform, labels=truss_labels(plan))
         image = engine.build(request, progress)
     return BuildResult(image=image, tag=final_tag, context=rendered, plan=plan)

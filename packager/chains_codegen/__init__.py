@@ -4,6 +4,6 @@
     by pack's config loader), model/model.py (templates/chains/model.py.j2), packages/ -> chain.json
 """
 
-from .generate import ChainletTruss, GeneratedChain, generate_chain, render_chain
+from .generate import CHAIN_MANIFEST, ChainletTruss, GeneratedChain, generate_chain, read_chain, render_chain
 
-__all__ = ["ChainletTruss", "GeneratedChain", "generate_chain", "render_chain"]
+__all__ = ["CHAIN_MANIFEST", "ChainletTruss", "GeneratedChain", "generate_chain", "read_chain", "render_chain"]

@@ -356,10 +356,21 @@ def generate_chain(entrypoint: type[ChainletBase], out: str | os.PathLike[str], 
         "chain_name": name, "entrypoint": entrypoint.__name__, "source": str(source),
         "chainlets": [{"name": t.name, "display_name": t.display_name, "model_name": t.model_name,
                        "dir": t.path.name, "dependencies": list(t.dependencies),
-                       "included_files": list(t.included_files)} for t in trusses],
+                       "included_files": list(t.included_files), "volume_mode": t.volume_mode}
+                      for t in trusses],
     }
     (root / CHAIN_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return GeneratedChain(name, entrypoint.__name__, source, root, trusses)
+
+
+def read_chain(root: str | os.PathLike[str]) -> GeneratedChain:
+    """The chain generated at `root` (<out>/<chain name>), read back from its chain.json."""
+    root = Path(root).resolve()
+    doc = json.loads((root / CHAIN_MANIFEST).read_text(encoding="utf-8"))
+    trusses = tuple(ChainletTruss(c["name"], c["display_name"], c["model_name"], root / c["dir"],
+                                  tuple(c["dependencies"]), tuple(c["included_files"]), bool(c["volume_mode"]))
+                    for c in doc["chainlets"])
+    return GeneratedChain(doc["chain_name"], doc["entrypoint"], Path(doc["source"]), root, trusses)
 
 
 def _safe(name: str) -> str:
@@ -373,4 +384,4 @@ def render_chain(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
     return generate_chain(loaded.entrypoint, out, chain_name=loaded.chain_name, source=loaded.source)
 
 
-__all__ = ["ChainletTruss", "GeneratedChain", "generate_chain", "render_chain"]
+__all__ = ["CHAIN_MANIFEST", "ChainletTruss", "GeneratedChain", "generate_chain", "read_chain", "render_chain"]

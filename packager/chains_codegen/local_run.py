@@ -20,11 +20,13 @@ from pathlib import Path
 import packager
 from packager import constants
 from packager.config import load_config
+from packager.interrupts import signals_held
 
 from .generate import ChainletTruss, GeneratedChain
 
 PREDICT_PATH = "/v1/models/model:predict"
 READY_PATH = "/v1/models/model"
+STOP_WAIT_S = 10.0  # after SIGTERM, before SIGKILL
 
 
 class ChainStartError(RuntimeError):
@@ -77,16 +79,25 @@ class LocalChainRun:
         return self.entrypoint.url + PREDICT_PATH
 
     def stop(self) -> None:
-        for chainlet in self.chainlets.values():
-            if chainlet.proc is not None and chainlet.proc.poll() is None:
-                chainlet.proc.terminate()
-        for chainlet in self.chainlets.values():
-            if chainlet.proc is not None:
+        """SIGTERM to every chainlet at once, then SIGKILL to any still running after STOP_WAIT_S.
+        The one way a local chain ends: Ctrl-C, SIGTERM, a failed start, a chainlet that died."""
+        with signals_held():
+            for chainlet in self.chainlets.values():
+                if chainlet.proc is not None and chainlet.proc.poll() is None:
+                    chainlet.proc.terminate()
+            deadline = time.monotonic() + STOP_WAIT_S
+            for chainlet in self.chainlets.values():
+                if chainlet.proc is None:
+                    continue
                 try:
-                    chainlet.proc.wait(10)
+                    chainlet.proc.wait(max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     chainlet.proc.kill()
-                    chainlet.proc.wait(5)
+                    chainlet.proc.wait()
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.proc.pid for c in self.chainlets.values() if c.proc is not None]
 
     def __enter__(self) -> LocalChainRun:
         return self
@@ -164,11 +175,11 @@ def start_local(chain: GeneratedChain, *, workdir: Path | None = None,
             })
             process_env.update(env or {})
             chainlet = LocalChainlet(truss, ports[truss.name], app, target / "server.log")
-            with open(chainlet.log_path, "wb") as log:
+            with open(chainlet.log_path, "wb") as log, signals_held():
                 chainlet.proc = subprocess.Popen(
                     [python, "-m", "packager.runtime.entrypoint"], env=process_env, stdout=log,
                     stderr=subprocess.STDOUT, cwd=str(app))
-            run.chainlets[truss.name] = chainlet
+                run.chainlets[truss.name] = chainlet
         wait_all_ready(run, timeout)
     except BaseException:
         run.stop()

@@ -19,7 +19,9 @@ from ..errors import PackError
 from . import output
 from .build_progress import progress_view
 from .plan_cmds import build_options, key_values
+from .signals import sigterm_as_interrupt
 from .state import engine
+from .watch_cmds import event_printer
 
 
 def _one_entrypoint(positional: str | None, flag: str | None) -> str | None:
@@ -46,6 +48,22 @@ def chain_options(callback: Callable[..., Any]) -> Callable[..., Any]:
                                                            "accepted as the argument ENTRYPOINT.")(f)
     f = click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))(f)
     return f
+
+
+def chainlet_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where a chain's chainlets run (`pack chains run`, `pack chains watch`): ports, secrets,
+    environment."""
+    options = [
+        click.option("--base-port", type=int, default=8080, show_default=True,
+                     help="Ports base-port, base-port+1, ... on 127.0.0.1, dependencies first, entrypoint last."),
+        click.option("--secrets-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="Directory of secret files (one per name), mounted at /secrets in every chainlet."),
+        click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE",
+                     help="Extra environment for every chainlet."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @click.group("chains")
@@ -144,12 +162,7 @@ def push_command(source: Path, entrypoint: str | None, name: str | None, options
 @chain_options
 @build_options
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--base-port", type=int, default=8080, show_default=True,
-              help="Ports base-port, base-port+1, ... on 127.0.0.1, dependencies first, entrypoint last.")
-@click.option("--secrets-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of secret files (one per name), mounted at /secrets in every chainlet.")
-@click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE",
-              help="Extra environment for every chainlet.")
+@chainlet_run_options
 @click.option("--dependency-url", "dependency_urls", multiple=True, metavar="CHAINLET=URL",
               help="Send the other chainlets' calls to CHAINLET (class or display name) to URL, "
                    "e.g. a gateway or proxy in front of it; CHAINLET itself still starts.")
@@ -165,64 +178,103 @@ def run_command(source: Path, entrypoint: str | None, name: str | None, options:
                 dependency_urls: tuple[str, ...], no_docker: bool, timeout: float, detach: bool, progress: str,
                 cpu: bool = False) -> None:
     """Start the whole chain locally (host network), wire each dependency's URL, wait for all
-    chainlets to be ready and print the entrypoint URL."""
+    chainlets to be ready and print the entrypoint URL. In the foreground, Ctrl-C or SIGTERM
+    stops every chainlet (also while they are still starting)."""
     env = key_values(env_items, "--env")
-    chain = api.chains_render(source, out, entrypoint=entrypoint, name=name)
-    overrides = api.dependency_urls(chain, dependency_urls)
-    if no_docker:
-        _run_processes(api.chains_run_local(chain, base_port=base_port, secrets_dir=secrets_dir, env=env,
-                                            url_overrides=overrides, timeout=timeout), chain, detach)
-        return
-    results = api.chains_build(chain, options, locked=locked, progress=_views(progress), engine=engine())
-    for display, url in overrides.items():
-        output.note(f"calls to chainlet {display} go to {url}")
-    ports = api.chain_ports(chain, base_port)
-    for c, r in zip(chain.chainlets, results, strict=True):
-        output.note(f"starting chainlet {c.name} on 127.0.0.1:{ports[c.name]}")
-        if cpu and r.plan.accelerator is not None:
-            output.note(f"--cpu: chainlet {c.name} gets no GPU although it asks for {r.plan.accelerator}")
-    run = api.chains_run(chain, results, base_port=base_port, secrets_dir=secrets_dir, env=env,
-                         url_overrides=overrides, timeout=timeout, cpu=cpu, engine=engine())
-    output.success(f"chain `{chain.chain_name}`: {len(run.chainlets)} chainlet(s) ready")
-    for c, running in run.chainlets:
-        output.text(f"  {c.name:<24} {running.url:<28} container {running.container.name}")
-    output.text(f"entrypoint {run.entrypoint_url}")
-    if detach:
-        return
-    try:
-        while all(r.container.status() == "running" for _, r in run.chainlets):
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        output.note("stopping the chain")
-        run.stop()
-        return
-    chainlet, stopped = next((c, r) for c, r in run.chainlets if r.container.status() != "running")
-    run.stop()
-    raise PackError(f"chainlet {chainlet.name} exited with status {stopped.container.exit_code()}",
-                    hint=f"its last lines:\n{stopped.container.logs(tail=20)}")
+    with sigterm_as_interrupt():
+        chain = api.chains_render(source, out, entrypoint=entrypoint, name=name)
+        overrides = api.dependency_urls(chain, dependency_urls)
+        if no_docker:
+            local = api.chains_run_local(chain, base_port=base_port, secrets_dir=secrets_dir, env=env,
+                                         url_overrides=overrides, timeout=timeout)
+            _print_processes(local, chain, detach)
+            if not detach:
+                _serve(local, lambda: _dead_process(local))
+            return
+        results = api.chains_build(chain, options, locked=locked, progress=_views(progress), engine=engine())
+        for display, url in overrides.items():
+            output.note(f"calls to chainlet {display} go to {url}")
+        ports = api.chain_ports(chain, base_port)
+        for c, r in zip(chain.chainlets, results, strict=True):
+            output.note(f"starting chainlet {c.name} on 127.0.0.1:{ports[c.name]}")
+            if cpu and r.plan.accelerator is not None:
+                output.note(f"--cpu: chainlet {c.name} gets no GPU although it asks for {r.plan.accelerator}")
+        run = api.chains_run(chain, results, base_port=base_port, secrets_dir=secrets_dir, env=env,
+                             url_overrides=overrides, timeout=timeout, cpu=cpu, engine=engine())
+        output.success(f"chain `{chain.chain_name}`: {len(run.chainlets)} chainlet(s) ready")
+        for c, running in run.chainlets:
+            output.text(f"  {c.name:<24} {running.url:<28} container {running.container.name}")
+        output.text(f"entrypoint {run.entrypoint_url}")
+        if not detach:
+            _serve(run, lambda: _dead_container(run))
 
 
-def _run_processes(run: Any, chain: Any, detach: bool) -> None:
-    output.success(f"chain `{chain.chain_name}`: {len(run.chainlets)} chainlet process(es) ready")
-    for c in chain.chainlets:
-        local = run.chainlets[c.name]
-        output.text(f"  {c.name:<24} {local.url:<28} log {local.log_path}")
-    output.text(f"entrypoint {run.entrypoint_url}")
-    if detach:
-        output.note("processes keep running: " + " ".join(str(c.proc.pid) for c in run.chainlets.values()
-                                                          if c.proc is not None))
-        return
+@chains_group.command("watch")
+@chain_options
+@build_options
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the chainlets' trusses while watched (default: a temporary one).")
+@chainlet_run_options
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
+@click.option("--cpu", is_flag=True, help="Request no GPU even for chainlets whose Compute asks for one.")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line on stdout.")
+def watch_command(source: Path, entrypoint: str | None, name: str | None, options: api.BuildOptions, locked: bool,
+                  out: Path | None, base_port: int, secrets_dir: Path | None, env_items: tuple[str, ...],
+                  timeout: float, progress: str, cpu: bool, as_json: bool) -> int | None:
+    """Run the chain (a dev container per chainlet) and keep it in step with your edits of its
+    code: a chainlet whose code changed reloads in place, the others keep running; a chain whose
+    chainlets changed restarts. Ctrl-C or SIGTERM stops and removes every chainlet."""
+    env = key_values(env_items, "--env")
+    with progress_view("quiet" if as_json else progress) as view, sigterm_as_interrupt():
+        try:
+            api.chains_watch(source, options, report=event_printer(as_json), entrypoint=entrypoint, name=name,
+                             out=out, locked=locked, base_port=base_port, secrets_dir=secrets_dir, env=env,
+                             cpu=cpu, timeout=timeout, progress=view, engine=engine())
+        except KeyboardInterrupt:
+            output.note("stopped; every chainlet's container is removed")
+            return 130
+    return None
+
+
+def _serve(run: Any, dead: Callable[[], PackError | None]) -> None:
+    """Wait in the foreground until Ctrl-C or SIGTERM (both arrive as KeyboardInterrupt) or a
+    chainlet's end; either way every chainlet is stopped, by run.stop()."""
     try:
-        while all(c.proc is not None and c.proc.poll() is None for c in run.chainlets.values()):
+        while (failure := dead()) is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         output.note("stopping the chain")
         run.stop()
         return
-    dead = next(c for c in run.chainlets.values() if c.proc is not None and c.proc.poll() is not None)
     run.stop()
-    raise PackError(f"chainlet {dead.truss.name} exited with status {dead.proc.returncode}",
-                    hint=f"its log: {dead.log_path}")
+    raise failure
+
+
+def _dead_container(run: Any) -> PackError | None:
+    for chainlet, running in run.chainlets:
+        if running.container.status() != "running":
+            return PackError(f"chainlet {chainlet.name} exited with status {running.container.exit_code()}",
+                             hint=f"its last lines:\n{running.container.logs(tail=20)}")
+    return None
+
+
+def _dead_process(run: Any) -> PackError | None:
+    for local in run.chainlets.values():
+        if local.proc is not None and local.proc.poll() is not None:
+            return PackError(f"chainlet {local.truss.name} exited with status {local.proc.returncode}",
+                             hint=f"its log: {local.log_path}")
+    return None
+
+
+def _print_processes(run: Any, chain: Any, detach: bool) -> None:
+    output.success(f"chain `{chain.chain_name}`: {len(run.chainlets)} chainlet process(es) ready")
+    for c in chain.chainlets:
+        local = run.chainlets[c.name]
+        output.text(f"  {c.name:<24} {local.url:<28} pid {local.proc.pid:<8} log {local.log_path}")
+    output.text(f"entrypoint {run.entrypoint_url}")
+    if detach:
+        output.note("processes keep running: " + " ".join(str(pid) for pid in run.pids))
 
 
 __all__ = ["chains_group"]

@@ -13,10 +13,13 @@ from . import output
 from .build_cmds import build_command
 from .chains_cmds import chains_group
 from .config_cmds import check_command, config_command, init_command, schema_command
+from .container_cmds import cleanup_command, logs_command, stop_command
 from .fetch_cmd import fetch_command
 from .plan_cmds import lock_command, render_command
-from .run_cmds import predict_command, push_command, run_command
+from .predict_cmd import predict_command
+from .run_cmds import push_command, run_command
 from .state import CliState
+from .watch_cmds import watch_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +30,8 @@ def cli() -> None:
 
 # In pipeline order, so `pack --help` reads like the data flow.
 for command in (init_command, check_command, config_command, schema_command, lock_command, render_command,
-                build_command, push_command, run_command, predict_command, fetch_command, chains_group):
+                build_command, push_command, run_command, watch_command, logs_command, stop_command,
+                cleanup_command, predict_command, fetch_command, chains_group):
     cli.add_command(command)
 
 

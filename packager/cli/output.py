@@ -7,6 +7,7 @@ which costs a tenth of a second at every start.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import os
@@ -85,6 +86,27 @@ def note(message: str) -> None:
 
 def text(data: str) -> None:
     sys.stdout.write(data if data.endswith("\n") else data + "\n")
+
+
+def stream(chunks: Iterable[bytes]) -> None:
+    """Bytes to stdout as they come, each chunk flushed at once (a model's streamed answer); a
+    terminal gets a final newline when the bytes did not end with one."""
+    out = sys.stdout
+    out.flush()
+    binary = getattr(out, "buffer", None)  # None: a text-only stream (a StringIO in tests)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    last = b"\n"
+    for chunk in chunks:
+        if binary is not None:
+            binary.write(chunk)
+            binary.flush()
+        else:
+            out.write(decoder.decode(chunk))
+            out.flush()
+        last = chunk[-1:] or last
+    if last != b"\n" and out.isatty():
+        out.write("\n")
+        out.flush()
 
 
 def as_json(data: Any) -> None:

@@ -1,11 +1,12 @@
-"""Commands that use built images: push, run, predict."""
+"""Commands that use built images: push, run."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +14,9 @@ from .. import api
 from ..errors import PackError
 from . import output
 from .build_progress import progress_view
+from .container_cmds import output_line
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
+from .signals import sigterm_as_interrupt
 from .state import engine
 
 
@@ -43,31 +46,46 @@ def push_command(truss_dir: Path, options: api.BuildOptions, locked: bool, image
     output.text(f"digest {pushed.digest}\npinned {pushed.pinned}")
 
 
+def container_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of the commands that run a truss's container (`pack run`, `pack watch`): port,
+    secrets, environment, names, readiness timeout, progress, --cpu."""
+    options = [
+        click.option("-p", "--port", default=8080, show_default=True,
+                     help="Port the server listens on (host network)."),
+        click.option("--secrets-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="Directory of secret files (one per name), mounted read-only at /secrets."),
+        click.option("--secret", "secret_names", multiple=True, metavar="NAME",
+                     help="Mount secret NAME, read on this host from $PACK_SECRETS_DIR/NAME or TRUSS_SECRET_NAME "
+                          "(HF tokens also from HF_TOKEN); repeatable."),
+        click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra environment."),
+        click.option("--name", help="Container name (default: pack-<model>)."),
+        click.option("--cache-volume", metavar="NAME", help="Docker volume of the weights cache (default: "
+                                                            "pack-weights-<model>, kept between runs)."),
+        click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness."),
+        click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto"),
+        click.option("--cpu", is_flag=True, help="Run on CPU: request no GPU even when resources.accelerator asks "
+                                                 "for one (engines without the NVIDIA runtime). The image stays "
+                                                 "the same."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command("run")
 @truss_dir_argument
 @build_options
 @config_option
-@click.option("-p", "--port", default=8080, show_default=True, help="Port the server listens on (host network).")
-@click.option("--secrets-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of secret files (one per name), mounted read-only at /secrets.")
-@click.option("--secret", "secret_names", multiple=True, metavar="NAME",
-              help="Mount secret NAME, read on this host from $PACK_SECRETS_DIR/NAME or TRUSS_SECRET_NAME "
-                   "(HF tokens also from HF_TOKEN); repeatable.")
-@click.option("-e", "--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra environment.")
-@click.option("--name", help="Container name (default: pack-<model>).")
-@click.option("--cache-volume", metavar="NAME", help="Docker volume of the weights cache (default: "
-                                                     "pack-weights-<model>, kept between runs).")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for readiness.")
-@click.option("--detach", is_flag=True, help="Leave the container running and return once it is ready.")
-@click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
-@click.option("--cpu", is_flag=True, help="Run on CPU: request no GPU even when resources.accelerator asks for "
-                                          "one (engines without the NVIDIA runtime). The image stays the same.")
+@container_options
+@click.option("--detach", is_flag=True, help="Leave the container running and return once it is ready "
+                                             "(see `pack logs`, `pack stop`).")
 def run_command(truss_dir: Path, options: api.BuildOptions, locked: bool, port: int, secrets_dir: Path | None,
                 secret_names: tuple[str, ...], env_items: tuple[str, ...], name: str | None,
                 cache_volume: str | None, timeout: float, detach: bool, progress: str, cpu: bool = False,
-                config_file: Path | None = None) -> None:
-    """Build TRUSS_DIR if needed, run it locally and wait until it is ready. Without --base-image
-    it builds FROM the base image the last `pack build` of TRUSS_DIR was given."""
+                config_file: Path | None = None) -> int | None:
+    """Build TRUSS_DIR if needed and run it locally. In the foreground its output streams here and
+    Ctrl-C (or SIGTERM) stops and removes the container; --detach returns once it is ready.
+    Without --base-image it builds FROM the base image the last `pack build` of TRUSS_DIR was given."""
     env = key_values(env_items, "--env")
     secrets = api.host_secrets(secret_names)
     target = api.resolve(truss_dir, config=config_file)
@@ -75,50 +93,31 @@ def run_command(truss_dir: Path, options: api.BuildOptions, locked: bool, port: 
     if reused is not None:
         output.note(f"building FROM {reused}, the --base-image of the last build of {target.argument} "
                     "(pass --base-image to choose another)")
-    with progress_view(progress) as view:
-        result = api.run(target, options, locked=locked, port=port, secrets_dir=secrets_dir, secrets=secrets,
-                         env=env, name=name, timeout=timeout, cpu=cpu, cache_volume=cache_volume, progress=view,
-                         engine=engine())
-    running = result.running
-    if cpu and result.build.plan.accelerator is not None:
-        output.note(f"--cpu: no GPU requested although resources.accelerator is {result.build.plan.accelerator}")
-    output.success(f"{result.build.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
-                   f"(container {running.container.name})")
-    if running.timeline:
-        output.text("startup " + json.dumps(running.timeline, sort_keys=True))
-    output.text(f"try: pack predict --url {running.url} -d '{{...}}'")
-    if detach:
-        return
-    try:
-        while running.container.status() == "running":
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        output.note("stopping")
-        running.container.stop()
-        return
-    code = running.container.exit_code()
-    raise PackError(f"the container exited with status {code}",
-                    hint=f"its last lines:\n{running.container.logs(tail=20)}")
-
-
-@click.command("predict")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="Where the model runs.")
-@click.option("-d", "--data", help="JSON input.")
-@click.option("-f", "--file", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File holding the JSON input.")
-@click.option("--model", default="model", show_default=True, help="Model name in the route.")
-def predict_command(url: str, data: str | None, data_file: Path | None, model: str) -> None:
-    """Send one prediction request to a running model and print the answer."""
-    if data is not None and data_file is None:
-        raw = data
-    elif data_file is not None and data is None:
-        raw = data_file.read_text(encoding="utf-8")
-    else:
-        raise PackError("give the input with exactly one of -d JSON or -f FILE",
-                        hint="""e.g. pack predict -d '{"text": "hello"}'""")
-    try:
-        payload = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise PackError(f"the input is not JSON: {exc}", hint="quote it for the shell: -d '{\"a\": 1}'") from None
-    answer = api.predict(url, payload, model=model)
-    output.text(json.dumps(answer, indent=2) if not isinstance(answer, str) else answer)
+    with sigterm_as_interrupt():
+        try:
+            with progress_view(progress) as view:
+                result = api.run(target, options, locked=locked, port=port, secrets_dir=secrets_dir,
+                                 secrets=secrets, env=env, name=name, timeout=timeout, cpu=cpu,
+                                 cache_volume=cache_volume, progress=view,
+                                 on_output=None if detach else output_line, engine=engine())
+        except KeyboardInterrupt:
+            output.note("interrupted: nothing left running")
+            return 130
+        running = result.running
+        if cpu and result.build.plan.accelerator is not None:
+            output.note(f"--cpu: no GPU requested although resources.accelerator is "
+                        f"{result.build.plan.accelerator}")
+        output.success(f"{result.build.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
+                       f"(container {running.container.name})")
+        if running.timeline:
+            output.text("startup " + json.dumps(running.timeline, sort_keys=True))
+        output.text(f"try: pack predict --url {running.url} -d '{{...}}'")
+        if detach:
+            return None
+        try:
+            code = api.attach(running)
+        except KeyboardInterrupt:
+            output.note(f"stopped and removed {running.container.name}")
+            return 130
+    raise PackError(f"the container {running.container.name} exited with status {code}",
+                    hint=f"its output is above; `pack logs {truss_dir}` shows it again")

@@ -33,7 +33,8 @@ from packager.engine.failures import (
 from packager.engine.fake import FakeBuild, FakeContainer, FakeEngine
 from packager.engine.features import Feature
 from packager.engine.images import BuiltImage, lookup_image
-from packager.engine.protocol import Engine
+from packager.engine.inventory import CacheEntry, ContainerInfo, ImageInfo, VolumeInfo
+from packager.engine.protocol import ContainerRunner, Engine
 from packager.engine.requests import BuildRequest, GpuRequest, PushRequest, RunRequest
 
 
@@ -51,9 +52,12 @@ __all__ = [
     "BuildRequest",
     "BuilderKind",
     "BuiltImage",
+    "CacheEntry",
     "ClassicEngine",
     "CliProbe",
     "ContainerHandle",
+    "ContainerInfo",
+    "ContainerRunner",
     "DockerContainer",
     "Engine",
     "EngineInfo",
@@ -64,6 +68,7 @@ __all__ = [
     "Feature",
     "GpuRequest",
     "GpuUnavailableError",
+    "ImageInfo",
     "MissingCapabilityError",
     "ProgressCallback",
     "PushRequest",
@@ -71,6 +76,7 @@ __all__ = [
     "RunRequest",
     "StepEvent",
     "StepEventKind",
+    "VolumeInfo",
     "detect_engine",
     "lookup_image",
     "open_engine",

@@ -73,6 +73,7 @@ class BuildKitEngine(DockerEngineBase):
         no_cache: bool,
         platform: str | None,
         network: str,
+        labels: Mapping[str, str],
     ) -> list[str]:
         assert self.info.cli is not None
         argv = [self.info.cli]
@@ -88,6 +89,8 @@ class BuildKitEngine(DockerEngineBase):
             argv += ["--platform", platform]
         for key, value in build_args.items():
             argv += ["--build-arg", f"{key}={value}"]
+        for key, value in labels.items():
+            argv += ["--label", f"{key}={value}"]
         for name, src in secrets.items():
             # The value travels through BuildKit's session as a file and lives only in the
             # tmpfs mount of the steps that ask for it: never in a layer, the history or the cache.
@@ -111,7 +114,7 @@ class BuildKitEngine(DockerEngineBase):
             argv = self._argv(
                 inputs.dockerfile, inputs.context_dir, iidfile, tag=request.tag, secrets=inputs.secrets,
                 build_args=request.build_args, no_cache=request.no_cache, platform=request.platform,
-                network=request.network,
+                network=request.network, labels=request.labels,
             )
             # DOCKER_BUILDKIT=1 switches a pre-23.0 client to BuildKit; buildx ignores it.
             env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")

@@ -144,6 +144,7 @@ class ClassicEngine(DockerEngineBase):
                 path=str(inputs.context_dir), dockerfile=str(inputs.dockerfile), tag=request.tag,
                 nocache=request.no_cache, rm=True, forcerm=True, pull=False, buildargs=dict(request.build_args),
                 network_mode=request.network, platform=request.platform, decode=True,
+                labels=dict(request.labels) or None,
             )
             for chunk in stream:
                 for event in parser.feed(chunk):

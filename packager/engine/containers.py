@@ -11,7 +11,7 @@ import contextlib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -57,6 +57,9 @@ class ContainerHandle(Protocol):
     def status(self) -> str: ...  # "running", "exited", ...
     def exit_code(self) -> int | None: ...
     def logs(self, tail: int | None = None) -> str: ...
+    # Its output line by line as it comes (the last `tail` lines first, or all of it), until the
+    # container stops.
+    def follow_logs(self, tail: int | None = None) -> Iterator[str]: ...
     def stop(self, timeout_s: int = 10) -> None: ...
     def remove(self) -> None: ...
 
@@ -93,6 +96,22 @@ class DockerContainer:
         raw: bytes = container.logs(tail=tail if tail is not None else "all")
         return raw.decode("utf-8", "replace")
 
+    def follow_logs(self, tail: int | None = None) -> Iterator[str]:
+        import docker
+
+        # A client of its own, without a read timeout: a healthy server may say nothing for hours.
+        client = open_client(timeout=None)
+        try:
+            try:
+                stream = client.api.logs(self.id, stream=True, follow=True, tail=tail if tail is not None else "all")
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                raise EngineError(f"cannot read the output of {self.name}: {exc.explanation or exc}") from exc
+            yield from split_lines(stream)
+        finally:
+            client.close()
+
     def stop(self, timeout_s: int = 10) -> None:
         import docker
 
@@ -118,6 +137,18 @@ class DockerContainer:
             raise EngineError(f"could not remove container {self.name}: {exc.explanation or exc}") from exc
 
 
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Output chunks (cut anywhere, even inside a UTF-8 character) as text lines."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", "replace").removesuffix("\r")
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
 def _secret_mounts(secrets_dir: str | Path) -> list[Any]:
     from docker.types import Mount
 
@@ -133,7 +164,7 @@ def _secret_mounts(secrets_dir: str | Path) -> list[Any]:
     ]
 
 
-def _volume_mounts(volumes: Mapping[str, str]) -> list[Any]:
+def _volume_mounts(volumes: Mapping[str, str], labels: Mapping[str, str]) -> list[Any]:
     from docker.types import Mount
 
     mounts = []
@@ -143,7 +174,9 @@ def _volume_mounts(volumes: Mapping[str, str]) -> list[Any]:
         # An absolute path is a host directory; anything else names a Docker volume (created on
         # first use), which is what the weight cache uses so a restart keeps its downloads.
         kind = "bind" if source.startswith("/") else "volume"
-        mounts.append(Mount(target=target, source=source, type=kind, read_only=read_only))
+        # Labels reach a volume when this mount creates it (one that exists keeps its own).
+        mounts.append(Mount(target=target, source=source, type=kind, read_only=read_only,
+                            labels=(dict(labels) or None) if kind == "volume" else None))
     return mounts
 
 
@@ -156,7 +189,9 @@ def run_container(request: RunRequest, client: docker.DockerClient | None = None
     environment = dict(request.env)
     if port is not None:
         environment.setdefault(INFERENCE_SERVER_PORT, str(port))
-    mounts = (_secret_mounts(request.secrets_dir) if request.secrets_dir else []) + _volume_mounts(request.volumes)
+    mounts = _volume_mounts(request.volumes, request.labels)
+    if request.secrets_dir:
+        mounts = _secret_mounts(request.secrets_dir) + mounts
     try:
         # Checked first: containers.run would otherwise try to pull a missing image from a
         # registry, and `pack run` never pulls implicitly.
@@ -179,6 +214,7 @@ def run_container(request: RunRequest, client: docker.DockerClient | None = None
         container = client.containers.create(
             image, list(request.command) if request.command is not None else None, network_mode="host",
             environment=environment, mounts=mounts, name=name, device_requests=_device_requests(gpus),
+            labels=dict(request.labels),
         )
     except docker.errors.ImageNotFound as exc:
         raise EngineError(f"image {image} not found locally", "build it first (pack build)") from exc
@@ -203,11 +239,13 @@ def wait_ready(
     *,
     container: ContainerHandle | None = None,
     interval_s: float = 0.25,
+    settled: Callable[[], bool] | None = None,
 ) -> float:
     """Poll url until it answers 2xx; return the seconds it took.
 
     With a container, stop early (EngineError with its last log lines) when it exits: a crashed
-    model server should not cost the whole timeout.
+    model server should not cost the whole timeout. `settled` ends the wait early too, without an
+    error (a dev server whose model failed to load stays up and waits for a fix).
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -222,6 +260,8 @@ def wait_ready(
             last = f"HTTP {exc.code}"  # e.g. 503 while the model loads
         except (urllib.error.URLError, OSError) as exc:
             last = str(getattr(exc, "reason", exc))
+        if settled is not None and settled():
+            return time.monotonic() - start
         if container is not None and container.status() not in ("running", "created", "restarting"):
             code = container.exit_code()
             raise _not_ready(f"container {container.name} exited (code {code}) before {url} answered", container)

@@ -14,7 +14,9 @@ _API_TIMEOUT_S = 600
 SETUP_HINT = "start one with `sudo scripts/setup-dev.sh`, or point DOCKER_HOST at a running engine"
 
 
-def open_client(timeout: int = _API_TIMEOUT_S) -> docker.DockerClient:
+def open_client(timeout: int | None = _API_TIMEOUT_S) -> docker.DockerClient:
+    """A client whose socket reads time out after `timeout` seconds (None: never, for a log
+    stream that may stay quiet for hours)."""
     import docker  # lazy: packager must import without the docker SDK inside images
 
     try:

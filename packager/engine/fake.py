@@ -9,7 +9,8 @@ content of the files its COPY/ADD names) match an earlier build. Nothing touches
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from packager.engine.features import (
     parse_instructions,
 )
 from packager.engine.images import BuiltImage
+from packager.engine.inventory import CacheEntry, ContainerInfo, ImageInfo, VolumeInfo
 from packager.engine.preflight import check_build_inputs
 from packager.engine.requests import BuildRequest, GpuRequest, PushRequest, RunRequest
 from packager.errors import EngineError
@@ -63,6 +65,8 @@ class FakeContainer:
     log_text: str = ""
     state: str = "running"
     code: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    created: float = 0.0
 
     def status(self) -> str:
         return self.state
@@ -70,12 +74,31 @@ class FakeContainer:
     def exit_code(self) -> int | None:
         return self.code
 
+    def say(self, line: str) -> None:
+        """The server inside printed `line`."""
+        self.log_text += line + "\n"
+
     def logs(self, tail: int | None = None) -> str:
         lines = self.log_text.splitlines()
-        return "\n".join(lines[-tail:] if tail else lines)
+        return "\n".join(lines[max(0, len(lines) - tail):] if tail is not None else lines)
+
+    def follow_logs(self, tail: int | None = None) -> Iterator[str]:
+        """As docker follows a container's output: what it said so far, then every new line,
+        until it stops."""
+        lines = self.log_text.splitlines()
+        sent = max(0, len(lines) - tail) if tail is not None else 0
+        while True:
+            running = self.state == "running"
+            lines = self.log_text.splitlines()
+            yield from lines[sent:]
+            sent = len(lines)
+            if not running:
+                return
+            time.sleep(0.01)
 
     def stop(self, timeout_s: int = 10) -> None:
-        self.state, self.code = "exited", 0
+        if self.state == "running":
+            self.state, self.code = "exited", 0
 
     def remove(self) -> None:
         self.state = "removed"
@@ -115,7 +138,18 @@ class FakeEngine:
     pulls: list[str] = field(default_factory=list)
     pushes: list[PushRequest] = field(default_factory=list)
     push_error: str | None = None  # the registry's error line every push then ends with
+    volumes: dict[str, VolumeInfo] = field(default_factory=dict)  # named volumes, created by run()
+    image_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # image id -> labels
+    # BuildKit cache records: each cache mount a build's steps use, described as Docker 20.10
+    # describes it (the target and the first command, no id).
+    cache: list[CacheEntry] = field(default_factory=list)
     _layers: set[str] = field(default_factory=set)
+    _created: dict[str, float] = field(default_factory=dict)  # image id -> a build counter
+    _clock: float = 0.0
+
+    def _tick(self) -> float:
+        self._clock += 1.0
+        return self._clock
 
     @property
     def info(self) -> EngineInfo:
@@ -167,13 +201,18 @@ class FakeEngine:
                 )
             if ins.keyword == "RUN":
                 emit(StepEventKind.LOG, f"fake run: {ins.rest}")
+                self._use_cache_mounts(ins.flags, ins.rest)
             self._layers.add(key)
             built.append(name)
             emit(StepEventKind.DONE, hit=False)
-        image_id = f"sha256:{key}"
+        # Labels are part of the image config, so of its id (not of any layer).
+        labels = dict(request.labels)
+        image_id = "sha256:" + hashlib.sha256(f"{key}|{sorted(labels.items())}".encode()).hexdigest()
         tags = (tag,) if tag else ()
         image = BuiltImage(image_id, tags, self.image_size, tuple(built), tuple(cached), 0.0, self.builder.value)
         self.images[image_id] = image
+        self.image_labels[image_id] = labels
+        self._created.setdefault(image_id, self._tick())
         if tag:
             self.images[tag] = image
         self.builds.append(replace(record, image=image))
@@ -232,12 +271,80 @@ class FakeEngine:
             secrets = {
                 f"/secrets/{p.name}": str(p) for p in sorted(Path(request.secrets_dir).iterdir()) if p.is_file()
             }
+        for source in request.volumes:
+            if not source.startswith("/") and source not in self.volumes:
+                self.volumes[source] = VolumeInfo(source, dict(request.labels))
         number = len(self.containers) + 1
         container = FakeContainer(
             id=f"fake{number:060d}", name=name or f"fake-{number}",
-            url=f"http://127.0.0.1:{port}" if port is not None else None, image=image,
+            url=f"http://127.0.0.1:{port}" if port is not None else None, image=self.images[image].id,
             env=dict(request.env), secrets=secrets, volumes=dict(request.volumes),
             command=list(request.command) if request.command is not None else None, gpus=gpus,
+            labels={**self.image_labels.get(self.images[image].id, {}), **request.labels}, created=self._tick(),
         )
         self.containers.append(container)
         return container
+
+    # --- what the engine holds ---------------------------------------------------------------
+    def _live(self) -> list[FakeContainer]:
+        return [c for c in self.containers if c.state != "removed"]
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        return [ContainerInfo(c.id, c.name, c.image, c.state, c.created, dict(c.labels))
+                for c in self._live() if all(c.labels.get(k) == v for k, v in labels.items())]
+
+    def container(self, ref: str) -> FakeContainer | None:
+        return next((c for c in self._live() if ref in (c.id, c.name)), None)
+
+    def list_volumes(self, prefix: str) -> list[VolumeInfo]:
+        return sorted((v for name, v in self.volumes.items() if name.startswith(prefix)), key=lambda v: v.name)
+
+    def remove_volume(self, name: str) -> None:
+        users = [c.name for c in self._live() if name in c.volumes]
+        if users:
+            raise EngineError(f"cannot remove volume {name}: volume is in use - [{', '.join(users)}]")
+        self.volumes.pop(name, None)
+
+    def list_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
+        found = []
+        for image_id, image_labels in self.image_labels.items():
+            if image_id not in self.images or not all(image_labels.get(k) == v for k, v in labels.items()):
+                continue
+            tags = tuple(sorted(t for t, i in self.images.items() if i.id == image_id and t != image_id))
+            found.append(ImageInfo(image_id, tags, self._created[image_id], self.image_size, dict(image_labels)))
+        return sorted(found, key=lambda i: (i.created, i.id))
+
+    def remove_image(self, ref: str) -> None:
+        image = self.images.get(ref)
+        if image is None:
+            return
+        tags = [t for t, i in self.images.items() if i.id == image.id and t != image.id]
+        if ref == image.id and tags:
+            raise EngineError(f"cannot remove image {ref}: it is referenced in multiple repositories (must force)")
+        users = [c.name for c in self._live() if c.image == image.id]
+        if users and (ref == image.id or tags == [ref]):
+            raise EngineError(f"cannot remove image {ref}: container {users[0]} is using it")
+        del self.images[ref]
+        if ref != image.id and tags == [ref]:
+            del self.images[image.id]
+
+    def build_cache(self) -> list[CacheEntry]:
+        return list(self.cache)
+
+    def prune_build_cache(self, ids: Iterable[str]) -> list[str]:
+        wanted = set(ids)
+        removed = [e.id for e in self.cache if e.id in wanted and not e.in_use]
+        self.cache = [e for e in self.cache if e.id not in removed]
+        return removed
+
+    def _use_cache_mounts(self, flags: tuple[str, ...], command: str) -> None:
+        for flag in flags:
+            options = dict(o.partition("=")[::2] for o in flag.partition("=")[2].split(","))
+            if not flag.startswith("--mount=") or options.get("type") != "cache":
+                continue
+            key = options.get("id") or options.get("target", "")
+            if any(e.id.startswith(f"fake-{key}-") for e in self.cache):
+                continue
+            self.cache.append(CacheEntry(f"fake-{key}-{len(self.cache)}", "exec.cachemount",
+                                         f"cached mount {options.get('target')} from exec /bin/sh -c {command}",
+                                         1000, False))

@@ -31,6 +31,7 @@ class BuildRequest:
     no_cache: bool = False
     platform: str | None = None
     network: str = "host"  # this machine forbids bridge networks: builds use the host's
+    labels: Mapping[str, str] = field(default_factory=dict)  # on the image config only (not a layer)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class RunRequest:
     command: tuple[str, ...] | None = None
     replace: bool = False  # remove a container of the same name first
     gpus: GpuRequest | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # on the container and the volumes it creates
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,16 @@ def weights_mode(loaded: LoadedConfig, options: BuildOptions) -> WeightsMode:
     return WeightsMode.NONE
 
 
+def _dev_image(options: BuildOptions, docker_server: DockerServerPlan | None, notes: list[str]) -> bool:
+    """Whether the image carries the reload control (options.dev): Model-class trusses only."""
+    if not options.dev:
+        return False
+    if docker_server is not None:
+        notes.append("docker_server truss: its image gets no reload control (an edit restarts the container)")
+        return False
+    return True
+
+
 def _check_options(options: BuildOptions) -> None:
     if options.max_weight_layers < 1:
         raise PlanError(f"--max-weight-layers {options.max_weight_layers} leaves no layer for the weights",
@@ -197,8 +207,9 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
     image_env, env_notes = plan_image_env(config)
     notes += base_image_notes(config, base, base_facts) + list(run_as.notes) + env_notes
     docker_server = _docker_server(loaded)
+    dev = _dev_image(options, docker_server, notes)
     sources = plan_context_sources(loaded, requirements, docker_server, _package_dirs(loaded),
-                                   _runtime_packages(manifest), options.ca_bundle)
+                                   _runtime_packages(manifest), options.ca_bundle, dev)
     notes += sources.notes()
     return BuildPlan(
         model_name=config.model_name or root.resolve().name,
@@ -224,4 +235,5 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
         runtime_user=run_as.user,
         writable_dirs=run_as.writable_dirs,
         hf_cache_for_user=run_as.hf_cache,
+        dev=dev,
     )

@@ -9,7 +9,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import packager.runtime
 from packager.config import LoadedConfig
+from packager.errors import PlanError
 
 from .model import DockerServerPlan, Requirements
 from .truss_server_packages import PACK_SERVER_REQUIREMENTS
@@ -20,6 +22,13 @@ SKIP_NAMES = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "
 SKIP_SUFFIXES = (".pyc", ".pyo")
 # Legacy Truss bake-mode credential files: usable for the build, never shipped (defect 3).
 LEGACY_CREDENTIAL_FILES = ("s3_credentials.json", "service_account.json")
+# The subpackage of packager.runtime only dev images carry (`pack watch`'s reload control): every
+# other copy of the runtime leaves it out, so an image from `pack build` has no reload endpoint.
+DEV_RUNTIME_PACKAGE = "dev"
+
+
+def dev_runtime_dir() -> Path:
+    return Path(packager.runtime.__file__).parent / DEV_RUNTIME_PACKAGE
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class ContextSources:
     ca_bundle: str | None
     server_requirements: tuple[str, ...]  # pack's server layer (pip requirement lines)
     config_document: str  # the resolved config as JSON: app/config.yaml and app/.pack/config.json
+    dev_runtime: str | None = None  # packager/runtime/dev, copied into dev images only
     literal_secret_values: frozenset[str] = field(default=frozenset(), repr=False)
     skip_names: frozenset[str] = SKIP_NAMES
     skip_suffixes: tuple[str, ...] = SKIP_SUFFIXES
@@ -48,7 +58,7 @@ class ContextSources:
 
 def plan_context_sources(loaded: LoadedConfig, requirements: Requirements, docker_server: DockerServerPlan | None,
                          package_dirs: tuple[str, ...], runtime_pip_packages: tuple[str, ...],
-                         ca_bundle: str | None) -> ContextSources:
+                         ca_bundle: str | None, dev: bool = False) -> ContextSources:
     config, root = loaded.config, loaded.truss_dir.resolve()
     data = root / config.data_dir
     model = root / config.model_module_dir
@@ -56,6 +66,10 @@ def plan_context_sources(loaded: LoadedConfig, requirements: Requirements, docke
     if requirements.kind == "uv_lock":
         lock = root / (requirements.source_file or "uv.lock")
         uv_project = (str(lock), str(lock.parent / "pyproject.toml"))
+    dev_runtime = dev_runtime_dir() if dev else None
+    if dev_runtime is not None and not dev_runtime.is_dir():
+        raise PlanError(f"this pack has no reload control ({dev_runtime} is missing), so it cannot build a "
+                        "dev image", hint="reinstall pack, or build without dev (`pack build`)")
     # docker_server images run the user's server: pack's own server layer is not installed there.
     server = PACK_SERVER_REQUIREMENTS.read_text(encoding="utf-8").splitlines() if docker_server is None else []
     return ContextSources(
@@ -70,4 +84,5 @@ def plan_context_sources(loaded: LoadedConfig, requirements: Requirements, docke
         server_requirements=tuple(server) + runtime_pip_packages,
         config_document=json.dumps(loaded.resolved(), indent=2) + "\n",
         literal_secret_values=loaded.literal_secret_values,
+        dev_runtime=str(dev_runtime) if dev_runtime is not None else None,
     )

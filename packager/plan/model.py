@@ -41,6 +41,9 @@ class BuildOptions:
     large_file_bytes: int = DEFAULT_LARGE_FILE_BYTES  # baked files at least this big get a layer each
     max_weight_layers: int = DEFAULT_MAX_LAYERS  # bound on the image layers baked weights take
     bake_weights: bool = False  # `weights:` sources baked into the image instead of fetched at start
+    # An image for `pack watch` (library only): the build image plus one last layer with the reload
+    # control (packager/runtime/dev) and, for a non-root server, code directories it may patch.
+    dev: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,3 +147,6 @@ class BuildPlan:
     runtime_user: str | None = None
     writable_dirs: tuple[str, ...] = ()  # what the server writes at run time, owned by runtime_user
     hf_cache_for_user: str | None = None  # baked HF cache under /root, opened to runtime_user
+    # A dev image (options.dev, Model-class trusses only: a docker_server truss has no in-process
+    # model to reload): sources.dev_runtime is copied in as the last layer.
+    dev: bool = False

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import posixpath
 import shutil
@@ -20,16 +19,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 import packager
 from packager.errors import RenderError
-from packager.plan.context_sources import ContextSources
+from packager.plan.context_sources import DEV_RUNTIME_PACKAGE, ContextSources
 from packager.plan.model import BuildPlan
 from packager.templating import render
 
+from .code_layout import config_files
 from .context import (
     CONTEXT_PACK_DIR,
+    DEV_RUNTIME_DIR,
     EXTERNAL_DATA_FILE,
     TRUSS_SERVER_DIR,
     WEIGHTS_LINKS_FILE,
@@ -52,12 +52,14 @@ class RenderedContext:
 
 
 def _copy_tree(sources: ContextSources, src: Path, dest: Path, exclude_top: tuple[str, ...] = ()) -> None:
+    """Copy src's tree to dest, less the skipped names and `exclude_top` (files or directories
+    directly in src)."""
     def skip(name: str) -> bool:
         return name in sources.skip_names or name.endswith(sources.skip_suffixes)
 
     for root, dirs, files in os.walk(src, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not skip(d))
         rel = Path(root).relative_to(src)
+        dirs[:] = sorted(d for d in dirs if not skip(d) and not (rel == Path(".") and d in exclude_top))
         (dest / rel).mkdir(parents=True, exist_ok=True)
         for name in sorted(files):
             if skip(name) or (rel == Path(".") and name in exclude_top):
@@ -69,13 +71,14 @@ def _copy_tree(sources: ContextSources, src: Path, dest: Path, exclude_top: tupl
 
 
 def _runtime_files(sources: ContextSources, dest: Path) -> None:
-    """pack's in-image runtime: packager/__init__.py, constants.py and runtime/ (a leaf package)."""
+    """pack's in-image runtime: packager/__init__.py, constants.py and runtime/ (a leaf package),
+    without the reload control (dev images get it as a layer of its own: _write_files)."""
     package = Path(packager.__file__).parent
     target = dest / "packager"
     target.mkdir(parents=True)
     for name in ("__init__.py", "constants.py"):
         shutil.copyfile(package / name, target / name)
-    _copy_tree(sources, package / "runtime", target / "runtime")
+    _copy_tree(sources, package / "runtime", target / "runtime", exclude_top=(DEV_RUNTIME_PACKAGE,))
 
 
 def _normalise(root: Path) -> None:
@@ -188,10 +191,14 @@ def _write_files(plan: BuildPlan, out: Path) -> None:
         _copy_tree(sources, Path(package_dir), out / "packages")
     # The last layer: config.yaml for users and Truss tools, and the same document as JSON for
     # the runtime (which then needs no YAML parser, even in a bare docker_server base image).
-    resolved = json.loads(sources.config_document)
-    (out / "app" / ".pack").mkdir(parents=True)
-    (out / "app" / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-    (out / "app" / ".pack" / "config.json").write_text(sources.config_document)
+    for name, content in config_files(sources).items():
+        (out / "app" / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / "app" / name).write_bytes(content)
+    if plan.dev:
+        if sources.dev_runtime is None:
+            raise RenderError("the plan is for a dev image, but its sources name no reload control to copy",
+                              hint="plan it again with BuildOptions(dev=True)")
+        _copy_tree(sources, Path(sources.dev_runtime), out / DEV_RUNTIME_DIR)
     (out / "Dockerfile").write_text(render("Dockerfile.j2", **template_context(plan).variables()))
     (out / ".dockerignore").write_text(DOCKERIGNORE)
 

@@ -10,17 +10,52 @@ import json
 from dataclasses import dataclass, fields, replace
 
 from packager import __version__
-from packager.constants import PACK_CACHE_DIR, PACK_MANIFEST
+from packager.constants import LABEL_MODEL_NAME, PACK_CACHE_DIR, PACK_MANIFEST, PACKAGES_DIR
 from packager.plan.model import BuildCommand, BuildPlan
 from packager.runtime import modules
 from packager.runtime.manifest import IMAGE_MANIFEST_PATH, Manifest
 
 CONTEXT_PACK_DIR = "pack"  # pack's own files inside the context (runtime, requirements, manifests)
 TRUSS_SERVER_DIR = "truss-server"  # under CONTEXT_PACK_DIR: Truss's server packages the code imports
+DEV_RUNTIME_DIR = f"{CONTEXT_PACK_DIR}/dev"  # packager/runtime/dev, in dev contexts only
+DEV_RUNTIME_IMAGE_PATH = "/app/packager/runtime/dev"
+# What a patch of a running dev container replaces: files of these trees, and config.yaml in /app.
+# Files are replaced atomically (a new file renamed over the old one), so the server's user needs
+# the directories, not the files: handing it the files would copy every byte of them (data/
+# included) into the dev layer.
+DEV_WRITABLE_TREES = ("/app/model", "/app/data", "/app/.pack", PACKAGES_DIR)
+DEV_WRITABLE_PATHS = ("/app", "/app/config.yaml")
 CA_BUNDLE_IMAGE_PATH = "/etc/pack/ca-bundle.pem"
 WEIGHTS_CACHE_MOUNT = "/var/cache/pack-weights"  # BuildKit cache mount for bake downloads
 RUNTIME_CACHE_DIR = "/var/lib/pack/cache"  # declared volume: content cache shared on a node
 BUILD_SECRETS_DIR = "/run/secrets"
+# Where pack's build steps keep the files they install from (server requirements, the user's
+# requirements, the weights downloader): the commands that use pack's cache mounts name it.
+IMAGE_PACK_FILES = "/opt/pack"
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """A BuildKit cache mount of pack's RUN steps. BuildKit lists its entry as `cached mount
+    <target> from exec <the command that first used it>`, without the id (builder.cache_mounts
+    recognises pack's entries from that)."""
+
+    id: str
+    target: str
+    sharing: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return f"--mount=type=cache,id={self.id},target={self.target}" + (f",sharing={self.sharing}"
+                                                                         if self.sharing else "")
+
+
+PIP_CACHE = CacheMount("pack-pip", "/root/.cache/pip")
+APT_LISTS_CACHE = CacheMount("pack-apt-lists", "/var/lib/apt/lists", "locked")
+APT_ARCHIVES_CACHE = CacheMount("pack-apt-archives", "/var/cache/apt/archives", "locked")
+WEIGHTS_CACHE = CacheMount("pack-weights", WEIGHTS_CACHE_MOUNT, "shared")
+CACHE_MOUNTS = (PIP_CACHE, APT_LISTS_CACHE, APT_ARCHIVES_CACHE, WEIGHTS_CACHE)
+APT_INSTALL = "apt-get update && apt-get install -y --no-install-recommends"  # system_packages' command
 
 
 WEIGHTS_STAGE_ROOT = "/opt/pack-weights"  # where a download stage writes: COPY --from=stage <root>/ /
@@ -96,6 +131,11 @@ class DockerfileContext:
     weights_stage_root: str
     weights_links: str | None
     weights_cache_mount: str
+    pip_cache: str
+    apt_lists_cache: str
+    apt_archives_cache: str
+    weights_cache: str
+    apt_install: str
     build_secrets_dir: str
     external_data: bool
     external_data_file: str
@@ -121,6 +161,11 @@ class DockerfileContext:
     hf_cache_for_user: str | None
     image_env: tuple[tuple[str, str], ...]
     entrypoint: tuple[str, ...]
+    dev_runtime: str | None  # context dir of the reload control (dev images only)
+    dev_runtime_path: str
+    dev_user: str | None  # the server's user in a dev image, when not root
+    dev_writable_trees: tuple[str, ...]
+    dev_writable_paths: tuple[str, ...]
 
     def variables(self) -> dict[str, object]:
         """The template variables (one level: nested values stay objects for the templates)."""
@@ -142,7 +187,7 @@ def template_context(plan: BuildPlan) -> DockerfileContext:
     server = plan.docker_server
     labels = {
         "dev.pack.version": __version__,
-        "dev.pack.model-name": plan.model_name,
+        LABEL_MODEL_NAME: plan.model_name,
         "dev.pack.config-digest": plan.config_digest,
         "dev.pack.weights-mode": plan.weights_mode.value,
         "dev.pack.weights-manifest-sha256": plan.manifest.sha256(),
@@ -168,6 +213,11 @@ def template_context(plan: BuildPlan) -> DockerfileContext:
         weights_stage_root=WEIGHTS_STAGE_ROOT,
         weights_links=WEIGHTS_LINKS_FILE if plan.weight_layers.links or plan.weight_layers.refs else None,
         weights_cache_mount=WEIGHTS_CACHE_MOUNT,
+        pip_cache=PIP_CACHE.flag,
+        apt_lists_cache=APT_LISTS_CACHE.flag,
+        apt_archives_cache=APT_ARCHIVES_CACHE.flag,
+        weights_cache=WEIGHTS_CACHE.flag,
+        apt_install=APT_INSTALL,
         build_secrets_dir=BUILD_SECRETS_DIR,
         external_data=bool(plan.external_data),
         external_data_file=EXTERNAL_DATA_FILE,
@@ -194,4 +244,9 @@ def template_context(plan: BuildPlan) -> DockerfileContext:
         hf_cache_for_user=plan.hf_cache_for_user,
         image_env=plan.image_env,
         entrypoint=(plan.base.python, "-m", modules.ENTRYPOINT),
+        dev_runtime=DEV_RUNTIME_DIR if plan.dev else None,
+        dev_runtime_path=DEV_RUNTIME_IMAGE_PATH,
+        dev_user=plan.runtime_user if plan.dev else None,
+        dev_writable_trees=DEV_WRITABLE_TREES,
+        dev_writable_paths=DEV_WRITABLE_PATHS,
     )

@@ -12,16 +12,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
+    "PredictAnswer": ".client",
+    "answer_text": ".client",
     "predict": ".client",
+    "predict_stream": ".client",
+    "CACHE_VOLUME_PREFIX": ".container",
     "READY_PATH": ".container",
+    "OutputFollower": ".container",
     "Running": ".container",
     "cache_volume_name": ".container",
     "default_container_name": ".container",
+    "shut_down": ".container",
     "gpu_request": ".container",
     "source_endpoints": ".container",
     "start": ".container",
     "startup_timeline": ".container",
     "timeline_from_logs": ".container",
+    "wait_exit": ".container",
     "host_secrets": ".secrets",
     "secrets_mount": ".secrets",
     "fetch_manifest": ".weights",
@@ -29,17 +36,21 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
-    from .client import predict
+    from .client import PredictAnswer, answer_text, predict, predict_stream
     from .container import (
+        CACHE_VOLUME_PREFIX,
         READY_PATH,
+        OutputFollower,
         Running,
         cache_volume_name,
         default_container_name,
         gpu_request,
+        shut_down,
         source_endpoints,
         start,
         startup_timeline,
         timeline_from_logs,
+        wait_exit,
     )
     from .secrets import host_secrets, secrets_mount
     from .weights import fetch_manifest, read_manifest
@@ -55,18 +66,25 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CACHE_VOLUME_PREFIX",
     "READY_PATH",
+    "OutputFollower",
+    "PredictAnswer",
     "Running",
+    "answer_text",
     "cache_volume_name",
     "default_container_name",
     "fetch_manifest",
     "gpu_request",
     "host_secrets",
     "predict",
+    "predict_stream",
     "read_manifest",
     "secrets_mount",
+    "shut_down",
     "source_endpoints",
     "start",
     "startup_timeline",
     "timeline_from_logs",
+    "wait_exit",
 ]

@@ -155,4 +155,4 @@ def test_chains_render_build_push_and_run(engine: FakeEngine, tmp_path: Path, re
     config = engine.containers[-1].env["PACK_CHAINS_DYNAMIC_CONFIG"]
     assert '"Shout": {"predict_url": "http://127.0.0.1:9/gateway"}' in config
     run.stop()
-    assert {c.state for c in engine.containers} == {"exited"}
+    assert {c.state for c in engine.containers} == {"removed"}  # stopped, then removed

@@ -30,7 +30,7 @@ import pytest
 
 from packager import runner
 from packager.cli.main import cli, main
-from tests.fixtures.docker_env import base_image, docker_client, docker_info, free_port_block  # noqa: F401
+from tests.fixtures.docker_env import free_port_block, remove_truss_artifacts
 from tests.fixtures.hf_hub import MockHub
 
 pytestmark = pytest.mark.docker
@@ -219,6 +219,7 @@ def docker_chain(base_image, docker_client, tmp_path_factory) -> Iterator[Docker
             docker_client.volumes.get(volume).remove(force=True)
         except docker.errors.NotFound:
             pass
+        remove_truss_artifacts(docker_client, (root / "out").glob("*/chainlet_*/config.yaml"))
 
     cleanup()  # a fresh weights volume: the prefetch downloads and verifies in this run
     mp = pytest.MonkeyPatch()
@@ -334,6 +335,7 @@ def test_sample_text_chain_with_minilm_from_the_hub(base_image, docker_client, t
             docker_client.volumes.get(volume).remove(force=True)
         except docker.errors.NotFound:
             pass
+        remove_truss_artifacts(docker_client, (tmp_path / "out").glob("*/chainlet_*/config.yaml"))
 
     cleanup()
     mp = pytest.MonkeyPatch()
