@@ -191,7 +191,7 @@ def main() -> None:
         answered = wait_for_mark(url, 2000)
         print(f"\nthe same edit through pack build + pack run: write -> first prediction by the new code "
               f"{answered - written:.1f} s; weight bytes fetched: {hub.file_bytes()}")
-        subprocess.run([*PACK, "cleanup", str(truss)], env=env, capture_output=True)
+        subprocess.run([*PACK, "cleanup", str(truss), "--keep", "0"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":

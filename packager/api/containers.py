@@ -121,13 +121,14 @@ def _image_item(image: ImageInfo) -> CleanupItem:
 
 
 def cleanup(truss_dir: TrussArg = ".", *, keep: int = DEFAULT_KEEP, dry_run: bool = False,
-            config: str | os.PathLike[str] | None = None, engine: Engine | None = None) -> CleanupReport:
+            build_cache: bool = False, config: str | os.PathLike[str] | None = None,
+            engine: Engine | None = None) -> CleanupReport:
     """Remove what pack left for the truss: its containers (stopped first), its weight-cache
     volumes (pack-weights-*, labelled with the truss), its images but the `keep` newest, and
-    pack's BuildKit cache mounts (pip, apt and weight downloads: shared by every truss, so
-    listed by what pack's build steps made them for, not by truss). dry_run: the same selection,
-    nothing removed. A removal the engine refuses (a volume another container still uses) is
-    reported in `failed`; the rest goes on."""
+    with build_cache pack's BuildKit cache mounts (pip, apt and weight downloads: shared by every
+    truss, so only on request, and listed by what pack's build steps made them for, not by
+    truss). dry_run: the same selection, nothing removed. A removal the engine refuses (a volume
+    another container still uses) is reported in `failed`; the rest goes on."""
     if keep < 0:
         raise PackError(f"--keep {keep}: cannot keep fewer than no images", hint="use 0 or more")
     engine = engine or open_engine()
@@ -136,7 +137,7 @@ def cleanup(truss_dir: TrussArg = ".", *, keep: int = DEFAULT_KEEP, dry_run: boo
     found = engine.list_containers(selector)
     volumes = [v for v in engine.list_volumes(runner.CACHE_VOLUME_PREFIX) if v.labels.get(LABEL_TRUSS) == key]
     images = sorted(engine.list_images(selector), key=lambda i: (i.created, i.id), reverse=True)
-    cache = pack_cache_mounts(engine.build_cache())
+    cache = pack_cache_mounts(engine.build_cache()) if build_cache else []
     plan = ([(CleanupItem("container", c.name, c.state), c) for c in found]
             + [(CleanupItem("volume", v.name), v) for v in volumes]
             + [(_image_item(i), i) for i in images[keep:]]

@@ -64,14 +64,17 @@ def stop_command(truss_dir: Path, timeout_s: int, as_json: bool, config_file: Pa
 @click.option("--keep", type=click.IntRange(min=0), default=None, metavar="N",
               help="Keep the N newest images of the truss (default: the newest one).")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--build-cache", is_flag=True, help="Also remove pack's BuildKit cache mounts (pip, apt, weight "
+                                                  "downloads), which every truss's builds share.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result.")
 @config_option
-def cleanup_command(truss_dir: Path, keep: int | None, dry_run: bool, as_json: bool,
+def cleanup_command(truss_dir: Path, keep: int | None, dry_run: bool, build_cache: bool, as_json: bool,
                     config_file: Path | None = None) -> int | None:
     """Remove what pack left for TRUSS_DIR: its containers, its pack-weights-* volumes, its images
-    but the newest (--keep), and pack's BuildKit cache mounts (pip, apt, weight downloads)."""
+    but the newest (--keep); with --build-cache also pack's BuildKit cache mounts."""
     kept = {"keep": keep} if keep is not None else {}  # the API's default otherwise
-    report = api.cleanup(truss_dir, dry_run=dry_run, config=config_file, engine=engine(), **kept)
+    report = api.cleanup(truss_dir, dry_run=dry_run, build_cache=build_cache, config=config_file, engine=engine(),
+                         **kept)
     if as_json:
         output.text(json.dumps(report.as_dict()))
         return 1 if report.failed else None

@@ -109,7 +109,9 @@ def test_cleanup_removes_exactly_what_its_dry_run_lists(engine: FakeEngine, tmp_
     newest = container.image
     assert newest != first.image.id
 
-    dry = api.cleanup(alpha, dry_run=True, engine=engine)
+    assert {i.kind for i in api.cleanup(alpha, dry_run=True, engine=engine).items} == {
+        "container", "volume", "image"}  # the shared build cache only on request
+    dry = api.cleanup(alpha, dry_run=True, build_cache=True, engine=engine)
     assert dry.dry_run and [i.name for i in dry.kept] == [t for t, i in engine.images.items()
                                                           if i.id == newest and t != newest]
     listed = {(i.kind, i.name) for i in dry.items}
@@ -119,7 +121,7 @@ def test_cleanup_removes_exactly_what_its_dry_run_lists(engine: FakeEngine, tmp_
                       ("image", first.tag)} | pack_cache
     assert container.state == "running" and engine.image(first.image.id) is not None  # nothing removed
 
-    real = api.cleanup(alpha, engine=engine)
+    real = api.cleanup(alpha, build_cache=True, engine=engine)
     assert not real.dry_run and real.items == dry.items and real.failed == ()
     assert container.state == "removed" and "pack-weights-alpha" not in engine.volumes
     assert engine.image(first.image.id) is None and engine.image(newest) is not None
@@ -140,7 +142,7 @@ def test_cleanup_reports_what_the_engine_refuses_and_goes_on(engine: FakeEngine,
     # beta runs on alpha's weight volume (a --cache-volume of its own choosing): still in use.
     api.run(beta, api.BuildOptions(base_image=BASE), port=ready_port, timeout=10, cache_volume="pack-weights-alpha",
             engine=engine)
-    report = api.cleanup(alpha, engine=engine)
+    report = api.cleanup(alpha, build_cache=True, engine=engine)
     assert [(i.kind, i.name) for i, _ in report.failed] == [("volume", "pack-weights-alpha")]
     assert "in use" in report.failed[0][1]
     assert {i.kind for i in report.items} == {"container", "build-cache"}

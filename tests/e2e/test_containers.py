@@ -182,7 +182,7 @@ def test_cleanup_removes_exactly_what_its_dry_run_lists_and_nothing_of_another_t
         new, old = forget_images(mine, resources, docker_client)
         [their_image] = forget_images(theirs, resources, docker_client)
 
-        dry = json.loads(ok(pack_cli("cleanup", str(mine.path), "--dry-run", "--json")))
+        dry = json.loads(ok(pack_cli("cleanup", str(mine.path), "--dry-run", "--build-cache", "--json")))
         listed = {(i["kind"], i["name"]) for i in dry["items"]}
         assert {("container", mine.container), ("volume", mine.volume), ("image", old)} <= listed
         assert {kind for kind, _ in listed} <= {"container", "volume", "image", "build-cache"}
@@ -191,7 +191,7 @@ def test_cleanup_removes_exactly_what_its_dry_run_lists_and_nothing_of_another_t
         assert container_exists(docker_client, mine.container)  # a dry run removes nothing
         docker_client.images.get(old)
 
-        real = json.loads(ok(pack_cli("cleanup", str(mine.path), "--json")))
+        real = json.loads(ok(pack_cli("cleanup", str(mine.path), "--build-cache", "--json")))
         assert real["failed"] == [] and real["items"] == dry["items"] and real["kept"] == dry["kept"]
         import docker
 
