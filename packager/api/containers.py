@@ -6,6 +6,7 @@ another truss is touched."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from ..config import CONFIG_FILENAME
 from ..constants import LABEL_TRUSS
 from ..engine import ContainerHandle, ContainerInfo, Engine, ImageInfo, open_engine
 from ..errors import EngineError, PackError
+from ..interrupts import signals_held
 from .target import Target, resolve_target
 from .truss import TrussArg
 
@@ -80,15 +82,26 @@ def stop(truss_dir: TrussArg = ".", *, timeout_s: int = 10, config: str | os.Pat
     return found
 
 
-def attach(running: runner.Running) -> int | None:
+def attach(running: runner.Running, stop: threading.Event | None = None) -> int | None:
     """Wait while the container runs (its output going where runner.start sends it); its exit
-    code. KeyboardInterrupt (Ctrl-C, or a SIGTERM the caller turns into one) stops and removes
-    the container first, then propagates."""
+    code. Once `stop` is set (the caller's Ctrl-C or SIGTERM handler sets it), or on a
+    KeyboardInterrupt, the container is stopped and removed and KeyboardInterrupt raised."""
     try:
-        return runner.wait_exit(running)
+        code = runner.wait_exit(running, stop=stop)
     except KeyboardInterrupt:
-        runner.shut_down(running.container, running.output)
+        stop_running(running)
         raise
+    if stop is not None and stop.is_set():
+        stop_running(running)
+        raise KeyboardInterrupt
+    return code
+
+
+def stop_running(running: runner.Running) -> None:
+    """Stop and remove a container `run` started (nothing if it is gone already); Ctrl-C and
+    SIGTERM wait until it is done."""
+    with signals_held():
+        runner.shut_down(running.container, running.output)
 
 
 # --- cleanup ---------------------------------------------------------------------------------

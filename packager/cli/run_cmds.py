@@ -16,7 +16,7 @@ from . import output
 from .build_progress import progress_view
 from .container_cmds import output_line
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
-from .signals import sigterm_as_interrupt
+from .signals import sigterm_as_interrupt, stop_requested
 from .state import engine
 
 
@@ -104,20 +104,26 @@ def run_command(truss_dir: Path, options: api.BuildOptions, locked: bool, port: 
             output.note("interrupted: nothing left running")
             return 130
         running = result.running
-        if cpu and result.build.plan.accelerator is not None:
-            output.note(f"--cpu: no GPU requested although resources.accelerator is "
-                        f"{result.build.plan.accelerator}")
-        output.success(f"{result.build.tag} is ready at {running.url} after {running.ready_seconds:.1f}s "
-                       f"(container {running.container.name})")
-        if running.timeline:
-            output.text("startup " + json.dumps(running.timeline, sort_keys=True))
-        output.text(f"try: pack predict --url {running.url} -d '{{...}}'")
-        if detach:
-            return None
         try:
-            code = api.attach(running)
+            # From here Ctrl-C and SIGTERM set `stop`, which the wait below answers by stopping
+            # the container; the except covers one arriving before the handlers are in place.
+            with stop_requested() as stop:
+                if cpu and result.build.plan.accelerator is not None:
+                    output.note(f"--cpu: no GPU requested although resources.accelerator is "
+                                f"{result.build.plan.accelerator}")
+                output.success(f"{result.build.tag} is ready at {running.url} after "
+                               f"{running.ready_seconds:.1f}s (container {running.container.name})")
+                if running.timeline:
+                    output.text("startup " + json.dumps(running.timeline, sort_keys=True))
+                output.text(f"try: pack predict --url {running.url} -d '{{...}}'")
+                if detach:
+                    return None
+                code = api.attach(running, stop)
         except KeyboardInterrupt:
-            output.note(f"stopped and removed {running.container.name}")
-            return 130
+            if not detach:
+                api.stop_running(running)
+                output.note(f"stopped and removed {running.container.name}")
+                return 130
+            raise
     raise PackError(f"the container {running.container.name} exited with status {code}",
                     hint=f"its output is above; `pack logs {truss_dir}` shows it again")

@@ -26,6 +26,11 @@ from packager.engine.preflight import check_build_inputs
 from packager.engine.requests import BuildRequest
 from packager.errors import EngineError
 
+# BuildKit's answer when parallel steps race for one shared cache mount while it is created
+# (many weight stages on an empty cache) or removed (a prune beside a build); a second run
+# finds the mount in place.
+TRANSIENT_FAILURE = "flightcontrol: exceeded retry timeout"
+
 _EXIT_CODE = re.compile(
     r"(?:(?:did not complete successfully|executor failed running \[.*\]): exit code: "
     r"|returned a non-zero code: )(\d+)$"
@@ -104,6 +109,28 @@ class BuildKitEngine(DockerEngineBase):
         argv.append(str(context))
         return argv
 
+    def _run(self, argv: list[str], env: Mapping[str, str],
+             callback: ProgressCallback) -> tuple[int, PlainProgressParser]:
+        parser = PlainProgressParser()
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True, errors="replace", bufsize=1, env=env,
+            )
+        except OSError as exc:
+            raise EngineError(f"cannot run {self.info.cli}: {exc}") from exc
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                for event in parser.feed(line):
+                    callback(event)
+            return proc.wait(), parser
+        except BaseException:
+            # A callback error or Ctrl-C must not leave a build running in the background.
+            proc.kill()
+            proc.wait()
+            raise
+
     def build(self, request: BuildRequest, progress: ProgressCallback | None = None) -> BuiltImage:
         inputs = check_build_inputs(self.info, request)
         callback = progress or ignore_progress
@@ -118,25 +145,11 @@ class BuildKitEngine(DockerEngineBase):
             )
             # DOCKER_BUILDKIT=1 switches a pre-23.0 client to BuildKit; buildx ignores it.
             env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")
-            parser = PlainProgressParser()
-            try:
-                proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    text=True, errors="replace", bufsize=1, env=env,
-                )
-            except OSError as exc:
-                raise EngineError(f"cannot run {self.info.cli}: {exc}") from exc
-            try:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    for event in parser.feed(line):
-                        callback(event)
-                returncode = proc.wait()
-            except BaseException:
-                # A callback error or Ctrl-C must not leave a build running in the background.
-                proc.kill()
-                proc.wait()
-                raise
+            for attempt in range(2):
+                returncode, parser = self._run(argv, env, callback)
+                if returncode == 0 or attempt or TRANSIENT_FAILURE not in parser.failure().message:
+                    break
+                # Completed steps are cached by now: the second run redoes only what the race broke.
             if returncode != 0:
                 failure = parser.failure()
                 short = short_error(failure.message)

@@ -147,13 +147,17 @@ def shut_down(container: ContainerHandle, output: OutputFollower | None = None, 
         container.remove()
 
 
-def wait_exit(running: Running, poll_s: float = 0.5) -> int | None:
-    """Block until the container exits (its output passed on to the end); its exit code."""
+def wait_exit(running: Running, poll_s: float = 0.5, stop: threading.Event | None = None) -> int | None:
+    """Block until the container exits (its output passed on to the end); its exit code. Returns
+    None early once `stop` is set, the container still running."""
+    step = poll_s if stop is None else min(poll_s, 0.1)  # a stop is answered within 0.1 s
     while running.container.status() in ("running", "created", "restarting"):
+        if stop is not None and stop.is_set():
+            return None
         if running.output is not None:
-            running.output.wait(poll_s)
+            running.output.wait(step)
         else:
-            time.sleep(poll_s)
+            time.sleep(step)
     if running.output is not None:
         running.output.wait(5.0)
     return running.container.exit_code()

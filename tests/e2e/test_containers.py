@@ -138,8 +138,9 @@ def test_a_foreground_run_streams_the_server_output_and_sigterm_stops_and_remove
         lines.until("is ready at")
         assert container_exists(docker_client, echo.container)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 130
+        code = proc.wait(timeout=120)
         text = lines.rest()
+        assert code == 130, "".join(lines.seen) + text
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from pathlib import Path
@@ -185,3 +186,34 @@ def test_classic_failing_run_names_the_step(classic_engine: ClassicEngine, base_
     assert info.value.step == "[2/2] RUN echo before-fail; exit 7"
     assert "exit code 7" in info.value.summary
     assert info.value.log_tail == ["before-fail"]
+
+
+def test_a_shared_cache_mount_race_is_built_again_once_and_other_failures_are_not(
+    buildkit_engine: BuildKitEngine, base_image: str, docker_cleanup: DockerCleanup, tmp_path: Path
+) -> None:
+    # BuildKit answers "flightcontrol: exceeded retry timeout" when parallel steps race for one
+    # cache mount; a CLI that says so on its first call stands in for the race.
+    calls = tmp_path / "calls"
+    cli = tmp_path / "docker-racing"
+    cli.write_text(
+        "#!/bin/sh\n"
+        f"echo call >> {calls}\n"
+        f"if [ \"$(wc -l < {calls})\" = 1 ]; then\n"
+        "  echo '#5 [2/2] RUN true'\n"
+        "  echo '#5 ERROR: executor failed running [/bin/sh -c true]: flightcontrol: exceeded retry timeout'\n"
+        "  exit 1\n"
+        "fi\n"
+        f"exec {buildkit_engine.info.cli} \"$@\"\n"
+    )
+    cli.chmod(0o755)
+    racing = BuildKitEngine(dataclasses.replace(buildkit_engine.info, cli=str(cli)))
+    context = write_context(tmp_path / "ctx", f"FROM {base_image}\nRUN true\n")
+    tag = docker_cleanup.image(f"{unique()}:race")
+    image = racing.build(BuildRequest(context, tag=tag))
+    assert tag in image.tags and calls.read_text().count("call") == 2
+
+    broken = write_context(tmp_path / "broken", f"FROM {base_image}\nRUN exit 3\n")
+    calls.write_text("call\n")  # past the race: the real CLI answers, and a real failure is final
+    with pytest.raises(BuildFailedError):
+        racing.build(BuildRequest(broken, tag=docker_cleanup.image(f"{unique()}:broken")))
+    assert calls.read_text().count("call") == 2
