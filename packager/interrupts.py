@@ -30,3 +30,20 @@ def signals_held() -> Iterator[None]:
             signal.signal(number, handler)
         for arrived in dict.fromkeys(pending):
             signal.raise_signal(arrived)
+
+
+@contextmanager
+def stop_requested() -> Iterator[threading.Event]:
+    """Inside the block Ctrl-C and SIGTERM only set the event it yields, for a foreground wait
+    that polls it: no KeyboardInterrupt then lands in the middle of an engine call (a half-read
+    HTTP response on a pooled connection would fail the stop that follows)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signal.signal would refuse
+        yield stop
+        return
+    previous = {number: signal.signal(number, lambda _n, _f: stop.set()) for number in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

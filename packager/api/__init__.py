@@ -8,7 +8,7 @@ own output module.
             push, run, run_options, last_build, host_secrets, fetch, truss_server_packages
     predictions: predict, predict_stream, PredictAnswer, answer_text
     devloop: watch, chains_watch (and their events)
-    containers: logs, stop, cleanup, attach, stop_running, containers (CleanupReport, CleanupItem, Logs)
+    containers: logs, stop, cleanup, attach, stop_running, stop_requested, containers (CleanupReport, CleanupItem, Logs)
     chains: chains_render, chains_build, chains_push, chains_run, chains_run_local,
             dependency_urls, chain_ports
 """
@@ -39,6 +39,7 @@ _WHERE = {
     "logs": ".containers",
     "stop": ".containers",
     "stop_running": ".containers",
+    "stop_requested": "..interrupts",
     "ChainRun": ".chains",
     "ChainletProgress": ".chains",
     "ChainletPush": ".chains",
@@ -115,6 +116,7 @@ if TYPE_CHECKING:
         dependency_urls,
     )
     from .containers import CleanupItem, CleanupReport, Logs, attach, cleanup, containers, logs, stop, stop_running
+    from ..interrupts import stop_requested
     from ..devloop.chain import ChainletEvent
     from .devloop import chains_watch, watch
     from .predictions import PredictAnswer, answer_text, predict, predict_stream
@@ -176,6 +178,7 @@ __all__ = [
     "logs",
     "stop",
     "stop_running",
+    "stop_requested",
     "ChainletProgress",
     "ChainletPush",
     "Engine",

@@ -16,7 +16,7 @@ from . import output
 from .build_progress import progress_view
 from .container_cmds import output_line
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
-from .signals import sigterm_as_interrupt, stop_requested
+from .signals import sigterm_as_interrupt
 from .state import engine
 
 
@@ -107,7 +107,7 @@ def run_command(truss_dir: Path, options: api.BuildOptions, locked: bool, port: 
         try:
             # From here Ctrl-C and SIGTERM set `stop`, which the wait below answers by stopping
             # the container; the except covers one arriving before the handlers are in place.
-            with stop_requested() as stop:
+            with api.stop_requested() as stop:
                 if cpu and result.build.plan.accelerator is not None:
                     output.note(f"--cpu: no GPU requested although resources.accelerator is "
                                 f"{result.build.plan.accelerator}")

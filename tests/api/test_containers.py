@@ -195,9 +195,9 @@ def test_a_foreground_run_streams_the_output_and_sigterm_removes_the_container(
         streamed.append(line)
         real_output(line)
 
-    def attach(running: object) -> int | None:
+    def attach(running: object, stop: threading.Event | None = None) -> int | None:
         attached.set()
-        return real_attach(running)  # type: ignore[arg-type]
+        return real_attach(running, stop)  # type: ignore[arg-type]
 
     monkeypatch.setattr(run_cmds, "output_line", output_line)
     monkeypatch.setattr(api, "attach", attach)
