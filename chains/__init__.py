@@ -11,8 +11,9 @@ model route (POST /v1/models/model:predict, the typed arguments as the JSON body
 
 Deliberate differences from Truss: `retries` counts retries (not attempts) and only transient
 failures are retried; streamed items keep their boundaries between chainlets; `run_local` has a
-`strict=True` mode; TrussChainlet, EngineBuilderLLMChainlet and websocket endpoints are not
-supported yet (a clear error at class definition).
+`strict=True` mode; TrussChainlet and EngineBuilderLLMChainlet are not supported yet (a clear error
+at class definition). A websocket entrypoint (`run_remote(self, websocket: WebSocketProtocol)`)
+is served at /v1/websocket, as in Truss.
 """
 
 from typing import TYPE_CHECKING, Optional
@@ -50,6 +51,7 @@ from .public_types import (
     HTTPOptions,
     RemoteConfig,
     RPCOptions,
+    WebSocketProtocol,
     WebsocketOptions,
     make_abs_path_here,
 )
@@ -92,6 +94,6 @@ __all__ = [
     "EngineBuilderLLMChainlet", "Environment", "ExternalDataItem", "GRPCOptions",
     "GenericRemoteException", "HTTPOptions", "HealthChecks", "MissingDependencyError", "ModelBase",
     "ModelRepo", "RPCOptions", "RemoteConfig", "RemoteErrorDetail", "StubBase", "TrussChainlet",
-    "WebsocketOptions", "WeightsSource", "depends", "depends_context", "make_abs_path_here",
+    "WebSocketProtocol", "WebsocketOptions", "WeightsSource", "depends", "depends_context", "make_abs_path_here",
     "mark_entrypoint", "push", "run_local", "streaming", "truss_config",
 ]

@@ -39,6 +39,7 @@ class EndpointAPI:
     is_async: bool
     is_streaming: bool
     streaming_type: Any = None  # str or bytes
+    is_websocket: bool = False  # takes one WebSocketProtocol, served at /v1/websocket
 
 
 @dataclasses.dataclass(frozen=True)

@@ -171,3 +171,74 @@ async def serve_stream(make_stream: Callable[[], AsyncIterator[Any]],
     finally:
         inbound_headers.reset(token)
 
+
+
+# --- websocket chainlets ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def forwarding(websocket: RequestLike) -> Iterator[None]:
+    """Around a websocket run_remote: forward the connection's trace headers to the calls it
+    makes. Its exceptions pass through: the server closes the connection with 1011."""
+    token = inbound_headers.set(_headers_of(websocket))
+    try:
+        yield
+    finally:
+        inbound_headers.reset(token)
+
+
+class WebSocketWrapper:
+    """chains.WebSocketProtocol over the websocket the runtime hands the generated model
+    (starlette's WebSocket, or the runtime's own without starlette), as truss_chains'
+    WebsocketWrapperFastAPI: `receive` raises the disconnect error of that websocket's kind
+    (fastapi.WebSocketDisconnect when starlette is there), and `iter_*` and `is_connected` are
+    coroutines. Unlike truss_chains, an empty text message is returned as "" (not a KeyError)."""
+
+    def __init__(self, websocket: Any) -> None:
+        self._websocket = websocket
+        self.headers: Mapping[str, str] = websocket.headers
+
+    async def close(self, code: int = 1000, reason: Optional[str] = None) -> None:
+        await self._websocket.close(code=code, reason=reason)
+
+    async def receive(self) -> Union[str, bytes]:
+        message = await self._websocket.receive()
+        if message.get("type") == "websocket.disconnect":
+            from packager.runtime.serving.websocket import disconnect_types
+
+            raise disconnect_types()[-1](message["code"], message.get("reason"))
+        text = message.get("text")
+        return str(text) if text is not None else bytes(message["bytes"])
+
+    async def receive_text(self) -> str:
+        return str(await self._websocket.receive_text())
+
+    async def receive_bytes(self) -> bytes:
+        return bytes(await self._websocket.receive_bytes())
+
+    async def receive_json(self) -> Any:
+        return await self._websocket.receive_json()
+
+    async def send_text(self, data: str) -> None:
+        await self._websocket.send_text(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._websocket.send_bytes(data)
+
+    async def send_json(self, data: Any) -> None:
+        await self._websocket.send_json(data)
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        iterator: AsyncIterator[str] = self._websocket.iter_text()
+        return iterator
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        iterator: AsyncIterator[bytes] = self._websocket.iter_bytes()
+        return iterator
+
+    async def iter_json(self) -> AsyncIterator[Any]:
+        iterator: AsyncIterator[Any] = self._websocket.iter_json()
+        return iterator
+
+    async def is_connected(self) -> bool:
+        # A heuristic, as in truss_chains: both sides still in the CONNECTED state.
+        return all(getattr(getattr(self._websocket, side, None), "name", None) == "CONNECTED"
+                   for side in ("application_state", "client_state"))

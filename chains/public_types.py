@@ -7,9 +7,9 @@ import enum
 import inspect
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Protocol, Union
 
 import pydantic
 
@@ -298,3 +298,31 @@ class DeploymentContext(pydantic.BaseModel):
 
 
 ClassVarRemoteConfig = ClassVar[RemoteConfig]
+
+
+# --- interfaces ---------------------------------------------------------------------------------
+class WebSocketProtocol(Protocol):
+    """The subset of starlette's (fastapi's) WebSocket a websocket chainlet's `run_remote` receives
+    (truss_chains 0.18.30). The connection is accepted before run_remote runs; when run_remote
+    returns it is closed (1000), when it raises it is closed with 1011. `receive` raises
+    WebSocketDisconnect when the client has gone (fastapi's when fastapi is installed).
+    As in truss_chains, `iter_*` and `is_connected` are coroutines: `async for m in await ws.iter_text()`."""
+
+    headers: Mapping[str, str]
+
+    async def close(self, code: int = 1000, reason: Optional[str] = None) -> None: ...
+
+    async def receive(self) -> Union[str, bytes]: ...
+    async def receive_text(self) -> str: ...
+    async def receive_bytes(self) -> bytes: ...
+    async def receive_json(self) -> Any: ...
+
+    async def send_text(self, data: str) -> None: ...
+    async def send_bytes(self, data: bytes) -> None: ...
+    async def send_json(self, data: Any) -> None: ...
+
+    async def iter_text(self) -> AsyncIterator[str]: ...
+    async def iter_bytes(self) -> AsyncIterator[bytes]: ...
+    async def iter_json(self) -> AsyncIterator[Any]: ...
+
+    def is_connected(self) -> bool: ...

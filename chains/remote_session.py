@@ -3,7 +3,8 @@
 Semantics (pack; chains-compat §10 and §11 defects 1, 3, 11):
 * `retries` = retries after the first attempt; only transport failures (connect errors, resets,
   a timeout before any response byte) and 429/502/503/504 answers are retried, with exponential
-  backoff and jitter. A response carrying a remote error is never retried.
+  backoff and jitter. A response carrying a remote error is never retried, nor a certificate
+  that fails TLS verification (TLSVerificationError).
 * remote errors are re-raised with the remote traceback (remote_errors.make_remote_exception).
 * `timeout_sec` bounds a whole unary call; a stream gets it for the response headers and as the
   idle limit between chunks.
@@ -15,8 +16,9 @@ Semantics (pack; chains-compat §10 and §11 defects 1, 3, 11):
   dependency also has `async def run_remote_async` (the async client), and a sync call made on
   an event loop's thread logs, once per dependency, where it happened and what to write instead.
 
-The clients are the standard library (http_client.py's asyncio streams, http.client for sync
-calls): the image needs nothing more.
+The clients (http_client.py) keep connections alive, pooled per dependency: aiohttp for async
+calls (per event loop), http.client for sync calls. A pooled connection the server has closed is
+replaced before the request goes out; one that breaks after it is a transport failure as above.
 """
 
 from __future__ import annotations
@@ -28,20 +30,27 @@ import json
 import logging
 import os
 import random
+import ssl
 import sys
 import threading
 import time
 import types
+import weakref
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pydantic
 
+from packager.runtime.serving import tracing
+
 from . import streaming
 from .errors import GenericRemoteException, RemoteErrorDetail
-from .http_client import _AsyncResponse, _open, _Target, _Transient
+from .http_client import SyncPool, TLSVerificationError, _Target, _Transient
 from .public_types import DeployedServiceDescriptor, RPCOptions
 from .remote_errors import make_remote_exception
+
+if TYPE_CHECKING:
+    from .async_http import AsyncClient, AsyncResponse
 
 # Still "chains.rpc": the name users and tests filter retry and event-loop warnings by.
 log = logging.getLogger("chains.rpc")
@@ -72,12 +81,16 @@ class RemoteSession:
     def __init__(self, service: DeployedServiceDescriptor, api_key: Optional[str]):
         self.service = service
         self.options: RPCOptions = service.options
+        self._host: Optional[str] = None  # the Host header, when it is not the URL's host
         if service.internal_url is not None:
-            self._target = _Target.parse(service.internal_url.gateway_run_remote_url,
-                                         service.internal_url.hostname)
+            self._target = _Target.parse(service.internal_url.gateway_run_remote_url)
+            self._host = service.internal_url.hostname
         else:
             assert service.predict_url is not None
             self._target = _Target.parse(service.predict_url)
+        self._sync_pool = SyncPool(self._target)
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = \
+            weakref.WeakKeyDictionary()
         self._api_key = api_key
         self._async_permits: dict[int, asyncio.Semaphore] = {}
         self._sync_permits = threading.BoundedSemaphore(self.options.concurrency_limit)
@@ -92,7 +105,10 @@ class RemoteSession:
 
     # --- request pieces --------------------------------------------------------------------------
     def _headers(self, binary: bool, framed: bool = False) -> dict[str, str]:
+        """Every header of a call: the one place they are made (both clients send these)."""
         headers = {"Content-Type": BINARY if binary else JSON, "Accept": BINARY if binary else JSON}
+        if self._host:
+            headers["Host"] = self._host
         if framed:
             headers["Accept"] = BINARY
             headers[streaming.FRAMED_STREAM_HEADER] = streaming.FRAMED_STREAM_VALUE
@@ -102,6 +118,11 @@ class RemoteSession:
             value = inbound_headers.get().get(name)
             if value:
                 headers[name] = value
+        # While the runtime traces this request (enable_tracing_data), the call is a child of the
+        # span of the method making it, not a sibling under the caller's traceparent.
+        traceparent = tracing.current_traceparent()
+        if traceparent:
+            headers["traceparent"] = traceparent
         return headers
 
     def _encode(self, inputs: Any, binary: bool) -> bytes:
@@ -159,6 +180,21 @@ class RemoteSession:
             permits = self._async_permits[loop_id] = asyncio.Semaphore(self.options.concurrency_limit)
         return permits
 
+    def _async_http(self) -> AsyncClient:
+        """The pooled client of the running event loop (a pool's connections belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            try:
+                from .async_http import AsyncClient
+            except ImportError as exc:
+                raise ImportError(
+                    f"async chain calls need aiohttp ({exc}); pack installs it into the images of "
+                    "chainlets that have dependencies or use chains.StubBase: add `aiohttp` to the "
+                    "chainlet's pip_requirements if it calls other services another way") from exc
+            client = self._async_clients[loop] = AsyncClient(self._target, self.options.concurrency_limit)
+        return client
+
     # --- async unary -----------------------------------------------------------------------------
     async def call_async(self, inputs: Any, binary: Optional[bool] = None) -> Any:
         binary = self.options.use_binary if binary is None else binary
@@ -196,7 +232,7 @@ class RemoteSession:
         headers = self._headers(binary)
         deadline = time.monotonic() + self.options.timeout_sec
         try:
-            response = await asyncio.wait_for(_open(self._target, "POST", headers, body),
+            response = await asyncio.wait_for(self._async_http().open(headers, body),
                                               self.options.timeout_sec)
         except asyncio.TimeoutError:
             raise _Transient(f"no response within {self.options.timeout_sec} s") from None
@@ -215,11 +251,11 @@ class RemoteSession:
         return self._decode(data, binary)
 
     # --- async streams ---------------------------------------------------------------------------
-    async def _open_stream(self, body: bytes, binary: bool, framed: bool) -> _AsyncResponse:
-        async def attempt() -> _AsyncResponse:
+    async def _open_stream(self, body: bytes, binary: bool, framed: bool) -> AsyncResponse:
+        async def attempt() -> AsyncResponse:
             try:
                 response = await asyncio.wait_for(
-                    _open(self._target, "POST", self._headers(binary, framed), body),
+                    self._async_http().open(self._headers(binary, framed), body),
                     self.options.timeout_sec)
             except asyncio.TimeoutError:
                 raise _Transient(f"no response within {self.options.timeout_sec} s") from None
@@ -233,10 +269,10 @@ class RemoteSession:
                 raise self._failure(response.status, data)
             return response
 
-        result: _AsyncResponse = await self._with_retries_async(attempt)
+        result: AsyncResponse = await self._with_retries_async(attempt)
         return result
 
-    async def _chunks_with_idle_timeout(self, response: _AsyncResponse) -> AsyncIterator[bytes]:
+    async def _chunks_with_idle_timeout(self, response: AsyncResponse) -> AsyncIterator[bytes]:
         iterator = response.chunks().__aiter__()
         while True:
             try:
@@ -256,7 +292,7 @@ class RemoteSession:
         await permits.acquire()
         self.ongoing += 1
         self.total += 1
-        response: Optional[_AsyncResponse] = None
+        response: Optional[AsyncResponse] = None
         try:
             response = await self._open_stream(body, self.options.use_binary, framed=True)
             decoder = streaming.FrameDecoder()
@@ -298,7 +334,7 @@ class RemoteSession:
         body = self._encode(inputs, self.options.use_binary)
         permits = self._permits()
         await permits.acquire()
-        response: Optional[_AsyncResponse] = None
+        response: Optional[AsyncResponse] = None
         try:
             response = await self._open_stream(body, self.options.use_binary, framed=False)
             async for chunk in self._chunks_with_idle_timeout(response):
@@ -342,17 +378,15 @@ class RemoteSession:
                     "`await <dependency>.run_remote_async(...)`", where, self.name)
 
     def _attempt_sync(self, body: bytes, binary: bool) -> Any:
-        t = self._target
-        cls = http.client.HTTPSConnection if t.scheme == "https" else http.client.HTTPConnection
-        conn = cls(t.host, t.port, timeout=self.options.timeout_sec)
-        try:
+        headers = self._headers(binary)
+        with self._sync_pool.connection(self.options.timeout_sec) as conn:
             try:
-                conn.connect()
-                headers = {**self._headers(binary), "Host": t.host_header}
-                conn.request("POST", t.path, body=body, headers=headers)
+                conn.request("POST", self._target.path, body=body, headers=headers)
                 response = conn.getresponse()
             except TimeoutError:
                 raise _Transient(f"no response within {self.options.timeout_sec} s") from None
+            except ssl.SSLCertVerificationError as exc:
+                raise TLSVerificationError(self._target, exc) from exc
             except (OSError, http.client.HTTPException) as exc:
                 raise _Transient(f"{type(exc).__name__}: {exc}") from exc
             try:
@@ -361,8 +395,6 @@ class RemoteSession:
                 raise self._timeout_error() from None
             except (OSError, http.client.HTTPException) as exc:
                 raise ConnectionError(f"Chainlet `{self.name}`: the response broke off: {exc}") from exc
-        finally:
-            conn.close()
         if response.status >= 400:
             raise self._failure(response.status, data)
         return self._decode(data, binary)

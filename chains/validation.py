@@ -28,10 +28,11 @@ from .descriptors import (
     DependencyDescriptor,
     EndpointAPI,
     InputArg,
+    registry,
 )
 from .errors import ChainsUsageError, ErrorKind, ValidationError
 from .markers import ContextMarker, DependencyMarker
-from .public_types import DISPLAY_NAME_RE, DeploymentContext, RemoteConfig
+from .public_types import DISPLAY_NAME_RE, DeploymentContext, RemoteConfig, WebSocketProtocol, WebsocketOptions
 
 _SIMPLE_TYPES = (int, float, complex, bool, str, bytes, type(None))
 _STREAM_ORIGINS = (collections.abc.AsyncIterator, collections.abc.AsyncGenerator,
@@ -178,6 +179,11 @@ class _Validator:
             hints = typing.get_type_hints(fn)
         except Exception:  # noqa: BLE001 - evaluates the chain file's annotations: they may raise anything
             hints = dict(fn.__annotations__)
+        if hints.get("return") is WebSocketProtocol:
+            self.error(ErrorKind.IO_TYPE_ERROR, "Websockets cannot be used as output type.", endpoint, fn)
+            return None
+        if any(hints.get(p.name) is WebSocketProtocol for p in params[1:]):
+            return self._websocket_endpoint(fn, params[1:], hints, is_async, is_generator)
         args: list[InputArg] = []
         ok = True
         for param in params[1:]:
@@ -239,6 +245,31 @@ class _Validator:
                           "in a thread and its stubs block)", DeprecationWarning, stacklevel=4)
         return EndpointAPI(endpoint, tuple(args), outputs, is_tuple, is_async, is_streaming,
                            streaming_type)
+
+    def _websocket_endpoint(self, fn: Any, params: list[inspect.Parameter], hints: dict[str, Any],
+                            is_async: bool, is_generator: bool) -> Optional[EndpointAPI]:
+        """truss_chains' rules for an endpoint taking a WebSocketProtocol: it is the only
+        argument, the endpoint is `async`, returns None and does not yield."""
+        endpoint, ok = self.endpoint_name, True
+        if len(params) > 1:
+            self.error(ErrorKind.IO_TYPE_ERROR, "When using a websocket as input, no other arguments "
+                       "are allowed.", endpoint, fn)
+            ok = False
+        if hints.get("return", inspect.Parameter.empty) not in (None, type(None)):
+            self.error(ErrorKind.IO_TYPE_ERROR, "Websocket endpoints must have `None` as return type.",
+                       endpoint, fn)
+            ok = False
+        if is_generator:
+            self.error(ErrorKind.IO_TYPE_ERROR, "Websocket endpoints cannot return iterators: send "
+                       "through the websocket itself instead of yielding.", endpoint, fn)
+            ok = False
+        elif not is_async:
+            self.error(ErrorKind.IO_TYPE_ERROR, "Websocket endpoints must be async.", endpoint, fn)
+            ok = False
+        if not ok:
+            return None
+        arg = InputArg(params[0].name, WebSocketProtocol, False)
+        return EndpointAPI(endpoint, (arg,), (None,), False, True, False, is_websocket=True)
 
     # --- __init__ --------------------------------------------------------------------------------
     def init(self) -> tuple[tuple[DependencyDescriptor, ...], bool]:
@@ -311,6 +342,12 @@ class _Validator:
                            f"(`{seen[dep_cls]}` and `{param.name}`); use it once", "__init__", init)
                 continue
             seen[dep_cls] = param.name
+            dep = registry.descriptors.get(dep_cls)
+            if dep is not None and dep.endpoint.is_websocket:
+                self.error(ErrorKind.TYPE_ERROR, f"The dependency chainlet `{dep_cls.__name__}` for "
+                           f"`{param.name}` uses a websocket. But websockets can only be used in the "
+                           "entrypoint, not in 'inner' chainlets.", "__init__", init)
+                continue
             ann = hints.get(param.name, param.empty)
             if ann is not param.empty and not _dependency_annotation_ok(ann, dep_cls):
                 self.error(ErrorKind.TYPE_ERROR, f"`{param.name}` is annotated `{_type_text(ann)}`, "
@@ -333,9 +370,16 @@ class _Validator:
             self.error(ErrorKind.INVALID_CONFIG_ERROR, f"`remote_config.name` {name!r} must match "
                        f"{DISPLAY_NAME_RE.pattern}")
         transport = remote_config.options.transport
-        if transport is not None and transport.kind != "http":
-            self.error(ErrorKind.INVALID_CONFIG_ERROR, f"transport `{transport.kind}` is not "
-                       "supported by pack's chainlets (run_remote is an HTTP endpoint)")
+        websocket = _takes_websocket(getattr(self.cls, self.endpoint_name, None))
+        if websocket and transport is not None and not isinstance(transport, WebsocketOptions):
+            self.error(ErrorKind.INVALID_CONFIG_ERROR, "For chainlet endpoints that serve websockets, "
+                       f"`options.transport` must be `WebsocketOptions`, got `{type(transport).__name__}`.")
+        elif not websocket and isinstance(transport, WebsocketOptions):
+            self.error(ErrorKind.INVALID_CONFIG_ERROR, "WebsocketOptions can only be used for websocket "
+                       "endpoints.")
+        elif transport is not None and transport.kind == "grpc":
+            self.error(ErrorKind.INVALID_CONFIG_ERROR, "transport `grpc` is not supported by pack's "
+                       "chainlets (run_remote is an HTTP or WebSocket endpoint)")
 
     def health_check(self) -> Optional[bool]:
         fn = getattr(self.cls, "is_healthy", None)
@@ -349,6 +393,16 @@ class _Validator:
         if ret not in (bool, "bool"):
             self.error(ErrorKind.TYPE_ERROR, "`is_healthy` must return `bool`", "is_healthy", fn)
         return inspect.iscoroutinefunction(fn)
+
+
+def _takes_websocket(fn: Any) -> bool:
+    if not inspect.isfunction(fn):
+        return False
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - evaluates the chain file's annotations: they may raise anything
+        hints = dict(getattr(fn, "__annotations__", {}))
+    return any(v is WebSocketProtocol for k, v in hints.items() if k != "return")
 
 
 def _dependency_annotation_ok(annotation: Any, dep_cls: type) -> bool:

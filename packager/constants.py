@@ -24,6 +24,8 @@ SECRET_PLACEHOLDER = "***"
 INFERENCE_SERVER_PORT = "INFERENCE_SERVER_PORT"
 NUM_LOAD_RETRIES_TRUSS = "NUM_LOAD_RETRIES_TRUSS"
 APP_HOME = "APP_HOME"
+# Set to anything: the server logs plain text instead of one JSON object per line (Truss's rule).
+DISABLE_JSON_LOGGING = "DISABLE_JSON_LOGGING"
 
 # --- variables pack sets inside images ------------------------------------------------------
 PACK_MANIFEST = "PACK_MANIFEST"  # path of the weights manifest the runtime prefetches
@@ -46,6 +48,18 @@ PACK_STATE_DIR = "PACK_STATE_DIR"  # prefetch state, lock and stats files (defau
 PACK_DYNAMIC_CONFIG_DIR = "PACK_DYNAMIC_CONFIG_DIR"  # replaces /etc/b10_dynamic_config
 PACK_CHAINS_DYNAMIC_CONFIG = "PACK_CHAINS_DYNAMIC_CONFIG"  # chainlet name -> URL, set by `pack chains run`
 PACK_SHUTDOWN_TIMEOUT = "PACK_SHUTDOWN_TIMEOUT"  # seconds SIGTERM waits for in-flight requests
+# The in-image HTTP server's limits (defaults in packager/runtime/serving/http_limits.py):
+PACK_HTTP_HEAD_TIMEOUT = "PACK_HTTP_HEAD_TIMEOUT"  # seconds to receive a whole request head
+PACK_HTTP_BODY_TIMEOUT = "PACK_HTTP_BODY_TIMEOUT"  # seconds a request body may go without a byte
+PACK_HTTP_KEEPALIVE_TIMEOUT = "PACK_HTTP_KEEPALIVE_TIMEOUT"  # seconds an idle connection stays open
+PACK_HTTP_MAX_CONNECTIONS = "PACK_HTTP_MAX_CONNECTIONS"  # open connections (also bounded by RLIMIT_NOFILE)
+PACK_HTTP_MAX_BODY_BYTES = "PACK_HTTP_MAX_BODY_BYTES"  # one request body (larger: 413)
+PACK_HTTP_BODY_MEMORY_BYTES = "PACK_HTTP_BODY_MEMORY_BYTES"  # all request bodies in memory together (503)
+PACK_HTTP_SHUTDOWN_UPLOAD_TIMEOUT = "PACK_HTTP_SHUTDOWN_UPLOAD_TIMEOUT"  # seconds uploads still reading get at SIGTERM
+PACK_WS_MAX_SESSIONS = "PACK_WS_MAX_SESSIONS"  # open WebSocket sessions before new upgrades get 503
+PACK_WS_MAX_MESSAGE_BYTES = "PACK_WS_MAX_MESSAGE_BYTES"  # largest WebSocket message (Truss: 100 MiB)
+PACK_STREAM_BUFFER_BYTES = "PACK_STREAM_BUFFER_BYTES"  # how far a streamed generator runs ahead of its client
+PACK_STREAM_STALL_TIMEOUT = "PACK_STREAM_STALL_TIMEOUT"  # seconds a stream's client may read nothing
 # Set by `pack watch` only, on images built for it (their runtime has packager/runtime/dev):
 # the loopback port of the reload control, and the per-run token every control request carries.
 PACK_DEV_CONTROL_PORT = "PACK_DEV_CONTROL_PORT"
@@ -57,6 +71,11 @@ SECRETS_DIR = "/secrets"
 MODEL_CACHE_DIR = "/app/model_cache"
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEFAULT_SERVER_PORT = 8080
+# Truss's routes on that port (a docker_server truss: on its plan's proxy_port, in front of its server).
+LIVENESS_PATH = "/"  # 200 from the start, also while the weights download and the model loads
+READINESS_PATH = "/v1/models/model"  # 503 until the model is loaded
+PREDICT_PATH = "/v1/models/model:predict"
+WEBSOCKET_PATH = "/v1/websocket"  # a websocket model's (Upgrade requests only)
 PACKAGES_DIR = "/packages"
 DYNAMIC_CONFIG_DIR = "/etc/b10_dynamic_config"
 RUNTIME_STATE_DIR = "/tmp"

@@ -12,6 +12,8 @@ pack and is reported as such by the CLI.
     ├── RegistryError        login / push / pull failed
     ├── TransferError        weights could not be downloaded or verified
     ├── DevLoopError         pack watch lost its dev container's reload control
+    ├── DeployError          deployment manifests cannot be rendered as asked (deploy.yaml, flags)
+    │   └── UnsupportedKnobError  a knob the chosen target has no field for
     └── UnsupportedError     a platform-only feature pack cannot build locally
 """
 
@@ -112,6 +114,19 @@ class TransferError(PackError):
 
 class DevLoopError(PackError):
     """pack watch could not patch or reach its dev container."""
+
+
+class DeployError(PackError):
+    """Kubernetes, Knative or KServe manifests cannot be rendered as asked."""
+
+
+class UnsupportedKnobError(DeployError):
+    """A deploy knob the chosen target has no native field for: an error, never dropped."""
+
+    def __init__(self, knob: str, target: str, message: str, hint: str | None = None):
+        super().__init__(message, hint)
+        self.knob = knob
+        self.target = target
 
 
 class UnsupportedError(PackError):

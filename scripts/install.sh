@@ -21,6 +21,13 @@ if ! .venv/bin/python -c 'import packager, pytest, moto, huggingface_hub, gcp_st
     touch .venv/.pack-installed
 fi
 
+# The KServe SDK's generated models are the InferenceService schema of tests/deploy; the models
+# are read as source, so the SDK goes in without its dependencies (grpcio, pandas, kubernetes, ...).
+if ! .venv/bin/python -m pip show -q kserve >/dev/null 2>&1; then
+    say "pip install --no-deps kserve==0.21.0 (InferenceService models for the deploy tests)"
+    .venv/bin/python -m pip install -q --no-deps kserve==0.21.0 2>&1 | grep -v -E '^(WARNING: Location|DEPRECATION)' || true
+fi
+
 TRUSS_VENV="${PACK_TRUSS_VENV:-/opt/pack-truss-venv}"
 if [ "${PACK_SKIP_TRUSS:-0}" != 1 ] && ! "$TRUSS_VENV/bin/python" -c 'import truss.base.truss_config' 2>/dev/null; then
     say "installing the reference truss==0.18.30 into $TRUSS_VENV (differential tests)"

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Prepare a Debian machine (as root) for pack's Docker-backed tests and demos:
-#   1. apt packages: docker.io, debootstrap, docker-registry, apache2-utils (only the missing ones)
+#   1. apt packages: docker.io, debootstrap, docker-registry, apache2-utils, podman, catatonit
+#      (only the missing ones)
 #   2. a Docker engine (dockerd on the host network only) when none answers
 #   3. the offline base image pack-base:bookworm-py311 when it is missing
 #   4. a local registry on 127.0.0.1:5000 with htpasswd auth when none answers
+#   5. podman's settings for this machine (host network, rlimits it may set), rewritten only
+#      when they differ: `podman kube play` runs rendered Kubernetes manifests in the e2e tests
 #
 # Idempotent: each step checks first and does nothing when its result is already there, so a
 # warm run takes a second or two. What this script starts is written to $PACK_DEV_STATE/started
@@ -67,7 +70,9 @@ record_started() {  # record_started KIND PID CMD-PATTERN — teardown checks th
 # --- 1. packages ------------------------------------------------------------------------------
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
-for pkg in docker.io debootstrap docker-registry apache2-utils; do
+# podman: daemonless, nothing to start; catatonit: the init of the pause image that podman
+# builds locally for a pod's infra container (nothing can be pulled here).
+for pkg in docker.io debootstrap docker-registry apache2-utils podman catatonit; do
     installed "$pkg" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -88,7 +93,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
     say "packages installed ($(elapsed))"
 else
-    say "packages: docker.io, debootstrap, docker-registry, apache2-utils already installed"
+    say "packages: docker.io, debootstrap, docker-registry, apache2-utils, podman, catatonit already installed"
 fi
 
 # --- 2. engine --------------------------------------------------------------------------------
@@ -261,5 +266,50 @@ EOF
 *)
     say "warning: something else answers on $REGISTRY_ADDR (HTTP $code); push tests will skip" ;;
 esac
+
+# --- 5. podman --------------------------------------------------------------------------------
+# A drop-in over Debian's /usr/share/containers/containers.conf (it overrides key by key):
+#   netns = "host": a container started without --network joins the host network, never the
+#     default "podman" bridge (10.88.0.0/16); `podman kube play` still needs --network host.
+#   cni_plugin_dirs: an empty dir, so no bridge can be set up even when something asks for one
+#     (kube play in podman 4.3 writes a "podman-default-kube-network" bridge definition even with
+#     --network host; without plugins it stays a file and never becomes a device). Podman then
+#     warns "Error validating CNI config file" where it lists networks: expected.
+#   default_ulimits: podman asks runc for RLIMIT_NOFILE 1048576 unless told; raising a hard limit
+#     needs CAP_SYS_RESOURCE, which this machine withholds, so runc fails with "error setting
+#     rlimit type 7: operation not permitted". Podman also lowers its own RLIMIT_NPROC to
+#     kernel.pid_max when it starts, so nproc above that fails the same way (type 6): both are
+#     pinned to what this machine allows.
+#   cgroupfs and the file events log: there is no systemd or journald here.
+PODMAN_CONF_DIR=/etc/containers/containers.conf.d
+PODMAN_CONF="$PODMAN_CONF_DIR/50-pack-dev.conf"
+NO_CNI_PLUGINS="$STATE_DIR/no-cni-plugins"
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+pid_max=$(cat /proc/sys/kernel/pid_max)
+[ "$nofile" = unlimited ] && nofile=1048576
+if [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pid_max" ]; then nproc=$pid_max; fi
+podman_conf=$(cat <<EOF
+# Written by scripts/setup-dev.sh (its step 5 says why); rewritten when it differs.
+[containers]
+netns = "host"
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+
+[network]
+cni_plugin_dirs = ["$NO_CNI_PLUGINS"]
+EOF
+)
+mkdir -p "$PODMAN_CONF_DIR" "$NO_CNI_PLUGINS"
+if [ "$(cat "$PODMAN_CONF" 2>/dev/null)" = "$podman_conf" ]; then
+    say "podman: $(podman --version | awk '{print $3}') already configured ($PODMAN_CONF)"
+else
+    printf '%s\n' "$podman_conf" >"$PODMAN_CONF"
+    say "podman: $(podman --version | awk '{print $3}') configured: host network, nofile=$nofile, nproc=$nproc ($PODMAN_CONF)"
+fi
 
 say "ready in $(elapsed); stop what this started with scripts/teardown-dev.sh"

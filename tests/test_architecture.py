@@ -59,8 +59,10 @@ ALLOWED: dict[str, set[str]] = {
     "runner": {"builder", "engine", "plan", "render", "runtime"} | LEAVES,
     "chains_codegen": {"config", "plan", "render", "runtime"} | LEAVES,
     "devloop": {"config", "plan", "render", "engine", "builder", "runner", "chains_codegen"} | LEAVES,
+    # After push: a planned truss -> Kubernetes/Knative/KServe manifests (no engine, no registry).
+    "deploy": {"config", "plan", "render", "runtime"} | LEAVES,
     "api": {"config", "plan", "render", "engine", "registry", "builder", "runner", "chains_codegen",
-            "runtime", "devloop"} | LEAVES,
+            "runtime", "devloop", "deploy"} | LEAVES,
     # The command line: parsing and printing over the library API.
     "cli": {"api", "errors", "__version__"},
 }

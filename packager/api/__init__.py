@@ -8,9 +8,12 @@ own output module.
             push, run, run_options, last_build, host_secrets, fetch, truss_server_packages
     predictions: predict, predict_stream, PredictAnswer, answer_text
     devloop: watch, chains_watch (and their events)
-    containers: logs, stop, cleanup, attach, stop_running, stop_requested, containers (CleanupReport, CleanupItem, Logs)
+    containers: logs, stop, cleanup, attach, stop_running, stop_requested, readable_log_line,
+                containers (CleanupReport, CleanupItem, Logs)
     chains: chains_render, chains_build, chains_push, chains_run, chains_run_local,
             dependency_urls, chain_ports
+    deploy: deploy_render, deploy_manifests, chains_deploy_render, chains_deploy_manifests,
+            deploy_target (DeployResult; Deployment, DeploySettings, DeployTarget from packager.deploy)
 """
 
 import importlib
@@ -39,6 +42,7 @@ _WHERE = {
     "logs": ".containers",
     "stop": ".containers",
     "stop_running": ".containers",
+    "readable_log_line": ".containers",
     "stop_requested": "..interrupts",
     "ChainRun": ".chains",
     "ChainletProgress": ".chains",
@@ -70,6 +74,15 @@ _WHERE = {
     "config_document": ".truss",
     "constants": "..",
     "dependency_urls": ".chains",
+    "DeployResult": ".deploy",
+    "Deployment": "..deploy",
+    "DeploySettings": "..deploy",
+    "DeployTarget": "..deploy",
+    "chains_deploy_manifests": ".deploy",
+    "chains_deploy_render": ".deploy",
+    "deploy_manifests": ".deploy",
+    "deploy_render": ".deploy",
+    "deploy_target": ".deploy",
     "watch": ".devloop",
     "chains_watch": ".devloop",
     "ChainletEvent": "..devloop.chain",
@@ -95,6 +108,7 @@ _WHERE = {
 if TYPE_CHECKING:
     from .. import constants
     from ..builder import BuildRecord, BuildResult
+    from ..deploy import Deployment, DeploySettings, DeployTarget
     from ..devloop import Building, LogLine, NotApplied, Reloaded, ReloadFailed, Serving, WatchEvent
     from ..engine import Engine, ProgressCallback, StepEvent, StepEventKind
     from ..plan.model import BuildOptions, BuildPlan
@@ -115,7 +129,26 @@ if TYPE_CHECKING:
         chains_run_local,
         dependency_urls,
     )
-    from .containers import CleanupItem, CleanupReport, Logs, attach, cleanup, containers, logs, stop, stop_running
+    from .deploy import (
+        DeployResult,
+        chains_deploy_manifests,
+        chains_deploy_render,
+        deploy_manifests,
+        deploy_render,
+        deploy_target,
+    )
+    from .containers import (
+        CleanupItem,
+        CleanupReport,
+        Logs,
+        attach,
+        cleanup,
+        containers,
+        logs,
+        readable_log_line,
+        stop,
+        stop_running,
+    )
     from ..interrupts import stop_requested
     from ..devloop.chain import ChainletEvent
     from .devloop import chains_watch, watch
@@ -178,6 +211,7 @@ __all__ = [
     "logs",
     "stop",
     "stop_running",
+    "readable_log_line",
     "stop_requested",
     "ChainletProgress",
     "ChainletPush",
@@ -208,6 +242,15 @@ __all__ = [
     "check",
     "config_document",
     "dependency_urls",
+    "DeployResult",
+    "Deployment",
+    "DeploySettings",
+    "DeployTarget",
+    "chains_deploy_manifests",
+    "chains_deploy_render",
+    "deploy_manifests",
+    "deploy_render",
+    "deploy_target",
     "fetch",
     "host_secrets",
     "human_bytes",

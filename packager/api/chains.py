@@ -80,10 +80,15 @@ def chains_push(chain: GeneratedChain, results: list[BuildResult], registry: str
     engine = engine or open_engine()
     pushed = []
     for chainlet, result in zip(chain.chainlets, results, strict=True):
-        ref = f"{registry.rstrip('/')}/{chainlet.model_name.lower()}:{tag or result.tag.rpartition(':')[2]}"
+        ref = chainlet_image(registry, chainlet, tag or result.tag.rpartition(':')[2])
         done = push_image(result.image.id, ref, engine=engine, username=username, password=password)
         pushed.append(ChainletPush(chainlet, str(done.reference), done.digest, str(done.pinned)))
     return pushed
+
+
+def chainlet_image(registry: str, chainlet: ChainletTruss, tag: str) -> str:
+    """Where a chainlet's image is pushed (and deployed from): REGISTRY[/NAMESPACE]/<model name>:TAG."""
+    return f"{registry.rstrip('/')}/{chainlet.model_name.lower()}:{tag}"
 
 
 def chain_ports(chain: GeneratedChain, base_port: int) -> dict[str, int]:
@@ -144,7 +149,8 @@ class ChainRun:
 
     @property
     def entrypoint_url(self) -> str:
-        return f"{self.chainlets[-1][1].url}/v1/models/model:predict"
+        truss, running = self.chainlets[-1]
+        return truss.endpoint_url(running.url)
 
     def stop(self) -> None:
         """Stop and remove every chainlet's container."""

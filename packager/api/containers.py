@@ -97,6 +97,12 @@ def attach(running: runner.Running, stop: threading.Event | None = None) -> int 
     return code
 
 
+def readable_log_line(line: str) -> str:
+    """A container's output line as a person reads it: the server's JSON log records as plain
+    "time LEVEL message" lines (their tracebacks below), anything else as it is."""
+    return runner.readable(line)
+
+
 def stop_running(running: runner.Running) -> None:
     """Stop and remove a container `run` started (nothing if it is gone already); Ctrl-C and
     SIGTERM wait until it is done."""

@@ -23,13 +23,17 @@ from chains import truss_config as chains_truss_config
 from chains.errors import ChainsDeploymentError
 from chains.framework import ChainletBase, ChainletDescriptor, registry
 from chains.loading import ALIAS_DIR, RESERVED_MODULE_NAMES, TRUSS_SHIM_DIR, load_chain
-from chains.public_types import BASETEN_API_SECRET_NAME, BasetenImage, CustomImage
+from chains.public_types import BASETEN_API_SECRET_NAME, BasetenImage, CustomImage, WebsocketOptions
+from packager import constants
 from packager.config import load_config
 from packager.templating import render
 
 from .closure import code_closure
 
 CHAINS_PACKAGE_DIR = Path(chains.__file__).resolve().parent
+# chains' async HTTP client: its `import aiohttp` makes the build add aiohttp (one of Truss's
+# server packages, truss_server_packages), so only chainlets that call other services have it.
+ASYNC_CLIENT_MODULE = "async_http.py"
 PACKAGES_DIR = "packages"
 CHAIN_MANIFEST = "chain.json"
 MODEL_CLASS_NAME = "TrussChainletModel"
@@ -58,6 +62,7 @@ class ChainletView:
     health_check: bool | None
     arg_name: str = ""
     endpoint: str = "run_remote"  # `predict` for a ModelBase model
+    is_websocket: bool = False  # the endpoint takes a WebSocketProtocol: served as `websocket`
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,13 @@ class ChainletTruss:
     dependencies: tuple[str, ...]
     included_files: tuple[str, ...]
     volume_mode: bool
+    websocket: bool = False  # its endpoint is a websocket, served at /v1/websocket
+
+    def endpoint_url(self, base: str) -> str:
+        """Where a client calls this chainlet when it is served at `base` (http://host:port)."""
+        if self.websocket:
+            return "ws" + base.removeprefix("http") + constants.WEBSOCKET_PATH
+        return base + constants.PREDICT_PATH
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,12 @@ def chainlet_view(descriptor: ChainletDescriptor, imports: set[str], arg_name: s
     imports.add(cls.__module__)
     cls_expr = f"{cls.__module__}.{cls.__qualname__}"
     endpoint = descriptor.endpoint
+    if endpoint.is_websocket:  # no request or response body: the messages go through the socket
+        return ChainletView(
+            name=descriptor.name, display_name=descriptor.display_name, cls=cls_expr, args=(),
+            output_type="None", is_async=True, is_streaming=False, has_context=descriptor.has_context,
+            health_check=descriptor.health_check_is_async, arg_name=arg_name, endpoint=endpoint.name,
+            is_websocket=True)
     args = []
     for arg in endpoint.input_args:
         type_text = type_expr(arg.annotation, imports)
@@ -216,6 +234,9 @@ def chainlet_config(descriptor: ChainletDescriptor, chain_name: str, truss_dir: 
     health = options.health_checks.model_dump(exclude_none=True)
     if health:
         runtime["health_checks"] = health
+    if descriptor.endpoint.is_websocket:  # as truss_chains: the options' WebsocketOptions, or the default
+        transport = options.transport if isinstance(options.transport, WebsocketOptions) else WebsocketOptions()
+        runtime["transport"] = transport.model_dump(exclude_none=True)
     if image.truss_server_version_override:
         runtime["truss_server_version_override"] = image.truss_server_version_override
     config["runtime"] = runtime
@@ -254,15 +275,31 @@ def chainlet_config(descriptor: ChainletDescriptor, chain_name: str, truss_dir: 
 # --- files -----------------------------------------------------------------------------------------
 def _copy_package(src: Path, dest: Path, skip: tuple[str, ...] = ()) -> None:
     """The package's modules only: not its lint configuration (chains/ruff.toml) or the caches
-    tools leave beside it (.ruff_cache, __pycache__), which would change the image at each run."""
+    tools leave beside it (.ruff_cache, __pycache__), which would change the image at each run.
+    `skip`: directories and files at the package's top level left out."""
     for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
         dirs[:] = sorted(d for d in dirs if d.isidentifier() and d != "__pycache__"
                          and not (rel == Path(".") and d in skip))
         (dest / rel).mkdir(parents=True, exist_ok=True)
         for name in sorted(files):
-            if name.endswith(".py"):
+            if name.endswith(".py") and not (rel == Path(".") and name in skip):
                 shutil.copyfile(Path(root) / name, dest / rel / name)
+
+
+def calls_other_services(descriptor: ChainletDescriptor, workspace: Path, included: list[Path]) -> bool:
+    """Whether the chainlet calls over HTTP: it has dependencies, or its code names StubBase
+    (a client of a deployed model, `StubBase.from_url`)."""
+    if descriptor.dependencies:
+        return True
+    for rel in included:
+        tree = ast.parse((workspace / rel).read_text(encoding="utf-8"), filename=str(workspace / rel))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Name) and node.id == "StubBase"
+                    or isinstance(node, ast.Attribute) and node.attr == "StubBase"
+                    or isinstance(node, ast.alias) and node.name == "StubBase"):
+                return True
+    return False
 
 
 def _module_file(cls: type) -> Path:
@@ -300,7 +337,9 @@ def _write_chainlet(descriptor: ChainletDescriptor, chain_name: str, source: Pat
                                         "in generated chainlets (pack's own packages); rename it")
         (packages / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(workspace / rel, packages / rel)
-    _copy_package(CHAINS_PACKAGE_DIR, packages / "chains", skip=("_shims",))
+    calls = calls_other_services(descriptor, workspace, included)
+    _copy_package(CHAINS_PACKAGE_DIR, packages / "chains",
+                  skip=("_shims",) if calls else ("_shims", ASYNC_CLIENT_MODULE))
     _copy_package(ALIAS_DIR / "truss_chains", packages / "truss_chains")
     _copy_package(TRUSS_SHIM_DIR / "truss", packages / "truss")
 
@@ -329,7 +368,8 @@ def _write_chainlet(descriptor: ChainletDescriptor, chain_name: str, source: Pat
     loaded = load_config(truss_dir)  # what `pack check` says, before anything is built
     return ChainletTruss(descriptor.name, descriptor.display_name, config["model_name"], truss_dir,
                          tuple(d.chainlet_cls.__name__ for d in descriptor.dependencies),
-                         tuple(str(p) for p in included), loaded.config.volume_mode)
+                         tuple(str(p) for p in included), loaded.config.volume_mode,
+                         descriptor.endpoint.is_websocket)
 
 
 def generate_chain(entrypoint: type[ChainletBase], out: str | os.PathLike[str], *, chain_name: str | None = None,
@@ -356,7 +396,8 @@ def generate_chain(entrypoint: type[ChainletBase], out: str | os.PathLike[str], 
         "chain_name": name, "entrypoint": entrypoint.__name__, "source": str(source),
         "chainlets": [{"name": t.name, "display_name": t.display_name, "model_name": t.model_name,
                        "dir": t.path.name, "dependencies": list(t.dependencies),
-                       "included_files": list(t.included_files), "volume_mode": t.volume_mode}
+                       "included_files": list(t.included_files), "volume_mode": t.volume_mode,
+                       "websocket": t.websocket}
                       for t in trusses],
     }
     (root / CHAIN_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -368,7 +409,8 @@ def read_chain(root: str | os.PathLike[str]) -> GeneratedChain:
     root = Path(root).resolve()
     doc = json.loads((root / CHAIN_MANIFEST).read_text(encoding="utf-8"))
     trusses = tuple(ChainletTruss(c["name"], c["display_name"], c["model_name"], root / c["dir"],
-                                  tuple(c["dependencies"]), tuple(c["included_files"]), bool(c["volume_mode"]))
+                                  tuple(c["dependencies"]), tuple(c["included_files"]), bool(c["volume_mode"]),
+                                  bool(c.get("websocket", False)))
                     for c in doc["chainlets"])
     return GeneratedChain(doc["chain_name"], doc["entrypoint"], Path(doc["source"]), root, trusses)
 

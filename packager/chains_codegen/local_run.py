@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +25,8 @@ from packager.interrupts import signals_held
 
 from .generate import ChainletTruss, GeneratedChain
 
-PREDICT_PATH = "/v1/models/model:predict"
-READY_PATH = "/v1/models/model"
+PREDICT_PATH = constants.PREDICT_PATH
+READY_PATH = constants.READINESS_PATH
 STOP_WAIT_S = 10.0  # after SIGTERM, before SIGKILL
 
 
@@ -41,8 +42,12 @@ def free_port() -> int:
 
 def dynamic_config(chain: GeneratedChain, ports: dict[str, int]) -> dict[str, dict[str, str]]:
     """What /etc/b10_dynamic_config/dynamic_chainlet_config holds, for chainlets on this host."""
-    return {c.display_name: {"predict_url": f"http://127.0.0.1:{ports[c.name]}{PREDICT_PATH}"}
-            for c in chain.chainlets}
+    return chainlet_urls(chain, {c.name: f"http://127.0.0.1:{ports[c.name]}" for c in chain.chainlets})
+
+
+def chainlet_urls(chain: GeneratedChain, bases: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The dynamic chainlet config for chainlets served at `bases` (chainlet name -> http://host[:port])."""
+    return {c.display_name: {"predict_url": f"{bases[c.name]}{PREDICT_PATH}"} for c in chain.chainlets}
 
 
 @dataclass
@@ -76,7 +81,7 @@ class LocalChainRun:
 
     @property
     def entrypoint_url(self) -> str:
-        return self.entrypoint.url + PREDICT_PATH
+        return self.entrypoint.truss.endpoint_url(self.entrypoint.url)
 
     def stop(self) -> None:
         """SIGTERM to every chainlet at once, then SIGKILL to any still running after STOP_WAIT_S.

@@ -16,8 +16,9 @@ from .state import engine
 
 
 def output_line(line: str) -> None:
-    """One line of a container's output, on stdout at once (as `docker run` and `docker logs`)."""
-    output.stream([(line + "\n").encode()])
+    """One line of a container's output, on stdout at once (as `docker run` and `docker logs`),
+    the server's JSON log records shown as plain lines."""
+    output.stream([(api.readable_log_line(line) + "\n").encode()])
 
 
 @click.command("logs")
@@ -32,7 +33,8 @@ def logs_command(truss_dir: Path, follow: bool, tail: int | None, as_json: bool,
     """Print the output of TRUSS_DIR's container (the running one, else the newest)."""
     found = api.logs(truss_dir, follow=follow, tail=tail, config=config_file, engine=engine())
     name = found.container.name
-    lines = ((json.dumps({"container": name, "line": line}) if as_json else line) for line in found.lines)
+    lines = ((json.dumps({"container": name, "line": line}) if as_json else api.readable_log_line(line))
+             for line in found.lines)
     try:
         with sigterm_as_interrupt():
             output.stream((line + "\n").encode() for line in lines)

@@ -14,6 +14,7 @@ from .build_cmds import build_command
 from .chains_cmds import chains_group
 from .config_cmds import check_command, config_command, init_command, schema_command
 from .container_cmds import cleanup_command, logs_command, stop_command
+from .deploy_cmds import chains_deploy_group, deploy_group
 from .fetch_cmd import fetch_command
 from .plan_cmds import lock_command, render_command
 from .predict_cmd import predict_command
@@ -30,9 +31,10 @@ def cli() -> None:
 
 # In pipeline order, so `pack --help` reads like the data flow.
 for command in (init_command, check_command, config_command, schema_command, lock_command, render_command,
-                build_command, push_command, run_command, watch_command, logs_command, stop_command,
+                build_command, push_command, deploy_group, run_command, watch_command, logs_command, stop_command,
                 cleanup_command, predict_command, fetch_command, chains_group):
     cli.add_command(command)
+chains_group.add_command(chains_deploy_group)  # `pack chains deploy render`
 
 
 def main(argv: list[str] | None = None, *, engine: api.Engine | None = None) -> int:

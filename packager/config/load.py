@@ -19,6 +19,7 @@ import pydantic
 from ..errors import ConfigError, Problem
 from packager.runtime.secret_lookup import is_unset
 
+from .model_class import ModelClassSource, model_class_problems, read_model_class
 from .problems import problem_at, problems_from_validation, unknown_key_problem
 from .schema import TrussConfig
 from .schema.resources import use_gpu_ignored
@@ -50,6 +51,8 @@ class LoadedConfig:
     # Secret values written literally in config.yaml. The config itself carries null for them;
     # these are kept only so later stages can prove no output contains them.
     literal_secret_values: frozenset[str] = frozenset()
+    # The model class as model.py's source shows it (None: docker_server, or not read plainly).
+    model_class: ModelClassSource | None = None
 
     def resolved(self) -> dict[str, Any]:
         """The fully expanded config, as Truss writes it into images (secret values null)."""
@@ -97,6 +100,24 @@ def other_config_file(truss_dir: Path, config_file: Path) -> Path:
     return config_file
 
 
+def read_document(path: Path) -> YamlDocument:
+    """A YAML file with the position of every key and value; ConfigError when it cannot be read
+    or parsed (config.yaml, and deploy.yaml beside it)."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(problems=[Problem(file, "", None, None, f"cannot read the file: {exc}",
+                                            "make it a readable UTF-8 text file")]) from None
+    try:
+        return parse(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(problems=[Problem(
+            file, "", exc.mark.line if exc.mark else None, exc.mark.column if exc.mark else None,
+            f"YAML syntax error: {exc.message}", "fix the YAML at this line (indentation, quotes, colons)",
+        )]) from None
+
+
 def load_config(truss_dir: str | os.PathLike[str], *, allow_unknown_keys: bool = False,
                 config_file: str | os.PathLike[str] | None = None) -> LoadedConfig:
     """Load and validate a truss directory's config.yaml (or `config_file` in its place, the
@@ -108,18 +129,7 @@ def load_config(truss_dir: str | os.PathLike[str], *, allow_unknown_keys: bool =
         path = find_config_file(Path(truss_dir))
         root = path.parent
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(problems=[Problem(file, "", None, None, f"cannot read the file: {exc}",
-                                            "make it a readable UTF-8 text file")]) from None
-    try:
-        doc = parse(text)
-    except YamlSyntaxError as exc:
-        raise ConfigError(problems=[Problem(
-            file, "", exc.mark.line if exc.mark else None, exc.mark.column if exc.mark else None,
-            f"YAML syntax error: {exc.message}", "fix the YAML at this line (indentation, quotes, colons)",
-        )]) from None
+    doc = read_document(path)
 
     errors: list[Problem] = []
     warnings: list[Problem] = []
@@ -138,13 +148,15 @@ def load_config(truss_dir: str | os.PathLike[str], *, allow_unknown_keys: bool =
 
     data, secrets = _normalise(file, doc, warnings)
     config = _validate(file, doc, data, allow_unknown_keys, errors, warnings)
+    model_class = None
     if config is not None:
         _check_files(file, doc, root, config, errors, warnings)
         _check_weights_support(file, doc, config, errors)
+        model_class = _check_model_class(file, doc, root, config, errors, warnings)
     if errors:
         raise ConfigError(problems=_sorted(errors), warnings=_sorted(warnings))
     assert config is not None
-    return LoadedConfig(root, path, config, tuple(_sorted(warnings)), frozenset(secrets))
+    return LoadedConfig(root, path, config, tuple(_sorted(warnings)), frozenset(secrets), model_class)
 
 
 def _dotted(path: YamlPath) -> str:
@@ -285,6 +297,26 @@ def _check_files(file: str, doc: YamlDocument, root: Path, config: TrussConfig,
                                      "does not exist",
                                      "create it with a `class Model` (see `pack init`), or set docker_server",
                                      prefer_key=True))
+
+
+def _check_model_class(file: str, doc: YamlDocument, root: Path, config: TrussConfig,
+                       errors: list[Problem], warnings: list[Problem]) -> ModelClassSource | None:
+    """What Truss's server would refuse in the model class at start (model_class.py)."""
+    if config.docker_server is not None or config.trt_llm is not None or config.bis_llm is not None:
+        return None
+    model_file = root / config.model_module_dir / config.model_class_filename
+    source = read_model_class(model_file, config.model_class_name)
+    if source is None:
+        return None
+    errors.extend(model_class_problems(source, str(model_file)))
+    if source.defines_websocket and config.runtime.transport.kind != "websocket":
+        warnings.append(problem_at(
+            file, doc, ("runtime", "transport", "kind"),
+            f"the model defines `websocket` (served at /v1/websocket), but runtime.transport.kind is "
+            f"`{config.runtime.transport.kind}`: Baseten routes WebSocket connections only to "
+            f"`kind: websocket` deployments (pack serves it either way)",
+            "set runtime.transport.kind: websocket", "warning"))
+    return source
 
 
 # `weights:` schemes Truss accepts that only Baseten's platform fetches (no local client here).

@@ -33,7 +33,6 @@ LIVE_CONFIG: frozenset[tuple[str, ...]] = frozenset({
     ("examples_filename",),
     ("runtime", "predict_concurrency"),
     ("runtime", "streaming_read_timeout"),
-    ("runtime", "enable_tracing_data"),
 })
 
 # How a plan difference reads to the user, by BuildPlan field.

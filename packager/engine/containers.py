@@ -240,12 +240,14 @@ def wait_ready(
     container: ContainerHandle | None = None,
     interval_s: float = 0.25,
     settled: Callable[[], bool] | None = None,
+    readable: Callable[[str], str] = str,
 ) -> float:
     """Poll url until it answers 2xx; return the seconds it took.
 
     With a container, stop early (EngineError with its last log lines) when it exits: a crashed
     model server should not cost the whole timeout. `settled` ends the wait early too, without an
-    error (a dev server whose model failed to load stays up and waits for a fix).
+    error (a dev server whose model failed to load stays up and waits for a fix). `readable`
+    turns each quoted log line into what a person reads (the server's JSON records).
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -264,15 +266,17 @@ def wait_ready(
             return time.monotonic() - start
         if container is not None and container.status() not in ("running", "created", "restarting"):
             code = container.exit_code()
-            raise _not_ready(f"container {container.name} exited (code {code}) before {url} answered", container)
+            raise _not_ready(f"container {container.name} exited (code {code}) before {url} answered",
+                             container, readable)
         if time.monotonic() >= deadline:
-            raise _not_ready(f"{url} not ready after {timeout:.0f}s (last: {last})", container)
+            raise _not_ready(f"{url} not ready after {timeout:.0f}s (last: {last})", container, readable)
         time.sleep(interval_s)
 
 
-def _not_ready(message: str, container: ContainerHandle | None) -> EngineError:
+def _not_ready(message: str, container: ContainerHandle | None,
+               readable: Callable[[str], str] = str) -> EngineError:
     if container is None:
         return EngineError(message)
-    lines = container.logs(tail=FAILURE_TAIL_LINES).splitlines()
+    lines = "\n".join(readable(line) for line in container.logs(tail=FAILURE_TAIL_LINES).splitlines()).splitlines()
     text = message + ("\n" + "\n".join(f"  | {line}" for line in lines) if lines else "")
     return EngineError(text, hint=f"see all of it with `docker logs {container.name}`")

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from packager.config import LoadedConfig
 from packager.errors import PlanError, UnsupportedError
 from packager.runtime.manifest import Manifest
+from packager.runtime.serving.tracing import SDK_REQUIREMENTS as TRACING_SDK_REQUIREMENTS
+from packager.runtime.serving.websocket import REQUIREMENT as WEBSOCKET_REQUIREMENT
 
 from .base_image import base_image_notes, plan_accelerator, plan_base_image
 from .code_imports import scan as scan_imports
@@ -125,13 +127,20 @@ def server_packages(loaded: LoadedConfig, requirements: Requirements | None = No
     return ServerPackages(packages, code.unscanned)
 
 
-def _runtime_packages(manifest: Manifest) -> tuple[str, ...]:
+def _runtime_packages(manifest: Manifest, tracing: bool, websocket: bool = False) -> tuple[str, ...]:
+    """What the runtime imports for this truss only: the prefetch's cloud clients, the
+    OpenTelemetry SDK when the model server traces (runtime.enable_tracing_data), and the
+    WebSocket protocol when the model defines `websocket`."""
     kinds = {e.source.kind for e in manifest.entries}
     packages = []
     if "s3" in kinds:
         packages.append("boto3")
     if "gcs" in kinds:
         packages.append("google-cloud-storage")
+    if tracing:
+        packages += TRACING_SDK_REQUIREMENTS
+    if websocket:
+        packages.append(WEBSOCKET_REQUIREMENT)
     return tuple(packages)
 
 
@@ -208,8 +217,14 @@ def plan_build(loaded: LoadedConfig, manifest: Manifest, options: BuildOptions |
     notes += base_image_notes(config, base, base_facts) + list(run_as.notes) + env_notes
     docker_server = _docker_server(loaded)
     dev = _dev_image(options, docker_server, notes)
+    # docker_server images run the user's server: pack's model server (which traces) is not there.
+    tracing = config.runtime.enable_tracing_data and docker_server is None
+    websocket = docker_server is None and loaded.model_class is not None and loaded.model_class.defines_websocket
+    if websocket:
+        notes.append(f"the model defines `websocket` (served at /v1/websocket): the server layer adds "
+                     f"`{WEBSOCKET_REQUIREMENT}` (the WebSocket protocol pack's server uses)")
     sources = plan_context_sources(loaded, requirements, docker_server, _package_dirs(loaded),
-                                   _runtime_packages(manifest), options.ca_bundle, dev)
+                                   _runtime_packages(manifest, tracing, websocket), options.ca_bundle, dev)
     notes += sources.notes()
     return BuildPlan(
         model_name=config.model_name or root.resolve().name,

@@ -29,6 +29,7 @@ _WHERE = {
     "startup_timeline": ".container",
     "timeline_from_logs": ".container",
     "wait_exit": ".container",
+    "readable": ".log_lines",
     "host_secrets": ".secrets",
     "secrets_mount": ".secrets",
     "fetch_manifest": ".weights",
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
         timeline_from_logs,
         wait_exit,
     )
+    from .log_lines import readable
     from .secrets import host_secrets, secrets_mount
     from .weights import fetch_manifest, read_manifest
 
@@ -78,6 +80,7 @@ __all__ = [
     "gpu_request",
     "host_secrets",
     "predict",
+    "readable",
     "predict_stream",
     "read_manifest",
     "secrets_mount",

@@ -25,12 +25,14 @@ from ..engine import (
     open_engine,
     wait_ready,
 )
+from ..constants import READINESS_PATH
 from ..errors import EngineError
 from ..interrupts import signals_held
 from ..plan.model import BuildPlan
 from ..render.context import RUNTIME_CACHE_DIR
+from .log_lines import readable
 
-READY_PATH = "/v1/models/model"
+READY_PATH = READINESS_PATH
 CACHE_VOLUME_PREFIX = "pack-weights-"  # the weight-cache volumes `pack run` names (and cleanup removes)
 
 
@@ -121,7 +123,7 @@ def start(image: str, plan: BuildPlan, *, port: int = 8080, secrets_dir: str | o
                 volumes={cache_volume or cache_volume_name(plan): RUNTIME_CACHE_DIR}, name=name, replace=True,
                 gpus=gpus, labels=truss_labels(plan)))
         output = OutputFollower(container, on_output) if on_output is not None else None
-        seconds = wait_ready(url + READY_PATH, timeout, container=container, settled=settled)
+        seconds = wait_ready(url + READY_PATH, timeout, container=container, settled=settled, readable=readable)
     except GpuUnavailableError as exc:
         raise EngineError(
             f"{plan.model_name} asks for accelerator {plan.accelerator} (resources.accelerator), so the "

@@ -296,11 +296,15 @@ def test_the_lists_are_truss_0_18_30_files_and_names_parse_as_truss_parses_them(
 
 def test_pack_own_chains_framework_adds_nothing_to_chainlets() -> None:
     # Generated chainlets (and ModelBase trusses) carry chains/, truss_chains and the truss shim
-    # in packages/; they require pydantic and must pull in nothing else of Truss's list.
+    # in packages/; they require pydantic and must pull in nothing else of Truss's list, except
+    # aiohttp through the async client, which only chainlets that call others carry.
     from chains.loading import ALIAS_DIR, TRUSS_SHIM_DIR
-    from packager.chains_codegen.generate import CHAINS_PACKAGE_DIR
+    from packager.chains_codegen.generate import ASYNC_CLIENT_MODULE, CHAINS_PACKAGE_DIR
     from packager.plan.code_imports import scan
 
     code = scan(CHAINS_PACKAGE_DIR, [CHAINS_PACKAGE_DIR, ALIAS_DIR, TRUSS_SHIM_DIR])
     assert code.sites and code.unscanned == ()
-    assert plan_server_packages(code.sites, frozenset({"pydantic"})) == ()
+    client = [site for site in code.sites if site.file == ASYNC_CLIENT_MODULE]
+    rest = [site for site in code.sites if site.file != ASYNC_CLIENT_MODULE]
+    assert plan_server_packages(rest, frozenset({"pydantic"})) == ()
+    assert [p.distribution for p in plan_server_packages(client, frozenset({"pydantic"}))] == ["aiohttp"]

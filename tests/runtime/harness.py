@@ -21,6 +21,7 @@ import base64
 import http.client
 import json
 import os
+import resource
 import secrets as token_source
 import shutil
 import signal
@@ -51,6 +52,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def runtime_importorskip(module: str) -> None:
+    """Skip the test unless the runtime's interpreter (RUNTIME_PYTHON, maybe not this one) can
+    import `module`: a model that imports it would not load otherwise."""
+    import pytest
+
+    found = subprocess.run([RUNTIME_PYTHON, "-c", f"import {module}"], capture_output=True, check=False)
+    if found.returncode != 0:
+        pytest.skip(f"{module} is not installed for {RUNTIME_PYTHON}")
 
 
 @dataclass
@@ -129,8 +140,11 @@ def runtime_env(app: App, port: int, code_root: str = REPO_ROOT, **extra: str) -
 
 
 class Runtime:
-    def __init__(self, app: App, port: int | None = None, code_root: Path | None = None, **env: str):
+    def __init__(self, app: App, port: int | None = None, code_root: Path | None = None,
+                 open_files: int | None = None, **env: str):
+        """`open_files`: the soft RLIMIT_NOFILE the runtime starts with (None: this process's)."""
         self.app = app
+        self.open_files = open_files
         self.port = port or free_port()
         self.code_root = str(code_root or REPO_ROOT)
         self.env = runtime_env(app, self.port, self.code_root, **env)
@@ -144,8 +158,13 @@ class Runtime:
         self.started = time.monotonic()
         self.proc = subprocess.Popen([RUNTIME_PYTHON, "-m", "packager.runtime.entrypoint"],
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=self.code_root)
+                                     cwd=self.code_root,
+                                     preexec_fn=None if self.open_files is None else self._limit_open_files)
         return self
+
+    def _limit_open_files(self) -> None:  # in the child, before exec
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
 
     def __enter__(self) -> Runtime:  # noqa: PYI034
         return self.start()
@@ -172,6 +191,19 @@ class Runtime:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_records(self) -> list[dict]:
+        """The server's log records: its JSON lines that carry a levelname (as Truss writes them;
+        print() output and the start-up timeline line are left out)."""
+        records = []
+        for line in self.logs().splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and "levelname" in doc:
+                records.append(doc)
+        return records
 
     def timeline(self, timeout: float = 5.0) -> dict:
         """The structured start-up line (written at ready, or at a failed load)."""

@@ -51,6 +51,7 @@ class ServingSettings:
     predict_concurrency: int = 1
     streaming_read_timeout: float = 60.0
     debug_logs: bool = False
+    enable_tracing: bool = False  # runtime.enable_tracing_data: OpenTelemetry spans (tracing.py)
     secret_names: tuple[str, ...] = ()
     environment_variables: dict[str, str] = field(default_factory=dict)
     docker_server: dict[str, Any] | None = None
@@ -71,6 +72,7 @@ class ServingSettings:
             predict_concurrency=max(1, int(runtime.get("predict_concurrency") or 1)),
             streaming_read_timeout=float(runtime.get("streaming_read_timeout") or 60),
             debug_logs=bool(runtime.get("enable_debug_logs")),
+            enable_tracing=bool(runtime.get("enable_tracing_data")),
             secret_names=tuple(str(k) for k in secrets) if isinstance(secrets, dict) else (),
             environment_variables={str(k): _env_text(v) for k, v in env.items()}
             if isinstance(env, dict) else {},

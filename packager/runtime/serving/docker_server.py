@@ -28,6 +28,7 @@ from ..image_paths import RuntimePaths
 from ..prefetch.process import Prefetch
 from ..timeline import Timeline, emit_timeline
 from .app_config import ServingSettings
+from .http_limits import HttpLimits
 from .http_server import HttpServer
 from .proxy import Proxy, RouteMap, request_upstream
 
@@ -142,7 +143,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         routes = RouteMap(self.spec.liveness_endpoint, self.spec.readiness_endpoint, self.spec.predict_endpoint)
         proxy = Proxy(UPSTREAM_HOST, self.spec.server_port, routes, lambda: self._child is not None)
-        server = HttpServer(proxy.handle, "0.0.0.0", self.port)
+        server = HttpServer(proxy.handle, "0.0.0.0", self.port, limits=HttpLimits.from_env())
         await server.start()
         self.timeline.mark("server_listening")
         log.info("Truss routes on port %d -> server port %d", server.port, self.spec.server_port)

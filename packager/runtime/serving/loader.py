@@ -36,6 +36,7 @@ from .app_config import ServingSettings
 from .lazy_data import LazyDataResolver
 from .model_spec import ModelSpec, describe_model
 from .secrets import Secrets
+from .websocket import prepare as prepare_websocket
 
 log = logging.getLogger("pack.loader")
 # Runs an awaitable the model returned on the server's event loop and returns its result.
@@ -168,6 +169,8 @@ def load_model(paths: RuntimePaths, config: dict[str, Any], settings: ServingSet
     mark("init_end")
 
     spec = describe_model(instance)
+    if spec.websocket is not None:
+        prepare_websocket()  # its protocol package: a missing one fails the load, with the fix
     if spec.setup_environment is not None and environment is not None:
         call_maybe_async(spec.setup_environment, run_coroutine, environment)
     if settings.weights_before_load:

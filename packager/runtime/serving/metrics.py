@@ -1,7 +1,9 @@
 """/metrics: the start-up timeline and Truss's model_cache_* names in Prometheus text format.
 
 Written by hand (no prometheus_client, which the image does not need): the values are few and
-fixed once the prefetch has ended. model_cache_* appear once the download finished, as Truss
+fixed once the prefetch has ended. Then the server's request metrics (request_metrics.py, named
+pack_*: Truss's server has none of its own to match), and last the model's own prometheus_client
+metrics (model_metrics.py), as Truss's /metrics shows them. model_cache_* appear once the download finished, as Truss
 publishes them at first collection; unlike Truss, the hidden time is the real overlap.
 
 Mapping of Truss's b10fs_* (its node cache) onto pack's content-addressed cache (PACK_CACHE_DIR):
@@ -17,6 +19,8 @@ from packager import constants
 
 from ..prefetch.process import Prefetch
 from ..timeline import Timeline
+from . import model_metrics
+from .request_metrics import REQUESTS, Histogram, RequestMetrics
 
 TIMELINE_COMMENT = "pack_startup_timeline"
 
@@ -47,6 +51,17 @@ class _Writer:
         self.lines.append(f"{name}_count {len(values)}")
         self.lines.append(f"{name}_sum {_number(sum(values))}")
 
+    def counted_histogram(self, name: str, help_text: str,
+                          series: list[tuple[dict[str, str], Histogram]]) -> None:
+        """A histogram family counted as it went (request_metrics.Histogram), one per label set."""
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        for labels, histogram in series:
+            for bound, count in histogram.cumulative():
+                le = "+Inf" if bound == float("inf") else _number(bound)
+                self.lines.append(f"{name}_bucket{_labels({**labels, 'le': le})} {count}")
+            self.lines.append(f"{name}_count{_labels(labels)} {histogram.count}")
+            self.lines.append(f"{name}_sum{_labels(labels)} {_number(histogram.total)}")
+
 
 def _labels(labels: dict[str, str]) -> str:
     if not labels:
@@ -76,7 +91,25 @@ def render(timeline: Timeline, prefetch: Prefetch | None) -> str:
                 "Download time hidden behind imports and init (wall - blocked)", hidden)
     if prefetch is not None and prefetch.active and prefetch.done:
         _model_cache(w, timeline, prefetch, hidden or 0.0)
-    return "\n".join(w.lines) + "\n"
+    _requests(w, REQUESTS)
+    text = "\n".join(w.lines) + "\n"
+    return text + model_metrics.exposition(model_metrics.names_in(text))
+
+
+def _requests(w: _Writer, requests: RequestMetrics) -> None:
+    w.metric("pack_requests_total", "counter", "Requests answered, by route template and status code",
+             [({"route": route, "status": str(status)}, count)
+              for (route, status), count in sorted(requests.requests.items())])
+    w.counted_histogram("pack_request_duration_seconds",
+                        "Seconds from a request's head to the end of its response (a stream's last chunk)",
+                        [({"route": route}, h) for route, h in sorted(requests.durations.items())])
+    w.gauge("pack_requests_in_flight", "Requests being served now (streams until their end)",
+            requests.in_flight)
+    w.gauge("pack_predict_queued_requests", "Predict calls waiting for a predict_concurrency permit now",
+            requests.queued)
+    w.counted_histogram("pack_predict_queue_wait_seconds",
+                        "Seconds each predict call waited for a predict_concurrency permit",
+                        [({}, requests.queue_wait)])
 
 
 def _model_cache(w: _Writer, timeline: Timeline, prefetch: Prefetch, hidden: float) -> None:

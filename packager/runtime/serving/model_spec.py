@@ -3,8 +3,9 @@
 Argument rules (Truss 0.18.30): predict/preprocess/postprocess take 0 args, 1 (the inputs, or the
 raw request when annotated as a starlette/fastapi Request) or 2 (inputs, then an annotated
 request). With preprocess, predict may not take only the request; postprocess may never take only
-the request. is_healthy takes only self; setup_environment takes one argument. A violation is a
-ModelDefinitionError and fails the load.
+the request. is_healthy takes only self; setup_environment takes one argument. `websocket` replaces
+predict: it takes exactly one argument (the websocket), must be `async def`, and excludes predict,
+preprocess and postprocess. A violation is a ModelDefinitionError and fails the load.
 """
 
 from __future__ import annotations
@@ -132,29 +133,32 @@ def describe_method(model: object, name: str) -> MethodSpec | None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    predict: MethodSpec
+    predict: MethodSpec | None  # None for a websocket model
     preprocess: MethodSpec | None = None
     postprocess: MethodSpec | None = None
     is_healthy: Callable[[], object] | None = None
     setup_environment: Callable[[object], object] | None = None
     openai: dict[str, MethodSpec] = field(default_factory=dict)
+    websocket: MethodSpec | None = None  # served at /v1/websocket (websocket.py)
 
     @property
     def parses_body(self) -> bool:
         """False when the first method sees only the raw request (the body is left unparsed)."""
         first = self.preprocess or self.predict
-        return first.mode != REQUEST
+        return first is not None and first.mode != REQUEST
 
     @property
     def input_model(self) -> type | None:
-        return (self.preprocess or self.predict).input_model
+        first = self.preprocess or self.predict
+        return first.input_model if first is not None else None
 
     def schema(self) -> Schema | None:
         """Truss's /schema document, or None when predict is not typed with pydantic models."""
         input_model = self.input_model
-        if input_model is None:
+        last = self.postprocess or self.predict
+        if input_model is None or last is None:
             return None
-        returned = (self.postprocess or self.predict).return_annotation
+        returned = last.return_annotation
         output_model: type | None = None
         streaming = False
         if pydantic_types.is_model_class(returned):
@@ -176,17 +180,40 @@ class ModelSpec:
         )
 
 
-def describe_model(model: object) -> ModelSpec:
-    if getattr(model, "websocket", None) is not None:
+def describe_websocket(model: object) -> MethodSpec | None:
+    """Truss's rules for `websocket` (model_wrapper.ModelDescriptor.from_model)."""
+    fn = getattr(model, "websocket", None)
+    if fn is None:
+        return None
+    if not callable(fn):
+        raise ModelDefinitionError("`websocket` of the model class is not a method")
+    present = [name for name in ("predict", "preprocess", "postprocess") if getattr(model, name, None) is not None]
+    if present:
         raise ModelDefinitionError(
-            "the model defines `websocket`; pack's runtime does not serve WebSocket models yet "
-            "(serve it with predict, or use docker_server with your own server)")
+            f"the model defines `websocket` and {', '.join(f'`{n}`' for n in present)}: a websocket "
+            f"model does all its work in `websocket` (remove {', '.join(present)})")
+    params = list(inspect.signature(fn).parameters.values())
+    hints = _hints(fn)
+    if len(params) != 1 or is_request_annotation(hints.get(params[0].name, params[0].annotation)):
+        raise ModelDefinitionError(
+            "`websocket` must take exactly one argument besides self, the websocket: "
+            "`async def websocket(self, websocket: fastapi.WebSocket)`")
+    if not inspect.iscoroutinefunction(fn):
+        raise ModelDefinitionError(
+            "`websocket` must be an `async def` (without `yield`): "
+            "`async def websocket(self, websocket: fastapi.WebSocket)`")
+    return MethodSpec(name="websocket", fn=fn, mode=INPUTS, is_coroutine=True, is_async_gen=False,
+                      input_annotation=hints.get(params[0].name), return_annotation=hints.get("return"))
+
+
+def describe_model(model: object) -> ModelSpec:
+    websocket = describe_websocket(model)
     predict = describe_method(model, "predict")
-    if predict is None:
-        raise ModelDefinitionError("the model class has no `predict` method")
+    if predict is None and websocket is None:
+        raise ModelDefinitionError("the model class has no `predict` method (nor `websocket`)")
     preprocess = describe_method(model, "preprocess")
     postprocess = describe_method(model, "postprocess")
-    if preprocess is not None and predict.mode == REQUEST:
+    if preprocess is not None and predict is not None and predict.mode == REQUEST:
         raise ModelDefinitionError(
             "with `preprocess`, `predict` must take the preprocessed inputs (it takes only the request)")
     if postprocess is not None and postprocess.mode == REQUEST:
@@ -202,4 +229,4 @@ def describe_model(model: object) -> ModelSpec:
         spec = describe_method(model, name)
         if spec is not None:
             openai[route] = spec
-    return ModelSpec(predict, preprocess, postprocess, is_healthy, setup_environment, openai)
+    return ModelSpec(predict, preprocess, postprocess, is_healthy, setup_environment, openai, websocket)

@@ -2,18 +2,28 @@
 postprocess, with predict_concurrency permits around predict only (Truss's order).
 
 Sync methods run in a 40-thread pool (Truss's anyio default) so the event loop keeps answering
-probes; async methods run on the loop. A generator result becomes a ChunkStream, drained by its
-own producer (a pool thread for a sync generator, a task for an async one) into a queue, so a
-slow client does not hold the permit: the permit is released when the generator finishes.
+probes; async methods run on the loop. A generator result becomes a ChunkStream: its own producer
+(a pool thread for a sync generator, a task for an async one) runs it ahead of the client into a
+bounded buffer (PACK_STREAM_BUFFER_BYTES, 4 MiB), so a slow client holds the permit only while the
+buffer is full (the permit is released when the generator finishes) and a client that stops
+reading costs no memory. Unlike Truss, whose queue is unbounded, a client that stops reading
+keeps its permit, for PACK_STREAM_STALL_TIMEOUT (60 s) at most: then its generator is closed and
+its stream aborted.
+
+Before each method (preprocess, predict once it has its permit, postprocess) a request whose
+client has disconnected is skipped (Truss answers 499 then), so a request queued behind
+predict_concurrency does not run predict for nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,16 +36,36 @@ if TYPE_CHECKING:  # TypeGuard is Python 3.10+, GeneratorType[...] 3.13+: only a
     # A generator the model returned: it yields the chunks (str or bytes, or the stream fails).
     UserStream = Union[GeneratorType[object, Any, Any], AsyncGeneratorType[object, Any]]
 
+from packager import constants
+
+from ..image_paths import env_float
 from .http_errors import MODEL_ERROR_MESSAGE
+from . import tracing
 from .model_spec import MethodSpec, ModelDefinitionError, ModelSpec
+from .request_metrics import TimedSemaphore
 
 log = logging.getLogger("pack.model")
 SYNC_THREADS = 40
+STREAM_BUFFER_BYTES = 4 * 1024 * 1024
+STREAM_STALL_SECONDS = 60.0
+CHUNK_OVERHEAD = 64  # what a buffered chunk costs besides its bytes: tiny chunks are bounded too
 _CHUNK, _END, _ERROR = "chunk", "end", "error"
 
 
 class ModelError(Exception):
     """User code raised; the traceback is already logged, the client gets a generic 500."""
+
+
+class StreamTimeout(Exception):
+    """No chunk within streaming_read_timeout. Not TimeoutError: that is an OSError, which the
+    server takes for the client going away."""
+
+
+class ClientDisconnected(Exception):
+    """The client went away before a model method ran: the method is skipped (Truss's 499)."""
+
+    def __init__(self, step: str):
+        super().__init__(f"Client disconnected, skipping `{step}`.")
 
 
 class HTTPExceptionLike(Protocol):
@@ -79,95 +109,261 @@ class UserResponse:
     release: Callable[[], None]  # held until a streaming response is fully sent
 
 
-# What the producer hands the consumer: (_CHUNK, what the generator yielded), (_END, None) or
-# (_ERROR, the exception it raised).
+# What the producer hands the consumer: (_CHUNK, the bytes of what the generator yielded),
+# (_END, None) or (_ERROR, the exception it raised).
 _Message = tuple[str, Any]
 
 
 class ChunkStream:
+    """The model's generator, run ahead of the client by at most `capacity` buffered bytes.
+
+    A sync generator runs in a pool thread while the buffer has room and parks when it is full:
+    its thread goes back to the pool, so a client that stops reading holds neither memory nor a
+    thread; the consumer resumes it once the buffer is half empty. An async generator runs in a
+    task that awaits room. `cancel()` (the client went away, the stream failed or timed out, or it
+    was never sent) drops the buffer and closes the generator at once, or, while a sync generator
+    is inside next(), as soon as next() returns. `on_done` runs once, on the loop, when the
+    generator has finished or been closed: the predict permit is held until then.
+    """
+
     def __init__(self, gen: UserStream, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor,
-                 read_timeout: float, on_done: Callable[[], None]):
-        self._gen = gen
+                 read_timeout: float, on_done: Callable[[], None], capacity: int | None = None,
+                 stall_timeout: float | None = None):
+        self._gen: UserStream | None = gen
         self._loop = loop
         self._executor = executor
         self._timeout = read_timeout
-        self._on_done = on_done
-        self._queue: asyncio.Queue[_Message] = asyncio.Queue()
-        self._stop = threading.Event()
-        self._task: asyncio.Future[None] | None = None
-        self._first: _Message | None = None
+        self._on_done: Callable[[], None] | None = on_done
+        self._capacity = capacity or stream_buffer_bytes()
+        self._stall_timeout = stall_timeout or env_float(constants.PACK_STREAM_STALL_TIMEOUT, STREAM_STALL_SECONDS)
+        self._stall: asyncio.TimerHandle | None = None  # armed while the buffer is full
+        self._lock = threading.Lock()  # guards the fields below: a sync producer is in a thread
+        self._buffer: deque[_Message] = deque()
+        self._buffered = 0  # what _buffer costs, in bytes
+        self._waiter: asyncio.Future[None] | None = None  # the consumer, waiting for a message
+        self._room: asyncio.Future[None] | None = None  # an async producer, waiting for room
+        self._parked = False  # a sync producer stopped for room (no thread runs it)
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        # The request's context (its log fields, its span) for a sync generator's thread (a copy
+        # each time: the thread that parked may not have left it yet); a task copies it itself.
+        self._context = contextvars.copy_context()
 
     def start(self) -> ChunkStream:
         gen = self._gen
         if isinstance(gen, AsyncGeneratorType):
-            self._task = self._loop.create_task(self._drain_async(gen))
+            self._task = self._loop.create_task(self._produce_async(gen))
         else:
-            self._task = self._loop.run_in_executor(self._executor, self._drain_sync, gen)
+            self._executor.submit(self._context.copy().run, self._produce_sync)
         return self
 
-    async def _drain_async(self, gen: AsyncGeneratorType[object, Any]) -> None:
-        try:
-            async for item in gen:
-                self._queue.put_nowait((_CHUNK, item))
-            self._queue.put_nowait((_END, None))
-        except asyncio.CancelledError:
-            self._queue.put_nowait((_END, None))
-        except Exception as exc:  # noqa: BLE001 - delivered to the consumer
-            self._queue.put_nowait((_ERROR, exc))
-        finally:
-            self._on_done()
-
-    def _drain_sync(self, gen: GeneratorType[object, Any, Any]) -> None:
-        def put(message: _Message) -> None:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
-
-        try:
-            for item in gen:
-                put((_CHUNK, item))
-                if self._stop.is_set():
-                    gen.close()
+    # --- producer ------------------------------------------------------------------------------
+    def _produce_sync(self) -> None:
+        """In a pool thread: pull chunks until the buffer is full (park), the generator ends or
+        the stream is cancelled (close the generator here, where it ran)."""
+        gen = self._gen
+        assert isinstance(gen, GeneratorType)
+        while True:
+            with self._lock:
+                if self._stopped:
                     break
-            put((_END, None))
-        except Exception as exc:  # noqa: BLE001 - delivered to the consumer
-            put((_ERROR, exc))
-        finally:
-            self._loop.call_soon_threadsafe(self._on_done)
+                if self._buffered >= self._capacity:
+                    self._parked = True
+                    self._loop.call_soon_threadsafe(self._arm_stall)
+                    return
+            message = _pull_sync(gen)
+            if not self._put(message, threadsafe=True) or message[0] != _CHUNK:
+                break
+        self._close_sync(gen)
 
-    async def _next(self) -> _Message:
+    def _close_sync(self, gen: GeneratorType[object, Any, Any]) -> None:
         try:
-            return await asyncio.wait_for(self._queue.get(), self._timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"the model produced no chunk for {self._timeout:g} s "
-                               "(runtime.streaming_read_timeout)") from None
+            gen.close()  # runs the generator's finally blocks; nothing when it has ended
+        except Exception:
+            log.exception("closing the streamed generator raised")
+        try:
+            self._loop.call_soon_threadsafe(self._done)
+        except RuntimeError:  # the loop has closed: the server is gone
+            pass
 
-    async def first(self) -> None:
-        """Wait for the first chunk, so a generator failing at once still gets a proper 500."""
-        kind, item = self._first = await self._next()
-        if kind == _ERROR:
-            log.error("%s (in the streamed predict result)", MODEL_ERROR_MESSAGE, exc_info=item)
-            raise ModelError(str(item)) from item
+    async def _produce_async(self, gen: AsyncGeneratorType[object, Any]) -> None:
+        try:
+            while True:
+                if self._buffered >= self._capacity:
+                    self._room = self._loop.create_future()
+                    self._arm_stall()
+                    await self._room
+                    continue
+                message = await _pull_async(gen)
+                if not self._put(message) or message[0] != _CHUNK:
+                    break
+        except asyncio.CancelledError:
+            pass  # cancel(): close the generator below
+        finally:
+            self._room = None
+            try:
+                await gen.aclose()
+            except Exception:
+                log.exception("closing the streamed generator raised")
+            self._done()
+
+    def _put(self, message: _Message, threadsafe: bool = False) -> bool:
+        """Hand a message to the consumer; False once the stream is cancelled (dropped then)."""
+        with self._lock:
+            stopped = self._stopped
+            waiter = None
+            if not stopped:
+                self._buffer.append(message)
+                self._buffered += _cost(message)
+                waiter, self._waiter = self._waiter, None
+        if stopped:
+            if message[0] == _ERROR:
+                log.warning("the streamed generator raised after its stream was closed: %s: %s",
+                            type(message[1]).__name__, message[1])
+            return False
+        if waiter is not None:
+            if threadsafe:
+                self._loop.call_soon_threadsafe(_wake, waiter)
+            else:
+                _wake(waiter)
+        return True
+
+    def _done(self) -> None:
+        """The generator has ended or been closed: release the permit; drop every reference."""
+        on_done, self._on_done = self._on_done, None
+        self._gen = self._task = None
+        self._disarm_stall()
+        if on_done is not None:
+            on_done()
+
+    def _arm_stall(self) -> None:
+        """The buffer is full (on the loop): the client must take a chunk within the stall timeout."""
+        with self._lock:
+            full = self._parked or self._room is not None
+        if full and self._stall is None and not self._stopped:
+            self._stall = self._loop.call_later(self._stall_timeout, self._stalled)
+
+    def _disarm_stall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _stalled(self) -> None:
+        self._stall = None
+        log.warning("the client read nothing of a full stream buffer for %g s "
+                    "(PACK_STREAM_STALL_TIMEOUT): its generator is closed, its stream aborted",
+                    self._stall_timeout)
+        self.cancel()
+
+    # --- consumer ------------------------------------------------------------------------------
+    async def _next(self) -> _Message:
+        waited = False
+        while True:
+            message: _Message | None = None
+            resume, room = False, None
+            with self._lock:
+                if self._buffer:
+                    message = self._buffer.popleft()
+                    self._buffered -= _cost(message)
+                    if self._buffered <= self._capacity // 2:
+                        resume, self._parked = self._parked, False
+                        room, self._room = self._room, None
+                        if room is not None:
+                            _wake(room)
+                elif self._stopped:
+                    raise RuntimeError("the stream was cancelled")
+                elif waited:
+                    raise StreamTimeout(f"the model produced no chunk for {self._timeout:g} s "
+                                       "(runtime.streaming_read_timeout)")
+                else:
+                    waiter = self._waiter = self._loop.create_future()
+            if message is not None:
+                if resume or room is not None:
+                    self._disarm_stall()
+                if resume:
+                    self._executor.submit(self._context.copy().run, self._produce_sync)
+                return message
+            try:
+                await asyncio.wait_for(waiter, self._timeout)
+            except asyncio.TimeoutError:
+                waited = True  # look once more: a message may have come with the timeout
+                with self._lock:
+                    if self._waiter is waiter:
+                        self._waiter = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        pending = self._first
-        self._first = None
         while True:
-            kind, item = pending if pending is not None else await self._next()
-            pending = None
+            kind, item = await self._next()
             if kind == _END:
                 return
             if kind == _ERROR:
-                log.error("%s (the model raised mid-stream)", MODEL_ERROR_MESSAGE, exc_info=item)
-                raise item
-            yield to_bytes(item)
+                log.error("%s (the streamed result failed)", MODEL_ERROR_MESSAGE, exc_info=item)
+                reason = f"{type(item).__name__}: {item}"
+                item = None  # no frame keeps the exception (and its traceback's frames) alive
+                raise ModelError(reason)
+            yield item
 
     def cancel(self) -> None:
-        """The client went away: stop producing (a sync generator stops at its next yield)."""
-        self._stop.set()
-        if self._task is not None and inspect.isasyncgen(self._gen):
+        """Stop producing, drop what is buffered, close the generator (on the loop; a second call,
+        or one after the generator ended, does nothing more)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._buffer.clear()
+            self._buffered = 0
+            parked, self._parked = self._parked, False
+            waiter, self._waiter = self._waiter, None
+        self._disarm_stall()
+        if waiter is not None:
+            _wake(waiter)
+        if self._task is not None:
             self._task.cancel()
+        elif parked and isinstance(self._gen, GeneratorType):
+            try:
+                self._executor.submit(self._context.copy().run, self._close_sync, self._gen)
+            except RuntimeError:  # the pool has shut down (a retired instance): close it here
+                self._close_sync(self._gen)
 
     async def gather_text(self) -> str:
-        return b"".join([chunk async for chunk in self.chunks()]).decode("utf-8")
+        try:
+            return b"".join([chunk async for chunk in self.chunks()]).decode("utf-8")
+        finally:
+            self.cancel()
+
+
+def stream_buffer_bytes() -> int:
+    """How far a streamed generator may run ahead of its client (PACK_STREAM_BUFFER_BYTES)."""
+    return max(1, int(env_float(constants.PACK_STREAM_BUFFER_BYTES, STREAM_BUFFER_BYTES)))
+
+
+def _cost(message: _Message) -> int:
+    return len(message[1]) + CHUNK_OVERHEAD if message[0] == _CHUNK else 0
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _pull_sync(gen: GeneratorType[object, Any, Any]) -> _Message:
+    # A function of its own: the traceback of a caught exception holds this frame, which must
+    # not hold the exception in turn (a reference cycle kept until a full collection).
+    try:
+        return _CHUNK, to_bytes(next(gen))
+    except StopIteration:
+        return _END, None
+    except Exception as exc:  # noqa: BLE001 - delivered to the consumer
+        return _ERROR, exc
+
+
+async def _pull_async(gen: AsyncGeneratorType[object, Any]) -> _Message:
+    try:
+        return _CHUNK, to_bytes(await gen.__anext__())
+    except StopAsyncIteration:
+        return _END, None
+    except Exception as exc:  # noqa: BLE001 - delivered to the consumer
+        return _ERROR, exc
 
 
 def to_bytes(chunk: Any) -> bytes:
@@ -176,6 +372,12 @@ def to_bytes(chunk: Any) -> bytes:
     if isinstance(chunk, (bytes, bytearray, memoryview)):
         return bytes(chunk)
     raise TypeError(f"streamed chunks must be str or bytes, got {type(chunk).__name__}")
+
+
+def _skip_if_gone(disconnected: Callable[[], bool], spec: MethodSpec) -> None:
+    if disconnected():
+        log.warning("Client disconnected, skipping `%s`.", spec.name)  # Truss's words
+        raise ClientDisconnected(spec.name)
 
 
 class Pipeline:
@@ -187,7 +389,7 @@ class Pipeline:
         self.spec = spec
         self._loop = loop
         self._executor = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="model")
-        self._permits = asyncio.Semaphore(concurrency)
+        self._permits = TimedSemaphore(concurrency)  # counts the wait for a permit (/metrics)
         self._read_timeout = read_timeout
         self._held = 0
         self._retired: Callable[[], None] | None = None
@@ -224,13 +426,19 @@ class Pipeline:
             on_closed()
 
     async def call(self, spec: MethodSpec, args: tuple[object, ...]) -> object:
+        """Call a model method, inside its span when tracing is on (tracing.py)."""
+        return await tracing.traced(spec.name, self._call(spec, args))
+
+    async def _call(self, spec: MethodSpec, args: tuple[object, ...]) -> object:
         """Call a model method; user exceptions are logged and re-raised as ModelError."""
         try:
             if spec.is_coroutine:
                 return await spec.fn(*args)
             if spec.is_async_gen:
                 return spec.fn(*args)
-            return await self._loop.run_in_executor(self._executor, functools.partial(spec.fn, *args))
+            # In the request's context (log request id, trace context), as Truss's to_thread runs it.
+            return await self._loop.run_in_executor(self._executor, functools.partial(
+                contextvars.copy_context().run, spec.fn, *args))
         except Exception as exc:
             if is_http_exception(exc):
                 log.warning("the model raised HTTPException(%s): %s", exc.status_code, exc.detail)
@@ -244,13 +452,19 @@ class Pipeline:
             return await fn(*args)
         return await self._loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
-    async def predict(self, inputs: object, request: object) -> Value | ChunkStream | UserResponse:
+    async def predict(self, inputs: object, request: object,
+                      disconnected: Callable[[], bool] = lambda: False) -> Value | ChunkStream | UserResponse:
+        """`disconnected` says whether the client has gone (checked before each method)."""
         spec = self.spec
+        if spec.predict is None:  # a websocket model: the routes answer 404 before this
+            raise ModelDefinitionError("the model has no `predict`: it serves WebSocket connections")
         if spec.preprocess is not None:
+            _skip_if_gone(disconnected, spec.preprocess)
             inputs = await self.call(spec.preprocess, spec.preprocess.args(inputs, request))
         await self._permits.acquire()
         handed_over = False
         try:
+            _skip_if_gone(disconnected, spec.predict)  # it may have waited long for its permit
             result = await self.call(spec.predict, spec.predict.args(inputs, request))
             if (is_stream(result) or is_response(result)) and spec.postprocess is not None:
                 raise ModelDefinitionError(
@@ -263,30 +477,26 @@ class Pipeline:
                 return UserResponse(result, lambda: None)
             if is_stream(result):
                 handed_over = True  # the producer releases the permit when the generator ends
-                stream = ChunkStream(result, self._loop, self._executor, self._read_timeout,
-                                     self._permits.release).start()
-                try:
-                    await stream.first()
-                except BaseException:
-                    stream.cancel()
-                    raise
-                return stream
+                # Not waiting for the first chunk: the status and headers go out at once.
+                return ChunkStream(result, self._loop, self._executor, self._read_timeout,
+                                   self._permits.release).start()
         finally:
             if not handed_over:
                 self._permits.release()
         if spec.postprocess is not None:
+            _skip_if_gone(disconnected, spec.postprocess)
             result = await self.call(spec.postprocess, spec.postprocess.args(result, request))
         return Value(result)
 
-    async def unlimited(self, spec: MethodSpec, inputs: object, request: object) -> Value | ChunkStream | UserResponse:
+    async def unlimited(self, spec: MethodSpec, inputs: object, request: object,
+                        disconnected: Callable[[], bool] = lambda: False) -> Value | ChunkStream | UserResponse:
         """The OpenAI-style routes: the same-named method, outside predict_concurrency."""
+        _skip_if_gone(disconnected, spec)
         result = await self.call(spec, spec.args(inputs, request))
         if is_response(result):
             return UserResponse(result, lambda: None)
         if is_stream(result):
-            stream = ChunkStream(result, self._loop, self._executor, self._read_timeout, lambda: None).start()
-            await stream.first()
-            return stream
+            return ChunkStream(result, self._loop, self._executor, self._read_timeout, lambda: None).start()
         return Value(result)
 
     def close(self) -> None:

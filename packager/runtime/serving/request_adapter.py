@@ -4,13 +4,20 @@ When the annotation is starlette's or fastapi's Request and that package is inst
 be, for model.py to import it), the method gets a real instance of that class built on an ASGI
 scope, so every attribute behaves as under Truss. Otherwise it gets RuntimeRequest, which offers
 the commonly used subset with the same names.
+
+Both answer `await request.is_disconnected()` from the connection itself, while the request waits
+for its permit and while predict runs, and offer Truss's `request.state.watch_disconnect()`: a
+context manager yielding a threading.Event set when the client goes (for sync code in a thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 from collections.abc import Awaitable, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -49,7 +56,9 @@ class RuntimeRequest:
         self.query_params = dict(parse_qsl(request.query, keep_blank_values=True))
         self.path_params: dict[str, str] = {}
         self.client = _Address(request.client)
-        self.scope = asgi_scope(request)
+        state = request_state(request)
+        self.scope = {**asgi_scope(request), "state": state}
+        self.state = SimpleNamespace(**state)
 
     async def body(self) -> bytes:
         return self._request.body
@@ -81,18 +90,52 @@ def asgi_scope(request: HttpRequest) -> dict[str, object]:
     }
 
 
+def request_state(request: HttpRequest) -> dict[str, Any]:
+    """What Truss puts in `request.state` (called on the serving loop)."""
+    return {"watch_disconnect": disconnect_watcher(request, asyncio.get_running_loop())}
+
+
+DISCONNECT_POLL_SECONDS = 0.1
+
+
+def disconnect_watcher(request: HttpRequest, loop: asyncio.AbstractEventLoop) -> Callable[[], Any]:
+    """Truss's `request.state.watch_disconnect`: with it, code in any thread gets an Event that
+    is set once the client has gone (the loop looks every DISCONNECT_POLL_SECONDS)."""
+
+    @contextlib.contextmanager
+    def watch_disconnect() -> Iterator[threading.Event]:
+        disconnected = threading.Event()
+
+        async def watch() -> None:
+            while not request.is_disconnected():
+                await asyncio.sleep(DISCONNECT_POLL_SECONDS)
+            disconnected.set()
+
+        watching = asyncio.run_coroutine_threadsafe(watch(), loop)
+        try:
+            yield disconnected
+        finally:
+            watching.cancel()
+
+    return watch_disconnect
+
+
 def _asgi_receive(request: HttpRequest) -> Callable[[], Awaitable[dict[str, object]]]:
     sent = False
 
     async def receive() -> dict[str, object]:
         nonlocal sent
+        # Disconnect first: starlette's is_disconnected() takes one message, and must not be told
+        # "a body" by a request whose client has gone.
+        if request.is_disconnected():
+            return {"type": "http.disconnect"}
         if not sent:
             sent = True
             return {"type": "http.request", "body": request.body, "more_body": False}
-        if request.is_disconnected():
-            return {"type": "http.disconnect"}
-        # Nothing more will arrive; starlette polls this under a cancelled scope, so park here.
-        await asyncio.Event().wait()
+        # Nothing more will arrive. starlette polls this under a cancelled scope (cancelled at
+        # the first await); a caller waiting for the disconnect gets it.
+        while not request.is_disconnected():
+            await asyncio.sleep(DISCONNECT_POLL_SECONDS)
         return {"type": "http.disconnect"}
 
     return receive
@@ -103,7 +146,13 @@ def make_request(annotation: object, request: HttpRequest) -> object:
     if isinstance(annotation, type) and any(
             c.__module__.split(".")[0] in ("starlette", "fastapi") for c in annotation.__mro__):
         try:
-            return annotation(asgi_scope(request), _asgi_receive(request))
+            instance = annotation({**asgi_scope(request), "state": request_state(request)},
+                                  _asgi_receive(request))
         except Exception:  # noqa: BLE001, S110 - an incompatible starlette: use the subset
             pass
+        else:
+            # The body is read already, as under Truss (its endpoint reads it before the model
+            # runs): body() and json() never wait on receive(), which is_disconnected() may use.
+            instance._body = request.body
+            return instance
     return RuntimeRequest(request)

@@ -8,6 +8,7 @@ to Truss's status codes and error headers.
     GET  /v1/models/{name}/schema            pydantic schema; 404 when untyped
     POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v1/responses
     GET  /metrics                            Prometheus text
+    GET  /v1/websocket (Upgrade)             the model's websocket (websocket.py)
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..prefetch.process import Prefetch
 from ..timeline import Timeline
-from . import metrics, pydantic_types, serialization
+from . import metrics, pydantic_types, serialization, websocket
 from .http_errors import (
     CLIENT,
     DOWNSTREAM,
@@ -35,6 +36,7 @@ from .http_server import HttpRequest, HttpResponse, Response, StreamResponse
 from .model_spec import OPENAI_METHODS, REQUEST, MethodSpec, ModelDefinitionError
 from .pipeline import (
     ChunkStream,
+    ClientDisconnected,
     ModelError,
     Pipeline,
     UserResponse,
@@ -54,6 +56,7 @@ class ServerState(Protocol):
 
     ready: bool
     pipeline: Pipeline | None
+    config: dict[str, Any]
     timeline: Timeline
     prefetch: Prefetch
 
@@ -69,12 +72,15 @@ def _plain_error(status: int, detail: str) -> HttpResponse:
 class TrussRoutes:
     def __init__(self, state: ServerState):
         self._state = state
+        self.websockets = websocket.WebSocketSessions()
 
     async def handle(self, req: HttpRequest) -> Response:
         try:
             return await self._dispatch(req)
         except HttpError as exc:
             return exc.response()
+        except ClientDisconnected as exc:  # Truss: HTTPException(499); the client is gone anyway
+            return error_response(499, str(exc), DOWNSTREAM)
         except ModelError:
             return error_response(500, MODEL_ERROR_MESSAGE, DOWNSTREAM)
         except ModelDefinitionError as exc:
@@ -103,6 +109,8 @@ class TrussRoutes:
             if spec is None:
                 raise HttpError(404, f"the model does not implement `{OPENAI_METHODS[path]}`", CLIENT)
             return await self._predict(req, spec)
+        if path == websocket.ROUTE and method == "GET":
+            return self._websocket(req)
         if path.startswith("/v1/models/"):
             rest = path[len("/v1/models/"):]
             name, colon, action = rest.partition(":")
@@ -152,6 +160,12 @@ class TrussRoutes:
             raise HttpError(404, "No schema found", DOWNSTREAM)
         return _json(schema)
 
+    def _websocket(self, req: HttpRequest) -> Response:
+        pipeline = self._pipeline()
+        method = pipeline.spec.websocket
+        return self.websockets.handle(req, method.fn if method is not None else None,
+                                      websocket.WebSocketSettings.from_config(self._state.config), pipeline.hold)
+
     # --- predict -------------------------------------------------------------------------------
     async def _predict(self, req: HttpRequest, openai: MethodSpec | None) -> Response:
         pipeline = self._pipeline()
@@ -181,14 +195,17 @@ class TrussRoutes:
         spec = pipeline.spec
         binary = (req.headers.get("content-type") or "").split(";")[0].strip().lower() == BINARY
         first = openai or spec.preprocess or spec.predict
+        if first is None:
+            raise HttpError(404, f"the model defines `websocket` and no `predict`: connect to "
+                                 f"{websocket.ROUTE} with a WebSocket client", CLIENT)
         methods = [openai] if openai else [spec.preprocess, spec.predict, spec.postprocess]
         request_type = next((m.request_type for m in methods if m is not None and m.request_type), None)
         request = make_request(request_type, req) if request_type is not None else None
         inputs = self._parse(req, binary, first.input_model) if first.mode != REQUEST else None
         if openai is not None:
-            outcome = await pipeline.unlimited(openai, inputs, request)
+            outcome = await pipeline.unlimited(openai, inputs, request, req.is_disconnected)
         else:
-            outcome = await pipeline.predict(inputs, request)
+            outcome = await pipeline.predict(inputs, request, req.is_disconnected)
         return await self._respond(outcome, req, binary)
 
     @staticmethod
@@ -214,8 +231,10 @@ class TrussRoutes:
             agent = (req.headers.get("user-agent") or "").lower()
             if "application/json" in accept and "openai" not in agent:
                 return _json(await outcome.gather_text())
+            # Sent at once, before the first chunk; closing it (sent, failed or the client gone)
+            # closes the generator, which a HEAD or an abort would otherwise leave parked.
             return StreamResponse(200, outcome.chunks(), content_type=BINARY,
-                                  on_close=lambda done: None if done else outcome.cancel())
+                                  on_close=lambda _: outcome.cancel())
         if isinstance(outcome, UserResponse):
             return _user_response(outcome)
         result = outcome.result
@@ -254,9 +273,19 @@ def _user_response(outcome: UserResponse) -> Response:
 
 
 async def _encoded(iterator: AsyncIterable[str | bytes] | Iterable[str | bytes]) -> AsyncIterator[bytes]:
-    if hasattr(iterator, "__aiter__"):
-        async for chunk in iterator:
-            yield chunk.encode() if isinstance(chunk, str) else chunk
-    else:
-        for chunk in iterator:
-            yield chunk.encode() if isinstance(chunk, str) else chunk
+    """A returned StreamingResponse's body, pulled as the client reads (nothing runs ahead), its
+    iterator closed when the response ends, the client gone included (not left to the GC)."""
+    try:
+        if hasattr(iterator, "__aiter__"):
+            async for chunk in iterator:
+                yield chunk.encode() if isinstance(chunk, str) else chunk
+        else:
+            for chunk in iterator:
+                yield chunk.encode() if isinstance(chunk, str) else chunk
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        close = getattr(iterator, "close", None)
+        if aclose is not None:
+            await aclose()
+        elif close is not None:
+            close()

@@ -54,6 +54,8 @@ def parse_json(body: bytes) -> object:
         return json.loads(body)
     except ValueError as exc:  # JSONDecodeError and undecodable bytes alike
         raise HttpError(400, f"Invalid JSON payload: {exc}", CLIENT) from None
+    except RecursionError:  # a client's input, not a server fault: `[[[[...` a hundred thousand deep
+        raise HttpError(400, "Invalid JSON payload: nested too deeply", CLIENT) from None
 
 
 # --- msgpack ------------------------------------------------------------------------------------

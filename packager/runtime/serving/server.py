@@ -33,9 +33,11 @@ from ..image_paths import RuntimePaths, env_float
 from ..prefetch.process import Prefetch
 from ..timeline import Timeline, emit_timeline
 from .app_config import ServingSettings
+from .http_limits import HttpLimits
 from .http_server import HttpServer
 from .loader import LoadedModel, load_model, read_environment
 from .missing_module import explain as explain_missing_module
+from .observe import observe
 from .pipeline import Pipeline
 from .routes import TrussRoutes
 
@@ -86,7 +88,8 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.first_load_done = asyncio.Event()
-        server = HttpServer(TrussRoutes(self).handle, self.host, self.port)
+        routes = TrussRoutes(self)
+        server = HttpServer(observe(routes.handle), self.host, self.port, limits=HttpLimits.from_env())
         await server.start()
         self.timeline.mark("server_listening")
         log.info("serving Truss routes on %s:%d", self.host, server.port)
@@ -103,6 +106,8 @@ class ModelServer:
         timeout = env_float(constants.PACK_SHUTDOWN_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT)
         log.info("shutting down: draining %d request(s) in flight (up to %g s)",
                  server.active_requests, timeout)
+        if routes.websockets.close_all():  # as uvicorn does: 1012, then their handlers end
+            log.info("closing %d WebSocket session(s) (1012 service restart)", len(routes.websockets))
         drained = await server.shutdown(timeout)
         if not drained:
             log.warning("requests still running after %g s; exiting anyway", timeout)

@@ -22,6 +22,7 @@ from packager import constants
 from ..image_paths import RuntimePaths
 from ..prefetch.process import Prefetch
 from ..timeline import Timeline
+from . import log_format
 from .app_config import ConfigUnavailable, ServingSettings, load_config
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ log = logging.getLogger("pack.entrypoint")
 
 
 def configure_logging(debug: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_format.formatter(sys.stderr))  # JSON lines, as Truss writes them
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
 
 
 def server_port(default: int) -> int:
@@ -64,7 +66,9 @@ def serve(paths: RuntimePaths, timeline: Timeline, prefetch: Prefetch,
 
         return run_docker_server(paths, settings, timeline, prefetch)
 
+    from . import tracing
     from .server import ModelServer
 
+    tracing.configure(settings.enable_tracing)
     port = server_port(constants.DEFAULT_SERVER_PORT)
     return ModelServer(paths, config, settings, timeline, prefetch, port, dev_control=dev_control).run()

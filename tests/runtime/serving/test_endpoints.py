@@ -150,6 +150,15 @@ def test_invalid_json_is_400_with_client_error_headers(served):
     assert headers["content-type"] == "application/json"
 
 
+def test_json_nested_beyond_the_recursion_limit_is_400_and_the_server_still_answers(served):
+    rt, _ = served
+    deep = b"[" * 100_000 + b"]" * 100_000
+    status, headers, body = rt.request("POST", "/v1/models/model:predict", deep)
+    assert (status, headers["x-baseten-error-code"]) == (400, "700")
+    assert b"nested too deeply" in body
+    assert rt.request("POST", "/v1/models/model:predict", {"a": 1})[0] == 200
+
+
 def test_model_exception_is_500_with_generic_message_and_traceback_in_log(served):
     rt, _ = served
     status, headers, body = rt.request("POST", "/v1/models/model:predict", {"fail": "error"})

@@ -72,7 +72,7 @@ SLOW_PREDICT = """
      "ModelDefinitionError: `predict` takes 3 arguments"),
     ("class Model:\n    def load(self):\n        pass\n", {}, "has no `predict` method"),
     ("raise ImportError('torch is missing')\n", {}, "ImportError: torch is missing"),
-    ("class Model:\n    async def websocket(self, ws):\n        pass\n", {}, "does not serve WebSocket models"),
+    ("class Model:\n    def websocket(self, ws):\n        pass\n", {}, "`websocket` must be an `async def`"),
     (None, {"model_class_filename": "absent.py"}, "absent.py does not exist"),
 ])
 def test_a_failed_load_exits_non_zero_with_the_reason(tmp_path, runtimes, code, config, reason):

@@ -39,7 +39,7 @@ def test_a_top_level_import_names_module_file_line_and_pip_name(tmp_path, runtim
     assert f"missing module `cv2`, imported at {model_py}:2: import cv2" in logs
     assert "fix: add `opencv-python` (the pip name of `cv2`) to `requirements` in config.yaml" in logs
     # The explanation is the last thing logged before the timeline, and the timeline carries it.
-    assert logs.rstrip().splitlines()[-2].startswith("fix: add `opencv-python`")
+    assert rt.log_records()[-1]["message"].splitlines()[-1].startswith("fix: add `opencv-python`")
     assert "opencv-python" in rt.timeline()["failure"]
 
 

@@ -114,8 +114,20 @@ def test_exception_mid_stream_aborts_the_response(served):
     assert served.request("GET", "/v1/models/model")[0] == 200  # the server keeps serving
 
 
-def test_exception_before_the_first_chunk_is_a_500(served):
-    status, _, body = served.request("POST", "/v1/models/model:predict", {"mode": "fail_first"})
+def test_exception_before_the_first_chunk_aborts_the_stream_already_started(served):
+    # The status goes out before the first chunk (as Truss's does), so a generator that fails at
+    # once ends the stream like a failure mid-way: aborted, no terminating chunk.
+    conn, resp = _stream(served, {"mode": "fail_first"})
+    assert resp.status == 200
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        resp.read()
+    conn.close()
+    assert "generator broke at once" in served.logs()
+
+
+def test_exception_in_a_gathered_stream_is_a_500(served):
+    status, _, body = served.request("POST", "/v1/models/model:predict", {"mode": "fail_first"},
+                                     headers={"Accept": "application/json"})
     assert status == 500
     assert body == b'{"error": "Internal Server Error (in model/chainlet)."}'
 
