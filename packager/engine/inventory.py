@@ -4,13 +4,17 @@ through these (the real backends over the docker API here, FakeEngine in memory)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from packager.engine.containers import DockerContainer
 from packager.engine.docker_api import open_client
 from packager.errors import EngineError
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,29 @@ def list_images(labels: Mapping[str, str]) -> list[ImageInfo]:
     """Local images carrying all of `labels` (tagged or not), oldest first."""
     found = _ask("list images", lambda c: c.api.images(filters=_label_filter(labels))) or []
     infos = [ImageInfo(i["Id"], tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
-                       float(i.get("Created") or 0), int(i.get("Size") or 0), dict(i.get("Labels") or {}))
+                       _created(i), int(i.get("Size") or 0), dict(i.get("Labels") or {}))
              for i in found]
     return sorted(infos, key=lambda i: (i.created, i.id))
+
+
+def _created(image: Mapping[str, Any]) -> float:
+    """When the image was made, to the nanosecond: the list answers whole seconds, and two
+    builds of one truss often fall in the same second (which of them is newest decides what
+    `pack cleanup --keep` keeps)."""
+    listed = float(image.get("Created") or 0)
+    attrs: dict[str, Any] = _ask("inspect an image", lambda c: dict(c.api.inspect_image(image["Id"])), gone={}) or {}
+    return precise_time(str(attrs.get("Created") or "")) or listed
+
+
+def precise_time(text: str) -> float | None:
+    """Seconds since the epoch of Docker's RFC 3339 time ("2026-12-07T21:35:01.123456789Z");
+    None for anything else."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        return None
+    whole, fraction, zone = match.groups()
+    stamp = datetime.fromisoformat(whole + (zone.replace("Z", "+00:00") if zone else "+00:00"))
+    return stamp.timestamp() + (float("0." + fraction) if fraction else 0.0)
 
 
 def remove_image(ref: str) -> None:

@@ -4,8 +4,11 @@ request, refused with the fix on an engine without the NVIDIA runtime (FakeEngin
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from chains.framework import registry
 from packager import api, runner
 from packager.chains_codegen import render_chain
 from packager.engine import BuiltImage, FakeEngine, GpuRequest
@@ -35,11 +38,20 @@ class Front(chains.ChainletBase):
 
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def plans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    # Module-scoped, so outside the per-test registry isolation: its chainlets (Embedder, Front)
+    # are forgotten here, or a later test's chain with the same class names would be refused.
+    by_name, descriptors = dict(registry.by_name), dict(registry.descriptors)
     source = tmp_path_factory.mktemp("chain") / "gpu_chain.py"
     source.write_text(CHAIN)
-    chain = render_chain(source, tmp_path_factory.mktemp("out"))
-    return {c.name: api.plan(c.path)[1] for c in chain.chainlets}
+    try:
+        chain = render_chain(source, tmp_path_factory.mktemp("out"))
+        yield {c.name: api.plan(c.path)[1] for c in chain.chainlets}
+    finally:
+        registry.by_name.clear()
+        registry.by_name.update(by_name)
+        registry.descriptors.clear()
+        registry.descriptors.update(descriptors)
 
 
 def test_each_chainlet_requests_its_own_gpus(plans: dict) -> None:
