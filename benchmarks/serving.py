@@ -414,10 +414,17 @@ def _streaming_section(args: argparse.Namespace) -> None:
     print_table(("streaming (benchmarks/streaming.py)", "figure"), measure())
 
 
+def _chains_section(args: argparse.Namespace) -> None:
+    from benchmarks.chain_calls import HEADER, SESSIONS, chain_call_rows
+
+    print_table(HEADER, chain_call_rows(list(SESSIONS)))
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "plain": _plain_section,
     "parse": _parse_section,
     "streaming": _streaming_section,
+    "chains": _chains_section,
 }
 
 
