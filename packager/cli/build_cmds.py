@@ -42,12 +42,14 @@ def build_command(truss_dir: Path, options: api.BuildOptions, locked: bool, tag:
             "image_id": image.id, "tag": result.tag, "size": image.size, "seconds": round(seconds, 2),
             "context_digest": f"sha256:{result.context.digest}", "weights_mode": result.plan.weights_mode,
             "built_steps": len(image.built_steps), "cached_steps": len(image.cached_steps),
-            "builder": image.builder,
+            "builder": image.builder, "retried": image.retried,
             "weight_layers": result.plan.weight_layers.summary(),
         }))
         return
     for note in result.context.notes:
         output.note(note)
+    if image.retried:
+        output.note(f"the engine failed transiently ({image.retried}); built again, finished steps from its cache")
     output.weight_layers(result.plan.weight_layers)
     output.success(f"built {result.tag} in {seconds:.1f}s")
     output.text(f"image {image.id}\ntag {result.tag}\nsize {image.size / 1e6:.1f} MB\n"

@@ -145,11 +145,14 @@ class BuildKitEngine(DockerEngineBase):
             )
             # DOCKER_BUILDKIT=1 switches a pre-23.0 client to BuildKit; buildx ignores it.
             env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")
+            retried = ""
             for attempt in range(2):
                 returncode, parser = self._run(argv, env, callback)
                 if returncode == 0 or attempt or TRANSIENT_FAILURE not in parser.failure().message:
                     break
-                # Completed steps are cached by now: the second run redoes only what the race broke.
+                # Completed steps are cached by now: the second run redoes only what the race broke
+                # (a download step cut short fetches the files it had in flight again).
+                retried = short_error(parser.failure().message)
             if returncode != 0:
                 failure = parser.failure()
                 short = short_error(failure.message)
@@ -168,6 +171,6 @@ class BuildKitEngine(DockerEngineBase):
         built, cached = parser.steps()
         return BuiltImage(
             id=image_id, tags=tags, size=size, built_steps=tuple(built), cached_steps=tuple(cached),
-            duration_s=time.monotonic() - started, builder=self.info.builder.value,
+            duration_s=time.monotonic() - started, builder=self.info.builder.value, retried=retried,
         )
 

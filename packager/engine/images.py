@@ -21,6 +21,8 @@ class BuiltImage:
     builder: str = ""  # EngineInfo.builder.value of the backend that built it
     user: str = ""  # the image's configured USER (Config.User; "" is root)
     layers: int = 0  # filesystem layers (RootFS.Layers): the overlay driver stops near 125
+    # The engine's transient failure that made the build run a second time ("" when it ran once).
+    retried: str = ""
 
 
 def lookup_image(ref: str, builder: str = "") -> BuiltImage | None:

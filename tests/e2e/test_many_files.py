@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,7 @@ class Baked:
     files: dict[str, bytes]
     first: BuildResult
     first_bytes: int
+    first_fetches: Counter[str]  # file requests per path
 
 
 def options() -> BuildOptions:
@@ -110,7 +112,8 @@ def baked(tmp_path_factory: pytest.TempPathFactory, hub: Hub, resources: Resourc
         f"model_cache:\n  - repo_id: {repo_id}\n    revision: main\n    use_volume: false\n")
     hub.hub.reset_stats()
     first = api.build(truss, options(), tag=resources.tag("many-files"))
-    yield Baked(repo_id, truss, files, first, hub.hub.file_bytes())
+    fetches = Counter(r.path for r in hub.hub.settled() if r.file_bytes)
+    yield Baked(repo_id, truss, files, first, hub.hub.file_bytes(), fetches)
 
 
 def test_plan_is_bounded_and_reported(baked: Baked) -> None:
@@ -123,7 +126,14 @@ def test_plan_is_bounded_and_reported(baked: Baked) -> None:
     # (a few stay empty), and the small files fill their buckets.
     assert MAX_LAYERS * 3 // 4 < len(layers.layers) <= MAX_LAYERS
     assert len([layer for layer in layers.layers if layer.name.startswith("pack-weights-s")]) == 8  # 2000 / 256
-    assert baked.first_bytes == sum(len(v) for v in baked.files.values())  # every file fetched once
+    total = sum(len(v) for v in baked.files.values())
+    if baked.first.image.retried:
+        # BuildKit's transient race made the engine run the build again: a download step it cut
+        # short fetches the files it had in flight a second time (the engine says so).
+        assert baked.first_bytes >= total, baked.first.image.retried
+    else:  # every file fetched once
+        again = sorted(path for path, n in baked.first_fetches.items() if n > 1)
+        assert baked.first_bytes == total, f"{len(again)} paths fetched more than once: {again[:10]}"
 
 
 def test_image_holds_every_file_and_no_more_layers_than_the_bound(

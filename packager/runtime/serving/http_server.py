@@ -212,6 +212,17 @@ def response_head(status: int, headers: list[tuple[str, str]]) -> bytes:
     return response_head(status, kept)
 
 
+class _Protocol(asyncio.StreamReaderProtocol):
+    """Forgets where a lost connection's error was raised before handing it on. A send that fails
+    inside writer.write() raises in the transport, below the frame that streams a response; the
+    reader, the drain waiters and the protocol's closed future all keep that error, and its
+    traceback would keep the frame (the response, the model's generator) in a cycle with the
+    writer until a full collection, never with the cyclic GC off."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc.with_traceback(None) if exc is not None else None)
+
+
 def listen_socket(host: str, port: int) -> socket.socket:
     """A non-blocking listening TCP socket on (host, port), SO_REUSEADDR set as asyncio does."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
@@ -393,7 +404,7 @@ class HttpServer:
         conn = _Conn(now, now + self._limits.head_timeout)
         self._conns.add(conn)
         reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES)
-        protocol = asyncio.StreamReaderProtocol(reader, functools.partial(self._connection, conn))
+        protocol = _Protocol(reader, functools.partial(self._connection, conn))
         task = asyncio.ensure_future(self._attach(sock, protocol, conn))
         self._attaching.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._attaching.discard)
