@@ -52,6 +52,7 @@ PACK_SHUTDOWN_TIMEOUT = "PACK_SHUTDOWN_TIMEOUT"  # seconds SIGTERM waits for in-
 PACK_HTTP_HEAD_TIMEOUT = "PACK_HTTP_HEAD_TIMEOUT"  # seconds to receive a whole request head
 PACK_HTTP_BODY_TIMEOUT = "PACK_HTTP_BODY_TIMEOUT"  # seconds a request body may go without a byte
 PACK_HTTP_KEEPALIVE_TIMEOUT = "PACK_HTTP_KEEPALIVE_TIMEOUT"  # seconds an idle connection stays open
+PACK_HTTP_SEND_TIMEOUT = "PACK_HTTP_SEND_TIMEOUT"  # seconds a response's client may take none of it
 PACK_HTTP_MAX_CONNECTIONS = "PACK_HTTP_MAX_CONNECTIONS"  # open connections (also bounded by RLIMIT_NOFILE)
 PACK_HTTP_MAX_BODY_BYTES = "PACK_HTTP_MAX_BODY_BYTES"  # one request body (larger: 413)
 PACK_HTTP_BODY_MEMORY_BYTES = "PACK_HTTP_BODY_MEMORY_BYTES"  # all request bodies in memory together (503)
@@ -82,6 +83,10 @@ RUNTIME_STATE_DIR = "/tmp"
 # The expanded config as JSON beside /app/config.yaml, so the runtime needs no YAML parser
 # (docker_server images get no server requirements at all).
 IMAGE_CONFIG_JSON = "/app/.pack/config.json"
+
+# The line a bake-mode download step logs when it is done ("<mark> {json}"): the build reads what
+# its weight steps fetched from the build output (a step taken from the cache logs nothing).
+TRANSFER_RESULT_MARK = "pack-transfer-result"
 
 # --- labels pack puts on what it creates in the engine ---------------------------------------
 # Images (at build), containers and the weight-cache volumes (at run): which truss they belong to

@@ -130,6 +130,5 @@ class UnsupportedKnobError(DeployError):
 
 
 class UnsupportedError(PackError):
-    """The config asks for a platform-only feature pack cannot build locally."""
-
-    exit_code = 2
+    """The config asks for a platform-only feature pack cannot build locally (a user error: exit 1;
+    2 means a bad command line)."""

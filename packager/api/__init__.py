@@ -49,6 +49,7 @@ _WHERE = {
     "ChainletPush": ".chains",
     "DEFAULT_MAX_LAYERS": "..plan.weight_layers",
     "Engine": "..engine",
+    "LayerCache": "..engine",
     "FetchResult": "..runtime.transfer.results",
     "FileResult": "..runtime.transfer.results",
     "LogReporter": "..runtime.transfer",
@@ -110,7 +111,7 @@ if TYPE_CHECKING:
     from ..builder import BuildRecord, BuildResult
     from ..deploy import Deployment, DeploySettings, DeployTarget
     from ..devloop import Building, LogLine, NotApplied, Reloaded, ReloadFailed, Serving, WatchEvent
-    from ..engine import Engine, ProgressCallback, StepEvent, StepEventKind
+    from ..engine import Engine, LayerCache, ProgressCallback, StepEvent, StepEventKind
     from ..plan.model import BuildOptions, BuildPlan
     from ..plan.truss_server_packages import ServerPackages
     from ..plan.weight_layers import DEFAULT_MAX_LAYERS, WeightLayerPlan
@@ -200,6 +201,7 @@ __all__ = [
     "Serving",
     "WatchEvent",
     "BuildResult",
+    "LayerCache",
     "ChainRun",
     "ChainletEvent",
     "CleanupItem",

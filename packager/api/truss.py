@@ -14,7 +14,7 @@ from .. import runner
 from ..builder import BuildRecord, BuildResult, base_image_facts, build_image, read_record, write_record
 from ..config import LoadedConfig, load_config
 from ..config.json_schema import config_json_schema
-from ..engine import Engine, ProgressCallback, open_engine
+from ..engine import Engine, LayerCache, ProgressCallback, open_engine
 from ..plan.base_image import base_image_ref
 from ..plan.build import plan_build, server_packages
 from ..plan.lock import Lock, ensure_lock, lock_path
@@ -87,15 +87,19 @@ def build(truss_dir: TrussArg, options: BuildOptions | None = None, *, locked: b
           tag: str | None = None, no_cache: bool = False, build_args: dict[str, str] | None = None,
           platform: str | None = None, progress: ProgressCallback | None = None,
           credentials: Credentials | None = None, allow_unknown_keys: bool = False,
-          engine: Engine | None = None, config: str | os.PathLike[str] | None = None) -> BuildResult:
+          engine: Engine | None = None, config: str | os.PathLike[str] | None = None,
+          cache: LayerCache | None = None) -> BuildResult:
     """Config -> plan -> context -> image (with the machine's engine unless one is given).
-    What the build used is recorded in pack's cache for `pack run` (see last_build)."""
+    What the build used is recorded in pack's cache for `pack run` (see last_build). cache: the
+    layer cache to import (a fresh CI runner: --cache-from the last pushed image) and to write
+    (default: inline metadata in the image, so a pushed image is the next build's cache)."""
     target = resolve_target(truss_dir, config)
     loaded = target.load(allow_unknown_keys=allow_unknown_keys)  # config errors before engine errors
     engine = engine or open_engine()
     build_plan = _plan_loaded(loaded, options, locked=locked, credentials=credentials, engine=engine)
     result = build_image(build_plan, tag=tag, no_cache=no_cache, build_args=build_args,
-                         platform=platform, progress=progress, credentials=credentials, engine=engine)
+                         platform=platform, progress=progress, credentials=credentials, engine=engine,
+                         cache=cache)
     if not build_plan.dev:  # a dev image (pack watch) is not what `pack run` reuses the base of
         write_record(target.key, BuildRecord(str(target.key), (options or BuildOptions()).base_image,
                                              result.image.id, result.tag))
@@ -133,11 +137,13 @@ def lock_file(loaded: LoadedConfig) -> Path:
 def push(truss_dir: TrussArg, options: BuildOptions | None = None, *, image_ref: str,
          username: str | None = None, password: str | None = None, locked: bool = False,
          progress: ProgressCallback | None = None, config: str | os.PathLike[str] | None = None,
-         engine: Engine | None = None) -> tuple[BuildResult, PushedImage]:
+         engine: Engine | None = None, cache: LayerCache | None = None) -> tuple[BuildResult, PushedImage]:
     """Build the truss (the layer cache makes an unchanged one instant) and push the image to
-    `image_ref`; the registry's digest comes back in PushedImage."""
+    `image_ref`; the registry's digest comes back in PushedImage. The pushed image carries the
+    inline layer cache unless `cache` says otherwise (LayerCache(inline=False))."""
     engine = engine or open_engine()
-    result = build(truss_dir, options, locked=locked, progress=progress, config=config, engine=engine)
+    result = build(truss_dir, options, locked=locked, progress=progress, config=config, engine=engine,
+                   cache=cache)
     return result, push_image(result.image.id, image_ref, engine=engine, username=username, password=password)
 
 

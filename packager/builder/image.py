@@ -9,15 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cache_dirs import cache_root
 from ..config import CONFIG_FILENAME
 from ..constants import AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, HF_ENDPOINT, STORAGE_EMULATOR_HOST
+from .fetch_tally import FetchTally
 from .labels import truss_labels
+from .provenance import git_facts, provenance_labels
 from .secrets import secret_files
-from ..engine import BuildRequest, BuiltImage, Engine, ProgressCallback, open_engine
+from ..engine import BuildRequest, BuiltImage, Engine, LayerCache, ProgressCallback, open_engine
 from ..errors import EngineError
 from ..plan.model import BaseImageFacts, BuildPlan
 from ..plan.sources import Credentials
@@ -33,6 +35,9 @@ class BuildResult:
     tag: str
     context: RenderedContext
     plan: BuildPlan
+    weight_bytes_fetched: int = 0  # by the bake-mode download steps that ran (0: all from a cache)
+    weight_steps_run: int = 0  # download steps that ran rather than came from a cache
+    labels: dict[str, str] = field(default_factory=dict)  # as given to the image config
 
 
 def contexts_root() -> Path:
@@ -91,13 +96,20 @@ def build_image(
     progress: ProgressCallback | None = None,
     credentials: Credentials | None = None,
     engine: Engine | None = None,
+    cache: LayerCache | None = None,
 ) -> BuildResult:
+    """cache: layer cache to import and to write (default: inline metadata, nothing imported)."""
     rendered = render_context(plan, context_dir_for(plan))
     engine = engine or open_engine()
     final_tag = tag or default_tag(plan, rendered)
     args = {**endpoint_build_args(plan), **(build_args or {})}
+    labels = {**provenance_labels(plan, rendered.digest, git_facts(Path(plan.sources.truss_dir))),
+              **truss_labels(plan)}
+    tally = FetchTally()
     with secret_files(plan, credentials or Credentials.from_environment()) as secrets:
         request = BuildRequest(rendered.path, tag=final_tag, secrets=secrets, build_args=args,
-                               no_cache=no_cache, platform=platform, labels=truss_labels(plan))
-        image = engine.build(request, progress)
-    return BuildResult(image=image, tag=final_tag, context=rendered, plan=plan)
+                               no_cache=no_cache, platform=platform, labels=labels,
+                               cache=cache if cache is not None else LayerCache())
+        image = engine.build(request, tally.watch(progress))
+    return BuildResult(image=image, tag=final_tag, context=rendered, plan=plan,
+                       weight_bytes_fetched=tally.downloaded_bytes, weight_steps_run=tally.steps, labels=labels)

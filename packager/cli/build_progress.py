@@ -96,10 +96,11 @@ class LiveProgress:
 
 
 def make_progress(mode: str) -> PlainProgress | LiveProgress | None:
-    """`auto` picks the live view in a terminal and plain lines elsewhere; `quiet` shows nothing."""
+    """`auto` picks the live view in a terminal (not under CI=true) and plain lines elsewhere;
+    `quiet` shows nothing."""
     if mode == "quiet":
         return None
-    if mode == "tty" or (mode == "auto" and output.is_terminal(sys.stderr)):
+    if mode == "tty" or (mode == "auto" and output.live_view_allowed(sys.stderr)):
         return LiveProgress()
     return PlainProgress()
 

@@ -8,8 +8,9 @@ import click
 
 from .. import api
 from ..errors import ConfigError
-from . import output
+from . import json_results, output
 from .plan_cmds import config_option
+from .state import promise_json
 
 _truss_dir = click.argument("truss_dir", type=click.Path(path_type=Path), default=".")
 _allow_unknown = click.option(
@@ -21,24 +22,26 @@ _allow_unknown = click.option(
 @click.command("check")
 @_truss_dir
 @_allow_unknown
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON line (schema pack.check/v1).")
 @config_option
 def check_command(truss_dir: Path, allow_unknown_keys: bool, as_json: bool, config_file: Path | None = None) -> None:
     """Validate TRUSS_DIR/config.yaml (or a ModelBase .py file); exit 1 if it has errors."""
+    if as_json:
+        promise_json(json_results.CHECK)
     try:
         target = api.resolve(truss_dir, config=config_file)
         loaded = api.check(target, allow_unknown_keys=allow_unknown_keys)
     except ConfigError as exc:
         if as_json:
-            output.as_json({"valid": False, "errors": [p.as_dict() for p in exc.problems],
-                            "warnings": [p.as_dict() for p in exc.warnings]})
+            output.text(json_results.check_line(False, errors=[p.as_dict() for p in exc.problems],
+                                                warnings=[p.as_dict() for p in exc.warnings]))
             raise click.exceptions.Exit(exc.exit_code) from None
         raise
     platform = loaded.config.platform_features()
     added = api.truss_server_packages(loaded)
     if as_json:
-        output.as_json({"valid": True, "errors": [], "warnings": [w.as_dict() for w in loaded.warnings],
-                        "platform_only": platform, "truss_server_packages": added.as_dict()})
+        output.text(json_results.check_line(True, errors=[], warnings=[w.as_dict() for w in loaded.warnings],
+                                            platform_only=platform, truss_server_packages=added.as_dict()))
         return
     output.problems(loaded.warnings)
     output.server_packages(added)

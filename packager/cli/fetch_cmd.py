@@ -37,7 +37,7 @@ def fetch_command(manifest: Path, dest: Path, cache_dir: Path | None, workers: i
                   config_file: Path | None = None) -> None:
     """Download, verify and place every file of MANIFEST (a manifest file or a truss dir)."""
     reporter: api.Reporter
-    if sys.stderr.isatty():
+    if output.live_view_allowed(sys.stderr):
         from .transfer_progress import RichReporter
 
         reporter = RichReporter(output.console())

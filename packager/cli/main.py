@@ -9,7 +9,7 @@ import click
 
 from .. import __version__, api
 from ..errors import PackError
-from . import output
+from . import json_results, output
 from .build_cmds import build_command
 from .chains_cmds import chains_group
 from .config_cmds import check_command, config_command, init_command, schema_command
@@ -40,27 +40,32 @@ chains_group.add_command(chains_deploy_group)  # `pack chains deploy render`
 def main(argv: list[str] | None = None, *, engine: api.Engine | None = None) -> int:
     """`pack ARGV...`; returns the exit code. engine: the engine every command uses (default:
     the machine's; tests pass a FakeEngine)."""
+    state = CliState(engine)
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
-        returned = cli.main(args=argv, prog_name="pack", standalone_mode=False, obj=CliState(engine))
+        returned = cli.main(args=argv, prog_name="pack", standalone_mode=False, obj=state)
     except PackError as exc:
+        if state.json_schema:  # a CI script reads stdout: the failure in the contract it asked for
+            output.text(json_results.error_line(state.json_schema, exc))
         output.error(exc)
         return exc.exit_code
     except click.exceptions.Abort:
         output.line(["aborted"])
-        return 130
+        return json_results.EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return json_results.EXIT_INTERRUPTED
     except Exception as exc:  # a bug in pack: say so, once, without a traceback
         if os.environ.get("PACK_DEBUG"):
             raise
+        if state.json_schema:
+            output.text(json_results.internal_error_line(state.json_schema, exc))
         output.bug(exc)
-        return 70
+        return json_results.EXIT_INTERNAL
     return returned if isinstance(returned, int) else 0
 
 

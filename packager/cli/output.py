@@ -37,6 +37,17 @@ def is_terminal(stream: TextIO) -> bool:
     return stream.isatty() or bool(os.environ.get("FORCE_COLOR"))
 
 
+def in_ci() -> bool:
+    """CI=true (GitHub Actions, GitLab CI and most runners set it)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def live_view_allowed(stream: TextIO) -> bool:
+    """Live views (cursor movement, redrawn bars) only for a person at a terminal: never in CI,
+    even where the runner gives the job a pseudo-terminal, and never into a pipe or a file."""
+    return is_terminal(stream) and not in_ci()
+
+
 def line(pieces: Sequence[Piece], *, stderr: bool = True) -> None:
     """One line of styled pieces: through rich in a terminal, as plain text elsewhere."""
     stream = sys.stderr if stderr else sys.stdout

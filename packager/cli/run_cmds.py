@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,13 @@ import click
 
 from .. import api
 from ..errors import PackError
-from . import output
+from . import json_results, output
+from .build_cmds import build_summary, cache_options
 from .build_progress import progress_view
 from .container_cmds import output_line
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
 from .signals import sigterm_as_interrupt
-from .state import engine
+from .state import engine, promise_json
 
 
 @click.command("push")
@@ -27,21 +29,27 @@ from .state import engine
 @click.option("--username", help="Registry user (default: the docker config's credentials).")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON result line.")
+@cache_options(push=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result line (schema pack.push/v1; for CI).")
 @config_option
 def push_command(truss_dir: Path, options: api.BuildOptions, locked: bool, image_ref: str, username: str | None,
-                 password_stdin: bool, progress: str, as_json: bool, config_file: Path | None = None) -> None:
-    """Build TRUSS_DIR if needed and push the image; print the pushed digest."""
+                 password_stdin: bool, progress: str, as_json: bool, cache: api.LayerCache,
+                 config_file: Path | None = None) -> None:
+    """Build TRUSS_DIR if needed and push the image (with its inline layer cache: the next build
+    on a fresh runner takes it with --cache-from); print the pushed digest."""
+    if as_json:
+        promise_json(json_results.PUSH)
     if password_stdin and not username:
         raise PackError("--password-stdin needs --username", hint="pass --username USER")
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    started = time.monotonic()
     with progress_view("quiet" if as_json else progress) as view:
         result, pushed = api.push(truss_dir, options, image_ref=image_ref, username=username, password=password,
-                                  locked=locked, progress=view, config=config_file, engine=engine())
+                                  locked=locked, progress=view, config=config_file, engine=engine(), cache=cache)
     if as_json:
-        output.text(json.dumps({"image": str(pushed.reference), "digest": pushed.digest,
-                                "pinned": str(pushed.pinned), "image_id": result.image.id}))
+        output.text(json_results.push_line(result, pushed, time.monotonic() - started))
         return
+    build_summary(result)
     output.success(f"pushed {pushed.reference}")
     output.text(f"digest {pushed.digest}\npinned {pushed.pinned}")
 

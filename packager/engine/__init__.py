@@ -35,7 +35,7 @@ from packager.engine.features import Feature
 from packager.engine.images import BuiltImage, lookup_image
 from packager.engine.inventory import CacheEntry, ContainerInfo, ImageInfo, VolumeInfo
 from packager.engine.protocol import ContainerRunner, Engine
-from packager.engine.requests import BuildRequest, GpuRequest, PushRequest, RunRequest
+from packager.engine.requests import BuildRequest, GpuRequest, LayerCache, PushRequest, RunRequest
 
 
 def open_engine(info: EngineInfo | None = None) -> BuildKitEngine | ClassicEngine:
@@ -50,6 +50,7 @@ __all__ = [
     "BuildFailedError",
     "BuildKitEngine",
     "BuildRequest",
+    "LayerCache",
     "BuilderKind",
     "BuiltImage",
     "CacheEntry",

@@ -23,7 +23,7 @@ from packager.engine.failures import BuildFailedError
 from packager.engine.images import BuiltImage
 from packager.engine.plain_progress import PlainProgressParser
 from packager.engine.preflight import check_build_inputs
-from packager.engine.requests import BuildRequest
+from packager.engine.requests import BuildRequest, LayerCache
 from packager.errors import EngineError
 
 # BuildKit's answer when parallel steps race for one shared cache mount while it is created
@@ -35,6 +35,26 @@ _EXIT_CODE = re.compile(
     r"(?:(?:did not complete successfully|executor failed running \[.*\]): exit code: "
     r"|returned a non-zero code: )(\d+)$"
 )
+
+
+def cache_flags(builder: BuilderKind, cache: LayerCache) -> list[str]:
+    """The CLI flags of a layer cache request. Pre-23.0 CLIs (DOCKER_BUILDKIT=1) have no
+    --cache-to: their inline cache is a build argument the frontend reads; a registry export
+    needs buildx (preflight refuses it elsewhere)."""
+    flags: list[str] = []
+    if builder is BuilderKind.BUILDX:
+        for ref in cache.sources:
+            flags += ["--cache-from", ref if "type=" in ref else f"type=registry,ref={ref}"]
+        if cache.export_ref:
+            flags += ["--cache-to", f"type=registry,ref={cache.export_ref},mode=max"]
+        elif cache.inline:
+            flags += ["--cache-to", "type=inline"]
+        return flags
+    for ref in cache.sources:
+        flags += ["--cache-from", ref]
+    if cache.inline:
+        flags += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    return flags
 
 
 def short_error(message: str) -> str:
@@ -79,6 +99,7 @@ class BuildKitEngine(DockerEngineBase):
         platform: str | None,
         network: str,
         labels: Mapping[str, str],
+        cache: LayerCache | None = None,
     ) -> list[str]:
         assert self.info.cli is not None
         argv = [self.info.cli]
@@ -96,6 +117,8 @@ class BuildKitEngine(DockerEngineBase):
             argv += ["--build-arg", f"{key}={value}"]
         for key, value in labels.items():
             argv += ["--label", f"{key}={value}"]
+        if cache is not None:
+            argv += cache_flags(self.info.builder, cache)
         for name, src in secrets.items():
             # The value travels through BuildKit's session as a file and lives only in the
             # tmpfs mount of the steps that ask for it: never in a layer, the history or the cache.
@@ -141,7 +164,7 @@ class BuildKitEngine(DockerEngineBase):
             argv = self._argv(
                 inputs.dockerfile, inputs.context_dir, iidfile, tag=request.tag, secrets=inputs.secrets,
                 build_args=request.build_args, no_cache=request.no_cache, platform=request.platform,
-                network=request.network, labels=request.labels,
+                network=request.network, labels=request.labels, cache=request.cache,
             )
             # DOCKER_BUILDKIT=1 switches a pre-23.0 client to BuildKit; buildx ignores it.
             env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")
@@ -167,10 +190,11 @@ class BuildKitEngine(DockerEngineBase):
                 image_id = iidfile.read_text().strip()
             except OSError as exc:
                 raise EngineError("the build succeeded but reported no image id") from exc
-        image_id, tags, size = image_tags_and_size(client, image_id)
+        image_id, tags, size, layers = image_tags_and_size(client, image_id)
         built, cached = parser.steps()
         return BuiltImage(
-            id=image_id, tags=tags, size=size, built_steps=tuple(built), cached_steps=tuple(cached),
+            id=image_id, tags=tags, size=size, layers=layers, built_steps=tuple(built), cached_steps=tuple(cached),
             duration_s=time.monotonic() - started, builder=self.info.builder.value, retried=retried,
+            cache=request.cache,
         )
 

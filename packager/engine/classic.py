@@ -168,9 +168,9 @@ class ClassicEngine(DockerEngineBase):
             )
         if parser.image_id is None:
             raise EngineError("the build ended without an image id")
-        image_id, tags, size = image_tags_and_size(client, parser.image_id)
+        image_id, tags, size, layers = image_tags_and_size(client, parser.image_id)
         return BuiltImage(
-            id=image_id, tags=tags, size=size,
+            id=image_id, tags=tags, size=size, layers=layers,
             built_steps=tuple(s.name for s in parser.layer_steps() if not s.cached),
             cached_steps=tuple(s.name for s in parser.layer_steps() if s.cached),
             duration_s=time.monotonic() - started, builder=self.info.builder.value,

@@ -28,7 +28,8 @@ def open_client(timeout: int | None = _API_TIMEOUT_S) -> docker.DockerClient:
     return client
 
 
-def image_tags_and_size(client: docker.DockerClient, image: str) -> tuple[str, tuple[str, ...], int]:
-    """(id, tags, size) of a local image."""
+def image_tags_and_size(client: docker.DockerClient, image: str) -> tuple[str, tuple[str, ...], int, int]:
+    """(id, tags, size, filesystem layers) of a local image."""
     attrs = client.api.inspect_image(image)
-    return attrs["Id"], tuple(attrs.get("RepoTags") or ()), int(attrs.get("Size") or 0)
+    layers = len((attrs.get("RootFS") or {}).get("Layers") or ())
+    return attrs["Id"], tuple(attrs.get("RepoTags") or ()), int(attrs.get("Size") or 0), layers

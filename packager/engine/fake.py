@@ -209,7 +209,8 @@ class FakeEngine:
         labels = dict(request.labels)
         image_id = "sha256:" + hashlib.sha256(f"{key}|{sorted(labels.items())}".encode()).hexdigest()
         tags = (tag,) if tag else ()
-        image = BuiltImage(image_id, tags, self.image_size, tuple(built), tuple(cached), 0.0, self.builder.value)
+        image = BuiltImage(image_id, tags, self.image_size, tuple(built), tuple(cached), 0.0, self.builder.value,
+                           cache=request.cache)
         self.images[image_id] = image
         self.image_labels[image_id] = labels
         self._created.setdefault(image_id, self._tick())

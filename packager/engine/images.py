@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from packager.engine.docker_api import open_client
+from packager.engine.requests import LayerCache
 from packager.errors import EngineError
 
 
@@ -23,6 +24,7 @@ class BuiltImage:
     layers: int = 0  # filesystem layers (RootFS.Layers): the overlay driver stops near 125
     # The engine's transient failure that made the build run a second time ("" when it ran once).
     retried: str = ""
+    cache: LayerCache = field(default_factory=lambda: LayerCache(inline=False))  # what the builder did
 
 
 def lookup_image(ref: str, builder: str = "") -> BuiltImage | None:

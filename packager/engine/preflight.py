@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.engine.detection import EngineInfo
+from packager.engine.detection import BuilderKind, EngineInfo
 from packager.engine.failures import MissingCapabilityError
 from packager.engine.features import (
     Feature,
@@ -15,7 +15,7 @@ from packager.engine.features import (
     scan_dockerfile,
     secret_mount_ids,
 )
-from packager.engine.requests import BuildRequest
+from packager.engine.requests import BuildRequest, LayerCache
 from packager.errors import EngineError
 
 # BuildKit parses `--secret id=..,src=..` as CSV, so ids stay simple.
@@ -83,7 +83,27 @@ def check_build_inputs(info: EngineInfo, request: BuildRequest) -> BuildInputs:
                 + ("" if required
                    else "; without it BuildKit would mount nothing and the step would run unauthenticated"),
             )
+    _check_cache(info, request.cache)
     return BuildInputs(context, path, text, given)
+
+
+def _check_cache(info: EngineInfo, cache: LayerCache) -> None:
+    for ref in (*cache.sources, *([cache.export_ref] if cache.export_ref else [])):
+        if not ref or any(c.isspace() for c in ref) or ref.startswith("-"):
+            raise EngineError(f"layer cache reference {ref!r} is not an image reference",
+                              hint="give REGISTRY/NAME[:TAG], e.g. registry.example.com/team/model:main")
+    if cache.export_ref and info.builder is not BuilderKind.BUILDX:
+        raise MissingCapabilityError(
+            f"the {info.builder.value} builder cannot export a registry cache (--cache-to {cache.export_ref})",
+            missing=["registry cache export"],
+            hint="only buildx exports one; this builder writes the inline cache (the default): push the "
+                 "image and build with --cache-from IMAGE",
+        )
+    if cache.sources and not info.buildkit:
+        raise MissingCapabilityError(
+            "the classic builder cannot import a layer cache from a registry (--cache-from)",
+            missing=["registry cache import"], hint=_capability_hint(info, []),
+        )
 
 
 def _capability_hint(info: EngineInfo, lacking: list[FeatureUse]) -> str:

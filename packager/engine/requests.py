@@ -20,6 +20,29 @@ class GpuRequest:
 
 
 @dataclass(frozen=True)
+class LayerCache:
+    """Where a build takes layer cache from besides the engine's own, and where it leaves it for
+    the next one: a fresh CI runner has nothing local, so the cache travels through a registry."""
+
+    sources: tuple[str, ...] = ()  # registry images (or cache refs) to import cache from
+    inline: bool = True  # cache metadata in the image's own config: pushed with it, read by --cache-from
+    export_ref: str | None = None  # a registry cache export of every stage (mode=max; buildx builders)
+
+    @property
+    def mode(self) -> str:
+        """What the next build can reuse: "registry", "inline" or "none"."""
+        return "registry" if self.export_ref else "inline" if self.inline else "none"
+
+    def describe(self) -> str:
+        """One line for humans: what this build wrote and read."""
+        wrote = {"registry": f"exported to {self.export_ref} (every stage)",
+                 "inline": "inline metadata in the image (push it; build with --cache-from it)",
+                 "none": "none written"}[self.mode]
+        read = f"; imported from {', '.join(self.sources)}" if self.sources else ""
+        return f"layer cache: {wrote}{read}"
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     """Build `context_dir` (which holds `dockerfile`) into an image."""
 
@@ -32,6 +55,7 @@ class BuildRequest:
     platform: str | None = None
     network: str = "host"  # this machine forbids bridge networks: builds use the host's
     labels: Mapping[str, str] = field(default_factory=dict)  # on the image config only (not a layer)
+    cache: LayerCache = field(default_factory=LayerCache)
 
 
 @dataclass(frozen=True)

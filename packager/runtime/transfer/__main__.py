@@ -7,6 +7,7 @@ Plain log lines (no terminal assumed); exit 0 when every file is in place, 1 oth
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                        stats_path=args.stats, settings=settings)
         if args.drop_markers:
             remove_quietly(*(marker_path(f.destination, None) for f in result.files))
+        log.info("%s %s", constants.TRANSFER_RESULT_MARK, json.dumps(
+            {"files": len(result.files), "downloaded_bytes": result.bytes_downloaded, "cache_hits": result.cache_hits}))
     except (OSError, ManifestError) as exc:
         log.error("%s", exc)
         return 1
