@@ -50,6 +50,7 @@ _WHERE = {
     "DEFAULT_MAX_LAYERS": "..plan.weight_layers",
     "Engine": "..engine",
     "LayerCache": "..engine",
+    "BuiltImage": "..engine",
     "FetchResult": "..runtime.transfer.results",
     "FileResult": "..runtime.transfer.results",
     "LogReporter": "..runtime.transfer",
@@ -111,7 +112,7 @@ if TYPE_CHECKING:
     from ..builder import BuildRecord, BuildResult
     from ..deploy import Deployment, DeploySettings, DeployTarget
     from ..devloop import Building, LogLine, NotApplied, Reloaded, ReloadFailed, Serving, WatchEvent
-    from ..engine import Engine, LayerCache, ProgressCallback, StepEvent, StepEventKind
+    from ..engine import BuiltImage, Engine, LayerCache, ProgressCallback, StepEvent, StepEventKind
     from ..plan.model import BuildOptions, BuildPlan
     from ..plan.truss_server_packages import ServerPackages
     from ..plan.weight_layers import DEFAULT_MAX_LAYERS, WeightLayerPlan
@@ -202,6 +203,7 @@ __all__ = [
     "WatchEvent",
     "BuildResult",
     "LayerCache",
+    "BuiltImage",
     "ChainRun",
     "ChainletEvent",
     "CleanupItem",

@@ -14,7 +14,7 @@ from .. import runner
 from ..builder import BuildRecord, BuildResult, base_image_facts, build_image, read_record, write_record
 from ..config import LoadedConfig, load_config
 from ..config.json_schema import config_json_schema
-from ..engine import Engine, LayerCache, ProgressCallback, open_engine
+from ..engine import Engine, LayerCache, ProgressCallback, RegistryLogin, open_engine
 from ..plan.base_image import base_image_ref
 from ..plan.build import plan_build, server_packages
 from ..plan.lock import Lock, ensure_lock, lock_path
@@ -22,7 +22,7 @@ from ..plan.model import BuildOptions, BuildPlan
 from ..plan.sources import Credentials
 from ..plan.truss_server_packages import ServerPackages
 from ..render import RenderedContext, render_context
-from ..registry import PushedImage
+from ..registry import PushedImage, build_logins
 from ..registry import push as push_image
 from ..render.scaffold import init_truss
 from .target import Target, resolve_target
@@ -88,22 +88,32 @@ def build(truss_dir: TrussArg, options: BuildOptions | None = None, *, locked: b
           platform: str | None = None, progress: ProgressCallback | None = None,
           credentials: Credentials | None = None, allow_unknown_keys: bool = False,
           engine: Engine | None = None, config: str | os.PathLike[str] | None = None,
-          cache: LayerCache | None = None) -> BuildResult:
+          cache: LayerCache | None = None, username: str | None = None,
+          password: str | None = None) -> BuildResult:
     """Config -> plan -> context -> image (with the machine's engine unless one is given).
     What the build used is recorded in pack's cache for `pack run` (see last_build). cache: the
     layer cache to import (a fresh CI runner: --cache-from the last pushed image) and to write
-    (default: inline metadata in the image, so a pushed image is the next build's cache)."""
+    (default: inline metadata in the image, so a pushed image is the next build's cache).
+    username/password: a login for the registries of the cache references (default: the docker
+    config's credentials)."""
     target = resolve_target(truss_dir, config)
     loaded = target.load(allow_unknown_keys=allow_unknown_keys)  # config errors before engine errors
     engine = engine or open_engine()
     build_plan = _plan_loaded(loaded, options, locked=locked, credentials=credentials, engine=engine)
     result = build_image(build_plan, tag=tag, no_cache=no_cache, build_args=build_args,
                          platform=platform, progress=progress, credentials=credentials, engine=engine,
-                         cache=cache)
+                         cache=cache, logins=_cache_logins(cache, username, password))
     if not build_plan.dev:  # a dev image (pack watch) is not what `pack run` reuses the base of
         write_record(target.key, BuildRecord(str(target.key), (options or BuildOptions()).base_image,
                                              result.image.id, result.tag))
     return result
+
+
+def _cache_logins(cache: LayerCache | None, username: str | None, password: str | None) -> tuple[RegistryLogin, ...]:
+    if cache is None:
+        return ()
+    refs = (*cache.sources, *([cache.export_ref] if cache.export_ref else []))
+    return build_logins(refs, username=username, password=password)
 
 
 def last_build(truss_dir: TrussArg, *, config: str | os.PathLike[str] | None = None) -> BuildRecord | None:
@@ -143,7 +153,7 @@ def push(truss_dir: TrussArg, options: BuildOptions | None = None, *, image_ref:
     inline layer cache unless `cache` says otherwise (LayerCache(inline=False))."""
     engine = engine or open_engine()
     result = build(truss_dir, options, locked=locked, progress=progress, config=config, engine=engine,
-                   cache=cache)
+                   cache=cache, username=username, password=password)
     return result, push_image(result.image.id, image_ref, engine=engine, username=username, password=password)
 
 

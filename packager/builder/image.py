@@ -19,7 +19,7 @@ from .fetch_tally import FetchTally
 from .labels import truss_labels
 from .provenance import git_facts, provenance_labels
 from .secrets import secret_files
-from ..engine import BuildRequest, BuiltImage, Engine, LayerCache, ProgressCallback, open_engine
+from ..engine import BuildRequest, BuiltImage, Engine, LayerCache, ProgressCallback, RegistryLogin, open_engine
 from ..errors import EngineError
 from ..plan.model import BaseImageFacts, BuildPlan
 from ..plan.sources import Credentials
@@ -97,8 +97,10 @@ def build_image(
     credentials: Credentials | None = None,
     engine: Engine | None = None,
     cache: LayerCache | None = None,
+    logins: tuple[RegistryLogin, ...] = (),
 ) -> BuildResult:
-    """cache: layer cache to import and to write (default: inline metadata, nothing imported)."""
+    """cache: layer cache to import and to write (default: inline metadata, nothing imported);
+    logins: for the registries that cache lives in (default: the docker config's)."""
     rendered = render_context(plan, context_dir_for(plan))
     engine = engine or open_engine()
     final_tag = tag or default_tag(plan, rendered)
@@ -109,7 +111,7 @@ def build_image(
     with secret_files(plan, credentials or Credentials.from_environment()) as secrets:
         request = BuildRequest(rendered.path, tag=final_tag, secrets=secrets, build_args=args,
                                no_cache=no_cache, platform=platform, labels=labels,
-                               cache=cache if cache is not None else LayerCache())
+                               cache=cache if cache is not None else LayerCache(), logins=logins)
         image = engine.build(request, tally.watch(progress))
     return BuildResult(image=image, tag=final_tag, context=rendered, plan=plan,
                        weight_bytes_fetched=tally.downloaded_bytes, weight_steps_run=tally.steps, labels=labels)

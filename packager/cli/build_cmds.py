@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from .. import api
+from ..errors import PackError
 from . import json_results, output
 from .build_progress import progress_view
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
@@ -57,19 +59,25 @@ def cache_options(*, push: bool) -> Callable[[Callable[..., Any]], Callable[...,
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto",
               show_default=True, help="Live view in a terminal, plain lines in CI.")
 @cache_options(push=False)
+@click.option("--username", help="Registry user for the --cache-from/--cache-to registries (default: the docker "
+                                 "config's credentials).")
+@click.option("--password-stdin", is_flag=True, help="Read that registry password from stdin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result line (schema pack.build/v1; for CI).")
 @config_option
 def build_command(truss_dir: Path, options: api.BuildOptions, locked: bool, tag: str | None, no_cache: bool,
                   build_arg: tuple[str, ...], platform: str | None, progress: str, as_json: bool,
-                  cache: api.LayerCache, config_file: Path | None = None) -> None:
+                  cache: api.LayerCache, username: str | None, password_stdin: bool,
+                  config_file: Path | None = None) -> None:
     """Render TRUSS_DIR and build its image; print the image id, tag and size."""
     if as_json:
         promise_json(json_results.BUILD)
+    password = read_password(username, password_stdin)
     started = time.monotonic()
     build_args = key_values(build_arg, "--build-arg")
     with progress_view("quiet" if as_json and progress == "auto" else progress) as view:
         result = api.build(truss_dir, options, locked=locked, tag=tag, no_cache=no_cache, build_args=build_args,
-                           platform=platform, progress=view, config=config_file, engine=engine(), cache=cache)
+                           platform=platform, progress=view, config=config_file, engine=engine(), cache=cache,
+                           username=username, password=password)
     seconds = time.monotonic() - started
     if as_json:
         output.text(json_results.build_line(result, seconds))
@@ -79,6 +87,13 @@ def build_command(truss_dir: Path, options: api.BuildOptions, locked: bool, tag:
     image = result.image
     output.text(f"image {image.id}\ntag {result.tag}\nsize {image.size / 1e6:.1f} MB, {image.layers} layers\n"
                 f"steps {len(image.built_steps)} built, {len(image.cached_steps)} cached")
+
+
+def read_password(username: str | None, password_stdin: bool) -> str | None:
+    """--password-stdin's password (one line; never an argument, so never in a process list)."""
+    if password_stdin and not username:
+        raise PackError("--password-stdin needs --username", hint="pass --username USER")
+    return sys.stdin.readline().rstrip("\r\n") if password_stdin else None
 
 
 def build_summary(result: api.BuildResult) -> None:

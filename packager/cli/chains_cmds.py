@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import click
 from .. import api
 from ..errors import PackError
 from . import output
+from .build_cmds import read_password
 from .build_progress import progress_view
 from .plan_cmds import build_options, key_values
 from .signals import sigterm_as_interrupt
@@ -139,9 +139,7 @@ def push_command(source: Path, entrypoint: str | None, name: str | None, options
                  registry: str, tag: str | None, username: str | None, password_stdin: bool, out: Path | None,
                  progress: str, as_json: bool) -> None:
     """Build every chainlet image and push them all; print a table of what was pushed."""
-    if password_stdin and not username:
-        raise PackError("--password-stdin needs --username", hint="pass --username USER")
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    password = read_password(username, password_stdin)
     chain = api.chains_render(source, out, entrypoint=entrypoint, name=name)
     results = api.chains_build(chain, options, locked=locked, progress=_views("quiet" if as_json else progress),
                                engine=engine())

@@ -37,12 +37,18 @@ def schema_document() -> dict[str, Any]:
     return loaded
 
 
-def _cache(cache: api.LayerCache) -> dict[str, Any]:
-    return {"mode": cache.mode, "from": list(cache.sources), "to": cache.export_ref}
+def _cache(image: api.BuiltImage) -> dict[str, Any]:
+    cache = image.cache
+    return {"mode": cache.mode, "from": list(cache.sources), "to": cache.export_ref,
+            "unavailable": [{"ref": ref, "reason": reason} for ref, reason in image.cache_unavailable]}
 
 
 def build_warnings(result: api.BuildResult) -> list[str]:
     warnings = list(result.context.notes)
+    for ref, reason in result.image.cache_unavailable:
+        fix = (" (log in: docker login, or --username with --password-stdin)"
+               if reason.startswith(("401", "403")) else "")
+        warnings.append(f"--cache-from {ref} not used: {reason}{fix}")
     if result.image.retried:
         warnings.append(f"the engine failed transiently ({result.image.retried}); built again, "
                         "finished steps from its cache")
@@ -58,7 +64,7 @@ def build_fields(result: api.BuildResult, seconds: float) -> dict[str, Any]:
         "built_steps": len(image.built_steps), "cached_steps": len(image.cached_steps),
         "weight_layers": result.plan.weight_layers.summary(),
         "weight_steps_run": result.weight_steps_run, "weight_bytes_fetched": result.weight_bytes_fetched,
-        "cache": _cache(image.cache), "retried": image.retried, "labels": dict(result.labels),
+        "cache": _cache(image), "retried": image.retried, "labels": dict(result.labels),
         "warnings": build_warnings(result),
     }
 

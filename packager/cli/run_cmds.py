@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ import click
 from .. import api
 from ..errors import PackError
 from . import json_results, output
-from .build_cmds import build_summary, cache_options
+from .build_cmds import build_summary, cache_options, read_password
 from .build_progress import progress_view
 from .container_cmds import output_line
 from .plan_cmds import build_options, config_option, key_values, truss_dir_argument
@@ -39,9 +38,7 @@ def push_command(truss_dir: Path, options: api.BuildOptions, locked: bool, image
     on a fresh runner takes it with --cache-from); print the pushed digest."""
     if as_json:
         promise_json(json_results.PUSH)
-    if password_stdin and not username:
-        raise PackError("--password-stdin needs --username", hint="pass --username USER")
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    password = read_password(username, password_stdin)
     started = time.monotonic()
     with progress_view("quiet" if as_json else progress) as view:
         result, pushed = api.push(truss_dir, options, image_ref=image_ref, username=username, password=password,

@@ -35,7 +35,7 @@ from packager.engine.features import Feature
 from packager.engine.images import BuiltImage, lookup_image
 from packager.engine.inventory import CacheEntry, ContainerInfo, ImageInfo, VolumeInfo
 from packager.engine.protocol import ContainerRunner, Engine
-from packager.engine.requests import BuildRequest, GpuRequest, LayerCache, PushRequest, RunRequest
+from packager.engine.requests import BuildRequest, GpuRequest, LayerCache, PushRequest, RegistryLogin, RunRequest
 
 
 def open_engine(info: EngineInfo | None = None) -> BuildKitEngine | ClassicEngine:
@@ -51,6 +51,7 @@ __all__ = [
     "BuildKitEngine",
     "BuildRequest",
     "LayerCache",
+    "RegistryLogin",
     "BuilderKind",
     "BuiltImage",
     "CacheEntry",

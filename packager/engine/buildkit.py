@@ -18,7 +18,8 @@ from pathlib import Path
 from packager.engine.base import DockerEngineBase
 from packager.engine.detection import BuilderKind, EngineInfo
 from packager.engine.docker_api import image_tags_and_size, open_client
-from packager.engine.events import ProgressCallback, ignore_progress
+from packager.engine.build_logins import login_config_dir
+from packager.engine.events import ProgressCallback, StepEvent, StepEventKind, ignore_progress
 from packager.engine.failures import BuildFailedError
 from packager.engine.images import BuiltImage
 from packager.engine.plain_progress import PlainProgressParser
@@ -35,6 +36,21 @@ _EXIT_CODE = re.compile(
     r"(?:(?:did not complete successfully|executor failed running \[.*\]): exit code: "
     r"|returned a non-zero code: )(\d+)$"
 )
+
+
+# BuildKit's step for each --cache-from reference; it fails (and the build goes on without it)
+# when the registry refuses or does not have the reference.
+CACHE_IMPORT = "importing cache manifest from "
+
+
+def cache_import_reason(message: str, ref: str) -> str:
+    """The registry's answer in BuildKit's error ("... failed with status code [manifests x]:
+    401 Unauthorized" -> "401 Unauthorized"), else the message without its prefix."""
+    text = message.strip()
+    if text.startswith(CACHE_IMPORT + ref):
+        text = text[len(CACHE_IMPORT + ref):].lstrip(": ")
+    text = text.rsplit("]: ", 1)[-1] if "]: " in text else text
+    return text[len(ref):].lstrip(": ") if text.startswith(ref + ":") else text or "failed"
 
 
 def cache_flags(builder: BuilderKind, cache: LayerCache) -> list[str]:
@@ -168,9 +184,19 @@ class BuildKitEngine(DockerEngineBase):
             )
             # DOCKER_BUILDKIT=1 switches a pre-23.0 client to BuildKit; buildx ignores it.
             env = dict(os.environ, DOCKER_BUILDKIT="1", BUILDKIT_PROGRESS="plain")
+            if request.logins:
+                env["DOCKER_CONFIG"] = str(login_config_dir(Path(tmp) / "docker-config", request.logins))
+            unavailable: dict[str, str] = {}
+
+            def watch(event: StepEvent) -> None:
+                if event.kind is StepEventKind.ERROR and event.name.startswith(CACHE_IMPORT):
+                    ref = event.name[len(CACHE_IMPORT):].strip()
+                    unavailable[ref] = cache_import_reason(event.line or "", ref)
+                callback(event)
+
             retried = ""
             for attempt in range(2):
-                returncode, parser = self._run(argv, env, callback)
+                returncode, parser = self._run(argv, env, watch)
                 if returncode == 0 or attempt or TRANSIENT_FAILURE not in parser.failure().message:
                     break
                 # Completed steps are cached by now: the second run redoes only what the race broke
@@ -195,6 +221,6 @@ class BuildKitEngine(DockerEngineBase):
         return BuiltImage(
             id=image_id, tags=tags, size=size, layers=layers, built_steps=tuple(built), cached_steps=tuple(cached),
             duration_s=time.monotonic() - started, builder=self.info.builder.value, retried=retried,
-            cache=request.cache,
+            cache=request.cache, cache_unavailable=tuple(sorted(unavailable.items())),
         )
 

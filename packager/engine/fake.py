@@ -49,6 +49,7 @@ class FakeBuild:
     platform: str | None
     network: str
     image: BuiltImage | None  # None when the build failed
+    login_registries: tuple[str, ...] = ()  # registries the build was given a login for (never the password)
 
 
 @dataclass
@@ -165,6 +166,7 @@ class FakeEngine:
         record = FakeBuild(
             inputs.context_dir, tag, tuple(sorted(inputs.secrets)), dict(request.build_args), no_cache,
             request.platform, request.network, image=None,
+            login_registries=tuple(login.registry for login in request.logins),
         )
         instructions = parse_instructions(inputs.text)
         total = len(instructions)
@@ -209,8 +211,10 @@ class FakeEngine:
         labels = dict(request.labels)
         image_id = "sha256:" + hashlib.sha256(f"{key}|{sorted(labels.items())}".encode()).hexdigest()
         tags = (tag,) if tag else ()
+        # A cache reference the fake registry does not hold is skipped, as BuildKit skips it.
+        missing = tuple((ref, "not found") for ref in request.cache.sources if ref not in self.registry)
         image = BuiltImage(image_id, tags, self.image_size, tuple(built), tuple(cached), 0.0, self.builder.value,
-                           cache=request.cache)
+                           cache=request.cache, cache_unavailable=missing)
         self.images[image_id] = image
         self.image_labels[image_id] = labels
         self._created.setdefault(image_id, self._tick())

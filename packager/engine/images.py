@@ -25,6 +25,9 @@ class BuiltImage:
     # The engine's transient failure that made the build run a second time ("" when it ran once).
     retried: str = ""
     cache: LayerCache = field(default_factory=lambda: LayerCache(inline=False))  # what the builder did
+    # --cache-from references the builder could not read, with its reason ("401 Unauthorized",
+    # "not found"): BuildKit goes on without them, so a cold build must say why it was cold.
+    cache_unavailable: tuple[tuple[str, str], ...] = ()
 
 
 def lookup_image(ref: str, builder: str = "") -> BuiltImage | None:

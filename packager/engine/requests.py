@@ -43,6 +43,16 @@ class LayerCache:
 
 
 @dataclass(frozen=True)
+class RegistryLogin:
+    """A registry login for what the build itself reads or writes there (a layer cache), given
+    to the builder for this build only."""
+
+    registry: str  # host[:port], as docker's config names it
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     """Build `context_dir` (which holds `dockerfile`) into an image."""
 
@@ -56,6 +66,7 @@ class BuildRequest:
     network: str = "host"  # this machine forbids bridge networks: builds use the host's
     labels: Mapping[str, str] = field(default_factory=dict)  # on the image config only (not a layer)
     cache: LayerCache = field(default_factory=LayerCache)
+    logins: tuple[RegistryLogin, ...] = ()
 
 
 @dataclass(frozen=True)

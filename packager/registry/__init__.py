@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from packager.registry.credentials import (
     Credentials,
+    build_logins,
     from_docker_config,
     resolve_credentials,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_REGISTRY",
     "DEFAULT_TAG",
     "Credentials",
+    "build_logins",
     "ImageReference",
     "PulledImage",
     "PushedImage",

@@ -8,11 +8,14 @@ The docker config (~/.docker/config.json, or $DOCKER_CONFIG/config.json) holds t
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packager.engine.requests import RegistryLogin
 from packager.errors import RegistryError
+from packager.registry.reference import parse_reference
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,14 @@ def resolve_credentials(
             )
         return Credentials(username, password, source="explicit")
     return from_docker_config(registry, config_path=config_path)
+
+
+def build_logins(refs: Iterable[str], *, username: str | None, password: str | None) -> tuple[RegistryLogin, ...]:
+    """An explicit login for every registry the build's cache references name (none without
+    one: the builder then uses the docker config's credentials, as `docker build` does)."""
+    if username is None and password is None:
+        return ()
+    creds = resolve_credentials("", username=username, password=password)
+    assert creds is not None and creds.username is not None and creds.password is not None
+    registries = sorted({parse_reference(ref).registry for ref in refs if "type=" not in ref})
+    return tuple(RegistryLogin(registry, creds.username, creds.password) for registry in registries)

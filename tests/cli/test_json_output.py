@@ -7,6 +7,7 @@ The engine is the FakeEngine (no Docker): what is checked here is the contract, 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def test_build_json_is_one_valid_line_with_the_cache_it_used(engine, truss, caps
     assert code == json_results.EXIT_OK
     doc = one_line(capsys, json_results.BUILD)
     assert doc["ok"] is True and doc["image_id"] == engine.builds[-1].image.id
-    assert doc["cache"] == {"mode": "inline", "from": ["registry.local/m:main", "registry.local/m:pr-7"], "to": None}
+    assert doc["cache"]["mode"] == "inline" and doc["cache"]["to"] is None
+    assert doc["cache"]["from"] == ["registry.local/m:main", "registry.local/m:pr-7"]
     assert doc["weights_mode"] == "none" and doc["weight_bytes_fetched"] == 0 and doc["weight_steps_run"] == 0
     assert doc["labels"]["dev.pack.model-name"] == "json-contract"
     assert doc["labels"]["dev.pack.context-digest"] == doc["context_digest"]
@@ -71,7 +73,7 @@ def test_build_json_is_one_valid_line_with_the_cache_it_used(engine, truss, caps
 
 def test_no_inline_cache_is_said(engine, truss, capsys) -> None:
     assert main(["build", str(truss), "--base-image", BASE, "--json", "--no-inline-cache"], engine=engine) == 0
-    assert one_line(capsys, json_results.BUILD)["cache"] == {"mode": "none", "from": [], "to": None}
+    assert one_line(capsys, json_results.BUILD)["cache"] == {"mode": "none", "from": [], "to": None, "unavailable": []}
 
 
 def test_a_registry_cache_export_needs_buildx_and_the_failure_is_a_json_line(engine, truss, capsys) -> None:
@@ -158,3 +160,31 @@ def test_ci_true_never_gets_a_live_view_even_in_a_terminal(monkeypatch, ci, live
     finally:
         if view is not None:
             view.close()
+
+
+def test_a_registry_cache_export_where_buildx_is(engine, truss, capsys) -> None:
+    assert engine.builder is BuilderKind.BUILDX
+    assert main(["build", str(truss), "--base-image", BASE, "--json", "--cache-to", "registry.local/m:cache"],
+                engine=engine) == 0
+    cache = one_line(capsys, json_results.BUILD)["cache"]
+    assert cache == {"mode": "registry", "from": [], "to": "registry.local/m:cache", "unavailable": []}
+
+
+def test_a_cache_reference_the_registry_lacks_is_reported_not_hidden(engine, truss, capsys) -> None:
+    engine.registry["registry.local/m:main"] = engine.images[BASE]  # one of the two exists
+    assert main(["build", str(truss), "--base-image", BASE, "--json", "--cache-from", "registry.local/m:main",
+                 "--cache-from", "registry.local/m:gone"], engine=engine) == 0
+    doc = one_line(capsys, json_results.BUILD)
+    assert doc["cache"]["unavailable"] == [{"ref": "registry.local/m:gone", "reason": "not found"}]
+    assert any("--cache-from registry.local/m:gone not used: not found" in w for w in doc["warnings"])
+
+
+def test_build_takes_a_login_for_its_cache_registries_from_stdin(engine, truss, capsys, monkeypatch) -> None:
+    engine.builder = BuilderKind.BUILDX  # --cache-to needs it
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-password\n"))
+    assert main(["build", str(truss), "--base-image", BASE, "--json", "--cache-from", "registry.local/m:main",
+                 "--cache-to", "other.local:5000/m:cache", "--username", "ci", "--password-stdin"],
+                engine=engine) == 0
+    captured = capsys.readouterr()
+    assert engine.builds[-1].login_registries == ("other.local:5000", "registry.local")
+    assert "s3cret-password" not in captured.out + captured.err

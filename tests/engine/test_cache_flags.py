@@ -66,3 +66,13 @@ def test_the_classic_builder_cannot_import(tmp_path: Path) -> None:
 def test_a_reference_that_is_not_one_is_refused(tmp_path: Path, ref: str) -> None:
     with pytest.raises(EngineError, match="not an image reference"):
         FakeEngine().build(BuildRequest(context(tmp_path), cache=LayerCache(sources=(ref,))))
+
+
+def test_cache_import_reasons_as_the_registry_gave_them() -> None:
+    from packager.engine.buildkit import cache_import_reason
+
+    ref = "127.0.0.1:5000/m:none"
+    assert cache_import_reason("pulling from host 127.0.0.1:5000 failed with status code [manifests none]: "
+                               "401 Unauthorized", ref) == "401 Unauthorized"
+    assert cache_import_reason(f"{ref}: not found", ref) == "not found"
+    assert cache_import_reason("", ref) == "failed"
