@@ -27,10 +27,12 @@ from packager.plan.model import BuildPlan
 from packager.templating import render
 
 from .code_layout import config_files
+from .fetcher_files import write_fetcher
 from .context import (
     CONTEXT_PACK_DIR,
     DEV_RUNTIME_DIR,
     EXTERNAL_DATA_FILE,
+    FETCHER_DIR,
     TRUSS_SERVER_DIR,
     WEIGHTS_LINKS_FILE,
     external_data_items,
@@ -155,6 +157,8 @@ def _write_files(plan: BuildPlan, out: Path) -> None:
     sources = plan.sources
     pack_dir = out / CONTEXT_PACK_DIR
     _runtime_files(sources, pack_dir / "runtime")
+    if plan.weight_layers.layers or plan.external_data:
+        write_fetcher(pack_dir / FETCHER_DIR)
     if sources.server_requirements:
         (pack_dir / "server-requirements.txt").write_text("\n".join(sources.server_requirements) + "\n")
     if plan.server_packages.packages:

@@ -17,6 +17,8 @@ from packager.runtime.manifest import IMAGE_MANIFEST_PATH, Manifest
 
 CONTEXT_PACK_DIR = "pack"  # pack's own files inside the context (runtime, requirements, manifests)
 TRUSS_SERVER_DIR = "truss-server"  # under CONTEXT_PACK_DIR: Truss's server packages the code imports
+# Under CONTEXT_PACK_DIR: the downloader alone (fetcher_files.py), what the download stages copy.
+FETCHER_DIR = "fetcher"
 DEV_RUNTIME_DIR = f"{CONTEXT_PACK_DIR}/dev"  # packager/runtime/dev, in dev contexts only
 DEV_RUNTIME_IMAGE_PATH = "/app/packager/runtime/dev"
 # What a patch of a running dev container replaces: files of these trees, and config.yaml in /app.
@@ -116,6 +118,7 @@ class DockerfileContext:
     pack_version: str
     model_name: str
     pack_dir: str
+    fetcher_dir: str
     base_image: str
     base_check: str
     python: str
@@ -198,6 +201,7 @@ def template_context(plan: BuildPlan) -> DockerfileContext:
         pack_version=__version__,
         model_name=plan.model_name,
         pack_dir=CONTEXT_PACK_DIR,
+        fetcher_dir=f"{CONTEXT_PACK_DIR}/{FETCHER_DIR}",
         base_image=plan.base.image,
         base_check=plan.base.check_command,
         python=plan.base.python,

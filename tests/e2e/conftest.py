@@ -45,6 +45,7 @@ from tests.fixtures.docker_env import (  # noqa: F401  (pytest finds fixtures by
     unique,
 )
 from tests.fixtures.hf_hub import MockHub
+from tests.fixtures.private_engine import private_engine  # noqa: F401  (a fresh CI runner's engine)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"

@@ -2,7 +2,7 @@
 # weights: 1 file(s), 90868376 bytes, fetched and verified by pack's downloader
 FROM python:3.11-slim-bookworm AS pack-weights-l1db15b1c9b
 USER root
-COPY pack/runtime /opt/pack
+COPY pack/fetcher /opt/pack
 COPY pack/weights/pack-weights-l1db15b1c9b.json /opt/pack/weights.json
 # Where the sources live (endpoints only; credentials arrive as secret mounts).
 ARG HF_ENDPOINT
@@ -14,7 +14,7 @@ RUN --mount=type=secret,id=hf_access_token,target=/run/secrets/hf_access_token -
 # weights: 8 file(s), 699421 bytes, fetched and verified by pack's downloader
 FROM python:3.11-slim-bookworm AS pack-weights-s00
 USER root
-COPY pack/runtime /opt/pack
+COPY pack/fetcher /opt/pack
 COPY pack/weights/pack-weights-s00.json /opt/pack/weights.json
 # Where the sources live (endpoints only; credentials arrive as secret mounts).
 ARG HF_ENDPOINT
