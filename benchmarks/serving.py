@@ -1,7 +1,7 @@
 """The in-image server against uvicorn, on the same echo model:
 
     python benchmarks/serving.py [--seconds 5] [--rounds 3] [--clients 1,50,200]
-                                 [--servers pack,pack@HEAD,httptools,h11] [--sections plain,parse]
+                                 [--servers pack,pack@HEAD,httptools,h11] [--sections plain,parse,instructions]
 
 Servers (each a fresh process on 127.0.0.1):
 * pack: the runtime (packager/runtime/serving) serving a Truss model whose sync predict returns
@@ -23,6 +23,10 @@ The parse section times the request-head parsing alone, per head: pack's strict 
 head in one read, and line by line as for heads that arrive slowly), the lenient one it had before
 issue 17, and httptools (llhttp); the strict figures include the framing checks.
 
+The instructions section (only when named: it runs each server under valgrind) counts the
+instructions the server executes per request, every thread, at each client count: a figure that
+other work on the machine does not move (req/s and CPU time swing by up to half with it).
+
 Sections: `plain_rows()` is the request/response benchmark above. Other sections plug into
 SECTIONS below (streaming figures from benchmarks/streaming.py's `streaming_rows()`, chain-call
 figures from benchmarks/chain_calls.py) so that one command prints them all. No assertions:
@@ -36,6 +40,7 @@ import asyncio
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -228,17 +233,22 @@ def wait_ready(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"nothing ready on port {port}")
 
 
+def revision_root(dest: Path, rev: str) -> Path:
+    """packager/ as committed at git revision `rev`, laid out under `dest` (made here)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "packager"], check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest)  # noqa: S202 - our own repository's archive
+    return dest
+
+
 @contextmanager
 def pack_server(tmp: Path, rev: str | None = None, code_root: Path | None = None) -> Iterator[Server]:
     """The runtime of this checkout, of a git revision (`rev`), or laid out under `code_root`."""
     name = f"pack@{rev}" if rev else (f"pack:{code_root.name}" if code_root else "pack")
     if rev is not None:
-        code_root = tmp / name
-        code_root.mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "packager"], check=True,
-                                 capture_output=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(code_root)  # noqa: S202 - our own repository's archive
+        code_root = revision_root(tmp / name, rev)
     app = make_app(tmp / f"app-{name}", ECHO_MODEL)
     with Runtime(app, code_root=code_root) as rt:
         rt.wait_ready()
@@ -332,14 +342,14 @@ async def _time_heads(count: int, parse: Callable[[asyncio.StreamReader], Awaita
 async def _parse_strict(reader: asyncio.StreamReader) -> None:
     """pack's parsing as the server runs it: the whole head in one read, checked in one pass."""
     _, _, version, headers = parse_head(await reader.readuntil(b"\n\r\n"))
-    request_framing(version, Headers(headers))
+    request_framing(version, Headers(headers).lowered)  # as the server looks its headers up
 
 
 async def _parse_lines(reader: asyncio.StreamReader) -> None:
     """pack's parsing of a head not complete 250 ms after the wait began: line by line."""
     line = await read_line(reader)
     _, _, version = parse_request_line(line)
-    request_framing(version, Headers(await read_header_lines(reader, len(line))))
+    request_framing(version, Headers(await read_header_lines(reader, len(line))).lowered)
 
 
 async def _parse_lenient(reader: asyncio.StreamReader) -> None:
@@ -398,6 +408,106 @@ def parse_rows(count: int = 50_000) -> list[tuple[str, ...]]:
     return rows
 
 
+# --- instructions per request: the same figure on a quiet machine and a busy one -------------------
+def _keep_alive_requests(port: int, count: int, clients: int = 1) -> None:
+    """`count` predict requests over `clients` keep-alive connections, one in flight on each."""
+    import selectors
+
+    request = (f"POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(min(clients, count))]
+    buffers = {sock: b"" for sock in socks}
+    with selectors.DefaultSelector() as selector:
+        try:
+            for sock in socks:
+                selector.register(sock, selectors.EVENT_READ)
+                sock.sendall(request)
+            sent, answered = len(socks), 0
+            while answered < count:
+                for key, _ in selector.select(60):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    data = sock.recv(65536)
+                    if not data:
+                        raise RuntimeError("the server closed a connection")
+                    buffers[sock] += data
+                    while (end := buffers[sock].find(b"\r\n\r\n")) >= 0:
+                        head = buffers[sock][:end].lower()
+                        at = head.index(b"content-length:") + 15
+                        stop = head.find(b"\r\n", at)
+                        length = int(head[at:stop if stop > 0 else None])
+                        if len(buffers[sock]) < end + 4 + length:
+                            break
+                        if not head.startswith(b"http/1.1 200"):
+                            raise RuntimeError(f"predict answered {head[:40]!r}")
+                        buffers[sock] = buffers[sock][end + 4 + length:]
+                        answered += 1
+                        if sent < count:
+                            sock.sendall(request)
+                            sent += 1
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def _server_command(name: str, root: Path, port: int) -> tuple[list[str], dict[str, str], Path]:
+    """(argv, environment, working directory) that start server `name` (as --servers names it) on
+    `port`, its files under `root`."""
+    from tests.runtime.harness import RUNTIME_PYTHON, runtime_env
+
+    if name in ("httptools", "h11"):
+        root.mkdir(parents=True)
+        (root / "echo_app.py").write_text(textwrap.dedent(FASTAPI_APP))
+        return ([sys.executable, "-m", "uvicorn", "echo_app:app", "--host", "127.0.0.1", "--port", str(port),
+                 "--loop", "uvloop", "--http", name, "--no-access-log", "--log-level", "warning"],
+                dict(os.environ), root)
+    if name.startswith("pack@"):
+        code_root = revision_root(root / "code", name.split("@", 1)[1])
+    else:
+        code_root = Path(name.split(":", 1)[1]) if name.startswith("pack:") else Path(ROOT)
+    app = make_app(root, ECHO_MODEL)
+    return [RUNTIME_PYTHON, "-m", "packager.runtime.entrypoint"], runtime_env(app, port, str(code_root)), code_root
+
+
+def instruction_rows(servers: list[str], clients: list[int], requests: int = 2000) -> list[tuple[str, ...]]:
+    """(server, clients, instructions per request) for each server and client count: the server
+    process (every thread) counted by valgrind's callgrind over `requests` predict calls, that
+    many keep-alive clients with one request in flight each, after a warm-up. Unlike req/s and
+    CPU time, the count does not move with what else the machine runs (builds sharing 2 cores, or
+    a busy sibling hyperthread, swing those by up to half)."""
+    import shutil
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return [(name, "", "valgrind is not installed") for name in servers]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, count in [(name, count) for name in servers for count in clients]:
+            root = Path(tmp) / f"{name.replace('/', '_')}-{count}"
+            port = free_port()
+            argv, env, cwd = _server_command(name, root, port)
+            out = root / "callgrind.out"
+            with open(Path(tmp) / f"{root.name}.log", "wb") as log:
+                proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                         f"--callgrind-out-file={out}", *argv],
+                                        env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+                try:
+                    wait_ready(port, timeout=300)
+                    _keep_alive_requests(port, 300, count)  # warm-up: caches, the thread pool, lazy imports
+                    control = ["callgrind_control"]
+                    subprocess.run([*control, "-i", "on", str(proc.pid)], check=True, capture_output=True)
+                    _keep_alive_requests(port, requests, count)
+                    subprocess.run([*control, "-i", "off", str(proc.pid)], check=True, capture_output=True)
+                    subprocess.run([*control, "-d", str(proc.pid)], check=True, capture_output=True)
+                finally:
+                    proc.terminate()
+                    proc.wait(60)
+            totals = [int(line.split()[1]) for dump in root.glob("callgrind.out*")
+                      for line in dump.read_text().splitlines() if line.startswith("totals:")]
+            name = {"httptools": "uvicorn-httptools", "h11": "uvicorn-h11"}.get(name, name)
+            rows.append((name, str(count), f"{max(totals) / requests / 1000:.1f}"))
+    return rows
+
+
 # Each section: (title, function of the parsed arguments that prints its figures). Streaming
 # (benchmarks/streaming.py) and chain calls (benchmarks/chain_calls.py) add theirs here.
 def _plain_section(args: argparse.Namespace) -> None:
@@ -406,6 +516,11 @@ def _plain_section(args: argparse.Namespace) -> None:
 
 def _parse_section(args: argparse.Namespace) -> None:
     print_table(("parser, one 8-header request head", "µs per head"), parse_rows())
+
+
+def _instructions_section(args: argparse.Namespace) -> None:
+    print_table(("server (callgrind)", "clients", "thousand instructions per request"),
+                instruction_rows(args.servers, args.clients))
 
 
 def _streaming_section(args: argparse.Namespace) -> None:
@@ -425,6 +540,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "parse": _parse_section,
     "streaming": _streaming_section,
     "chains": _chains_section,
+    "instructions": _instructions_section,  # under valgrind: slow, so only when named
 }
 
 
@@ -436,7 +552,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="repeat, keep each figure's best round")
     parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 50, 200])
     parser.add_argument("--servers", type=lambda s: s.split(","), default=list(SERVERS))
-    parser.add_argument("--sections", type=lambda s: s.split(","), default=list(SECTIONS))
+    parser.add_argument("--sections", type=lambda s: s.split(","),
+                        default=[name for name in SECTIONS if name != "instructions"])
     args = parser.parse_args()
     for name in args.sections:
         print(f"## {name}")

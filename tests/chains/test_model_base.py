@@ -309,6 +309,51 @@ def test_served_at_the_model_route_with_typed_arguments(chain_file, tmp_path: Pa
         assert 400 <= status < 500  # `text` is required
 
 
+WEBSOCKET = """
+    import truss_chains as chains
+
+
+    class Shouter(chains.ModelBase):
+        async def predict(self, websocket: chains.WebSocketProtocol) -> None:
+            while True:
+                text = await websocket.receive_text()
+                if text == "done":
+                    return
+                await websocket.send_text(text.upper())
+"""
+
+
+def test_a_websocket_model_file_is_served_at_the_websocket_route(chain_file, tmp_path: Path) -> None:
+    """A ModelBase whose predict takes a WebSocketProtocol (Truss 0.18.30 accepts it): its truss
+    defines `websocket`, served at /v1/websocket by the runtime."""
+    from websockets.exceptions import ConnectionClosedOK
+    from websockets.sync.client import connect
+
+    source = chain_file(WEBSOCKET)
+    model = generate_model_truss(source)
+    code = (model.truss_dir / "model" / "model.py").read_text()
+    assert "async def websocket(self, websocket: Any) -> None:" in code and "def predict(" not in code
+    loaded = load_config(model.truss_dir)
+    assert loaded.model_class is not None and loaded.model_class.defines_websocket
+    truss = ChainletTruss("Shouter", "Shouter", "Shouter", model.truss_dir, (), (source.name,), False, websocket=True)
+    chain = GeneratedChain("Shouter", "Shouter", source, model.truss_dir.parent, (truss,))
+    with start_local(chain, workdir=tmp_path / "run", timeout=60) as run:
+        assert run.entrypoint_url.endswith("/v1/websocket")
+        with connect(run.entrypoint_url, proxy=None, open_timeout=10) as ws:
+            for text in ("hello", "é twice"):
+                ws.send(text)
+                assert ws.recv(timeout=30) == text.upper()
+            ws.send("done")
+            with pytest.raises(ConnectionClosedOK):  # predict returned: closed with 1000
+                ws.recv(timeout=30)
+        assert ws.close_code == 1000
+        # The predict route is not what serves it.
+        request = urllib.request.Request(run.entrypoint.url + "/v1/models/model:predict", data=b"{}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 404
+
+
 @pytest.fixture(autouse=True)
 def _no_pending_errors():
     yield

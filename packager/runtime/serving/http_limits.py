@@ -5,13 +5,16 @@ override, named in packager/constants.py), and the once-per-interval log of what
                                               the first line of a later request); then 408
     PACK_HTTP_BODY_TIMEOUT            60 s    a request body going without a byte; then 408
     PACK_HTTP_KEEPALIVE_TIMEOUT       60 s    an idle keep-alive connection before the next request
+    PACK_HTTP_SEND_TIMEOUT            60 s    a response (streamed or not) whose client takes none of
+                                              what is buffered for it; then the connection is cut
     PACK_HTTP_MAX_CONNECTIONS         2048    open connections; never more than the open-files
                                               limit allows (RLIMIT_NOFILE less a reserve for the model)
     PACK_HTTP_MAX_BODY_BYTES          1 GiB   one request body; larger: 413
     PACK_HTTP_BODY_MEMORY_BYTES       2 GiB   all request bodies held in memory at once; past it: 503
     PACK_HTTP_SHUTDOWN_UPLOAD_TIMEOUT 10 s    after SIGTERM, how long uploads still being read go on
 
-Why these defaults: nginx's client_header_timeout and client_body_timeout are 60 s; a head that
+Why these defaults: nginx's client_header_timeout, client_body_timeout and send_timeout are 60 s
+(send_timeout, like this one, between two successful writes, not for the whole response); a head that
 takes 30 s is already an attack or a broken client. The keep-alive timeout is longer than the idle
 expiry of pooled clients (httpx and the chains client: 5 s) so that the client, not the server,
 closes an idle connection, and a request never races the close (Truss's uvicorn closes after 5 s).
@@ -39,6 +42,7 @@ class HttpLimits:
     head_timeout: float = 30.0
     body_timeout: float = 60.0
     keepalive_timeout: float = 60.0
+    send_timeout: float = 60.0
     max_connections: int = 2048
     max_body_bytes: int = GIB
     body_memory_bytes: int = 2 * GIB
@@ -52,6 +56,7 @@ class HttpLimits:
             body_timeout=_positive(env_float(constants.PACK_HTTP_BODY_TIMEOUT, d.body_timeout), d.body_timeout),
             keepalive_timeout=_positive(env_float(constants.PACK_HTTP_KEEPALIVE_TIMEOUT, d.keepalive_timeout),
                                         d.keepalive_timeout),
+            send_timeout=_positive(env_float(constants.PACK_HTTP_SEND_TIMEOUT, d.send_timeout), d.send_timeout),
             max_connections=int(_positive(env_float(constants.PACK_HTTP_MAX_CONNECTIONS, d.max_connections),
                                           d.max_connections)),
             max_body_bytes=int(_positive(env_float(constants.PACK_HTTP_MAX_BODY_BYTES, d.max_body_bytes),
@@ -81,7 +86,8 @@ class HttpLimits:
     def sweep_interval(self) -> float:
         """How often deadlines are checked: a quarter of the shortest timeout, within 50..250 ms
         (the sweep also moves heads still incomplete after 250 ms to line-by-line reading)."""
-        shortest = min(self.head_timeout, self.body_timeout, self.keepalive_timeout, self.shutdown_upload_timeout)
+        shortest = min(self.head_timeout, self.body_timeout, self.keepalive_timeout, self.send_timeout,
+                       self.shutdown_upload_timeout)
         return min(0.25, max(0.05, shortest / 4))
 
 

@@ -5,12 +5,14 @@ upgrades, and a graceful drain for SIGTERM.
 Hardened against hostile clients: requests are parsed strictly (http_parse: no smuggling through
 framing headers, no bare LF, tokens and control-free values), every malformed one is answered
 with its 4xx and a closed connection; each connection phase has a deadline (head, body idle,
-keep-alive idle), checked by one sweep task rather than a timer per read; connections are capped
+keep-alive idle, and a response whose client takes none of it: send), checked by one sweep task
+rather than a timer per read; connections are capped
 (below the open-files limit; at the cap the longest idle one is closed, else the one sending its
 head the longest, else 503), and accept() pauses rather than fails in a loop when file
 descriptors run out; request bodies are bounded one by one (413) and together (503); SIGTERM
 gives uploads still being read a short deadline of their own. Limits: http_limits.HttpLimits.
-Refusals and timeouts are logged as one summary line per interval, not one per connection.
+Refusals and timeouts are logged as one summary line per interval, not one per connection, and
+each refusal is reported to `on_refusal` (the request metrics count them).
 
 Why not uvicorn: the runtime is copied into every image and must not add packages that can clash
 with the user's requirements, nor import time to a cold start; and a streamed response whose
@@ -26,7 +28,7 @@ import asyncio
 import errno
 import functools
 import logging
-import re
+import operator
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, ItemsView, Iterator, KeysView, ValuesView
 from dataclasses import dataclass, field
@@ -59,13 +61,14 @@ ACCEPT_PAUSE = 0.5  # seconds accepting pauses when the process is out of file d
 # read (it waits for CRLF CRLF), and line by line it is refused at once.
 WHOLE_HEAD_WAIT = 0.25
 # Connection phases: which deadline applies, and which connections may be closed to make room.
-IDLE, HEAD, BODY, BUSY = "idle", "head", "body", "busy"
-# A response head written as it is: token names, values without control characters but HTAB.
-SAFE_RESPONSE_HEAD = re.compile(r"HTTP/1\.1 [^\x00-\x1f\x7f]*\r\n"
-                                r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*\r\n")
+# SEND: a response waits for the client to take what was written (send_timeout).
+IDLE, HEAD, BODY, BUSY, SEND = "idle", "head", "body", "busy", "send"
+# A response body up to this size goes out in the same write (one send) as its head.
+COALESCE_BYTES = 64 * 1024
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 36\r\n"
            b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections; retry shortly\n")
 RETRY_AFTER = [("Retry-After", "1")]
+_NAME, _VALUE = operator.itemgetter(0), operator.itemgetter(1)
 
 
 class Headers:
@@ -73,34 +76,40 @@ class Headers:
 
     def __init__(self, items: list[tuple[str, str]]):
         self.raw = items
-        self._map: dict[str, str] = {}
-        for name, value in items:
-            key = name.lower()
-            self._map[key] = f"{self._map[key]}, {value}" if key in self._map else value
+        # Lower-cased name -> value: a plain dict, so that the server's own lookups (names it
+        # writes in lower case) cost a dict lookup, not a method call. Built without a Python loop
+        # unless a name repeats (rare: the dict comes out shorter than the list).
+        self.lowered: dict[str, str] = dict(zip(map(str.lower, map(_NAME, items)), map(_VALUE, items)))
+        if len(self.lowered) != len(items):
+            joined: dict[str, str] = {}
+            for name, value in items:
+                key = name.lower()
+                joined[key] = f"{joined[key]}, {value}" if key in joined else value
+            self.lowered = joined
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self._map.get(name.lower(), default)
+        return self.lowered.get(name.lower(), default)
 
     def __getitem__(self, name: str) -> str:
-        return self._map[name.lower()]
+        return self.lowered[name.lower()]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._map
+        return isinstance(name, str) and name.lower() in self.lowered
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._map)
+        return iter(self.lowered)
 
     def __len__(self) -> int:
-        return len(self._map)
+        return len(self.lowered)
 
     def keys(self) -> KeysView[str]:
-        return self._map.keys()
+        return self.lowered.keys()
 
     def values(self) -> ValuesView[str]:
-        return self._map.values()
+        return self.lowered.values()
 
     def items(self) -> ItemsView[str, str]:
-        return self._map.items()
+        return self.lowered.items()
 
 
 @dataclass
@@ -196,20 +205,46 @@ def split_target(target: str) -> tuple[str, str]:
 _STATUS_LINES = {int(s): f"HTTP/1.1 {int(s)} {s.phrase}" for s in HTTPStatus}
 
 
-def response_head(status: int, headers: list[tuple[str, str]]) -> bytes:
-    """The status line and header lines; a header a handler made that cannot be written as it is
-    (a CR or LF that would split the response, a name that is no token) is left out and logged."""
-    lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown"] + [f"{k}: {v}" for k, v in headers]
-    text = "\r\n".join(lines) + "\r\n\r\n"
-    if SAFE_RESPONSE_HEAD.fullmatch(text):
-        try:
-            return text.encode("latin-1")
-        except UnicodeEncodeError:
-            pass
-    kept = [(k, v) for k, v in headers if valid_field(k, v)]
-    log.warning("response headers left out (not valid in an HTTP head): %s",
-                ", ".join(repr(k) for k, v in headers if (k, v) not in kept)[:200])
-    return response_head(status, kept)
+# Header fields found valid: most responses repeat theirs (a content type, a handler's constant
+# headers), and checking a field costs more than writing it. Bounded: values that vary (ids,
+# lengths) are checked each time once it is full.
+_VALID_FIELDS: set[tuple[str, str]] = set()
+VALID_FIELDS_REMEMBERED = 512
+
+
+def response_head(status: int, headers: list[tuple[str, str]], framing: list[tuple[str, str]] | None = None) -> bytes:
+    """The status line and header lines. A header a handler made that cannot be written as it is
+    (a CR or LF that would split the response, a name that is no token) is left out and logged;
+    `framing`: the server's own (Content-Length, Transfer-Encoding, Connection), written after
+    them unchecked."""
+    for pair in headers:
+        if pair not in _VALID_FIELDS:
+            if not valid_field(*pair):
+                kept = [(k, v) for k, v in headers if valid_field(k, v)]
+                log.warning("response headers left out (not valid in an HTTP head): %s",
+                            ", ".join(repr(k) for k, v in headers if (k, v) not in kept)[:200])
+                return response_head(status, kept, framing)
+            if len(_VALID_FIELDS) < VALID_FIELDS_REMEMBERED:
+                _VALID_FIELDS.add(pair)
+    lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {int(status)} Unknown"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    if framing:
+        lines += [f"{k}: {v}" for k, v in framing]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _started(reader: asyncio.StreamReader | None) -> bool:
+    """Whether the client has sent any of its next request (StreamReader keeps what it received
+    and has not handed out in `_buffer`, in every Python version the runtime supports; without it,
+    assume it has)."""
+    return bool(getattr(reader, "_buffer", True))
+
+
+def _settled(writer: asyncio.StreamWriter) -> bool:
+    """Everything written has gone out and the connection stands: nothing for drain() to wait
+    for, nor to report."""
+    transport = writer.transport
+    return not transport.get_write_buffer_size() and not transport.is_closing()
 
 
 class _Protocol(asyncio.StreamReaderProtocol):
@@ -242,11 +277,12 @@ def listen_socket(host: str, port: int) -> socket.socket:
 class _Conn:
     """One connection's state for the deadline sweep and the connection cap."""
 
-    __slots__ = ("writer", "task", "phase", "since", "deadline", "cutoff", "expired", "reserved", "whole_head",
-                 "line_by_line", "switching")
+    __slots__ = ("writer", "reader", "task", "phase", "since", "deadline", "cutoff", "expired", "reserved",
+                 "whole_head", "line_by_line", "switching", "unsent", "peer")
 
     def __init__(self, now: float, deadline: float):
         self.writer: asyncio.StreamWriter | None = None  # set once the transport is made
+        self.reader: asyncio.StreamReader | None = None
         self.phase = HEAD
         self.since = now  # when the phase began
         self.deadline = deadline  # loop time at which the phase expires; 0: none
@@ -257,6 +293,8 @@ class _Conn:
         self.whole_head = False  # waiting in the whole-head read (since `since`)
         self.line_by_line = False  # read this head line by line (the whole-head read took too long)
         self.switching = False  # the sweep cancelled the whole-head read to switch: not a real cancellation
+        self.unsent = 0  # SEND: the write buffer's size when the client last took something
+        self.peer: tuple[str, int] | None = None  # the client's address
 
     def renew(self, now: float, timeout: float) -> None:
         deadline = now + timeout
@@ -265,8 +303,12 @@ class _Conn:
 
 class HttpServer:
     def __init__(self, handler: Handler, host: str, port: int, max_body: int | None = None,
-                 limits: HttpLimits | None = None):
+                 limits: HttpLimits | None = None, on_refusal: Callable[[int], object] | None = None):
+        """`on_refusal(status)`: called for each request or connection the server answers itself
+        (400, 408, 413, 431, 503, 505: malformed, too large, too slow, over a limit), before any
+        handler ran (the request metrics count them)."""
         self._handler = handler
+        self._on_refusal = on_refusal
         self._host, self._port = host, port
         self._limits = limits or HttpLimits()
         if max_body is not None:
@@ -377,6 +419,7 @@ class HttpServer:
                 return
             if len(self._conns) >= self._cap and not self._make_room(f"at the cap of {self._cap} connections"):
                 self._tally.note(f"connections refused with 503 (at the cap of {self._cap})")
+                self._refused(503)
                 try:
                     sock.setblocking(False)
                     sock.send(REFUSAL)
@@ -427,22 +470,37 @@ class HttpServer:
             await asyncio.sleep(interval)
             now = self._loop.time()
             for conn in self._conns:
-                if conn.whole_head and now - conn.since > WHOLE_HEAD_WAIT and conn.task is not None:
+                # An idle keep-alive connection whose client sent nothing yet is not a slow head:
+                # switching it would read its next request line by line, and cancel a read.
+                if conn.whole_head and now - conn.since > WHOLE_HEAD_WAIT and conn.task is not None \
+                        and (conn.phase != IDLE or _started(conn.reader)):
                     conn.whole_head, conn.line_by_line, conn.switching = False, True, True
                     conn.task.cancel()
             for conn in [c for c in self._conns if c.deadline and c.deadline <= now and c.writer is not None]:
                 if conn.phase == HEAD:
                     self._tally.note("request heads timed out (408)")
+                    self._refused(408)
                     self._close_expired(conn, 408, b"request head timeout")
                 elif conn.phase == BODY and conn.cutoff and conn.cutoff <= now:
                     self._tally.note("uploads closed at shutdown (503)")
+                    self._refused(503)
                     self._close_expired(conn, 503, b"the server is shutting down")
                 elif conn.phase == BODY:
                     self._tally.note("request bodies timed out (408)")
+                    self._refused(408)
                     self._close_expired(conn, 408, b"request body timeout")
+                elif conn.phase == SEND:
+                    self._send_expired(conn, now)
                 else:
                     self._close_expired(conn)  # an idle keep-alive connection: no reply
             self._tally.flush(now)
+
+    def _refused(self, status: int) -> None:
+        if self._on_refusal is not None:
+            try:
+                self._on_refusal(status)
+            except Exception:  # counting must never stop the refusal itself
+                log.exception("counting a refusal failed")
 
     def _close_expired(self, conn: _Conn, status: int = 0, message: bytes = b"") -> None:
         assert conn.writer is not None
@@ -450,15 +508,34 @@ class HttpServer:
         conn.deadline = 0.0
         if status:
             # Only while the connection reads (head or body phase): no response is being written.
-            headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(message))),
+            framing = [("Content-Type", "text/plain"), ("Content-Length", str(len(message))),
                        ("Connection", "close")] + (RETRY_AFTER if status == 503 else [])
-            conn.writer.write(response_head(status, headers) + message)
-        conn.writer.close()
+            conn.writer.write(response_head(status, [], framing) + message)
+        if conn.writer.transport.get_write_buffer_size():
+            # close() would wait for the client to take what is still buffered: it is not reading.
+            conn.writer.transport.abort()
+        else:
+            conn.writer.close()
+
+    def _send_expired(self, conn: _Conn, now: float) -> None:
+        """A response's client has taken nothing for send_timeout: drop what is buffered and the
+        connection (the drain waiting on it raises); one that took something gets more time."""
+        assert conn.writer is not None
+        unsent = conn.writer.transport.get_write_buffer_size()
+        if unsent < conn.unsent:
+            conn.unsent = unsent
+            conn.deadline = now + self._limits.send_timeout
+            return
+        self._tally.note("responses cut off, their client not reading (send timeout)")
+        conn.expired = True
+        conn.deadline = 0.0
+        conn.writer.transport.abort()
 
     # --- one connection ----------------------------------------------------------------------
     async def _connection(self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._loop is not None
-        conn.writer = writer
+        conn.writer, conn.reader = writer, reader
+        conn.peer = writer.get_extra_info("peername")
         conn.task = asyncio.current_task()
         loop = self._loop
         try:
@@ -490,12 +567,13 @@ class HttpServer:
                     continue  # nothing was consumed: read the same head line by line
                 except BadRequest as exc:
                     if not conn.expired:
-                        await self._refuse(writer, exc)
+                        await self._refuse(conn, writer, exc)
                     break
                 except (asyncio.IncompleteReadError, ConnectionError, OSError):
                     break
                 self._active += 1
-                self._idle.clear()
+                if self._active == 1:
+                    self._idle.clear()
                 try:
                     keep_alive = await self._request(conn, reader, writer, method.upper(), target, version,
                                                      raw_headers)
@@ -516,45 +594,54 @@ class HttpServer:
             self._conns.discard(conn)
             writer.close()
 
-    async def _refuse(self, writer: asyncio.StreamWriter, exc: BadRequest) -> None:
+    async def _refuse(self, conn: _Conn, writer: asyncio.StreamWriter, exc: BadRequest) -> None:
         """Answer a request that cannot be served, and close: what follows it on the connection
         cannot be trusted to start where the server thinks it does."""
         self._tally.note(f"requests refused with {exc.status}")
+        self._refused(exc.status)
         log.debug("refused with %d: %s", exc.status, exc)
         headers = RETRY_AFTER if exc.status == 503 else []
-        await self._reply(writer, HttpResponse(exc.status, f"{exc}\n".encode(), headers, "text/plain; charset=utf-8"),
-                          False)
+        await self._reply(conn, writer, HttpResponse(exc.status, f"{exc}\n".encode(), headers,
+                                                     "text/plain; charset=utf-8"), False)
 
     async def _request(self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                        method: str, target: str, version: str, raw_headers: list[Header]) -> bool:
         assert self._loop is not None
         headers = Headers(raw_headers)
+        lowered = headers.lowered
         try:
-            kind, length = request_framing(version, headers)
+            kind, length = request_framing(version, lowered)
             body = b""
             if length != 0:  # a Content-Length body, or a chunked one
                 conn.phase = BODY
                 conn.renew(self._loop.time(), self._limits.body_timeout)
                 if length is not None:
                     self._reserve(conn, length)  # before 100 Continue: refused bodies are not sent
-                if version == "HTTP/1.1" and "100-continue" in (headers.get("expect") or "").lower():
+                if version == "HTTP/1.1" and "100-continue" in (lowered.get("expect") or "").lower():
                     writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = await self._read_body(conn, reader, length)
+                if length is None:
+                    body = await self._read_chunked(conn, reader)
+                else:
+                    body = await reader.read(length)  # usually all of it: the body came with the head
+                    if len(body) != length:
+                        body = await self._read_exactly(conn, reader, length, body)
         except BadRequest as exc:
             if not conn.expired:
-                await self._refuse(writer, exc)
+                await self._refuse(conn, writer, exc)
             return False
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             if not conn.expired:
                 log.warning("client disconnected while sending the request body")
             return False
         conn.phase, conn.deadline = BUSY, 0.0
-        connection = headers.get("connection")
-        tokens = {t.strip(" \t").lower() for t in connection.split(",")} if connection else set()
-        keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
+        connection = lowered.get("connection")
+        if connection is None:
+            keep_alive = version == "HTTP/1.1"
+        else:
+            tokens = {t.strip(" \t").lower() for t in connection.split(",")}
+            keep_alive = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
         path, query = split_target(target)
-        request = HttpRequest(method, target, path, query, version, headers, body,
-                              writer.get_extra_info("peername"), reader, writer)
+        request = HttpRequest(method, target, path, query, version, headers, body, conn.peer, reader, writer)
         try:
             response = await self._handler(request)
         except Exception as exc:  # handlers map errors themselves; this is a bug guard
@@ -566,8 +653,8 @@ class HttpServer:
             await response.takeover(reader, writer)
             return False
         if isinstance(response, StreamResponse):
-            return await self._stream(writer, response, keep_alive, version, method)
-        return await self._reply(writer, response, keep_alive, method, version)
+            return await self._stream(conn, writer, response, keep_alive, version, method)
+        return await self._reply(conn, writer, response, keep_alive, method, version)
 
     def _reserve(self, conn: _Conn, size: int) -> None:
         """Count `size` more body bytes against the request's limit (413) and the server's memory
@@ -578,15 +665,6 @@ class HttpServer:
             raise BadRequest(503, "too many request bytes in memory at once; retry shortly")
         conn.reserved += size
         self._body_bytes += size
-
-    async def _read_body(self, conn: _Conn, reader: asyncio.StreamReader, length: int | None) -> bytes:
-        """A body of `length` bytes, or a chunked one (None)."""
-        if length is None:
-            return await self._read_chunked(conn, reader)
-        data = await reader.read(length)  # usually all of it: the body came with the head
-        if len(data) == length:
-            return data
-        return await self._read_exactly(conn, reader, length, data)
 
     async def _read_exactly(self, conn: _Conn, reader: asyncio.StreamReader, size: int, first: bytes = b"") -> bytes:
         """`size` bytes (`first` of them read already), each piece renewing the body deadline (a
@@ -626,37 +704,60 @@ class HttpServer:
             return [("Connection", "close")]
         return [("Connection", "keep-alive")] if version == "HTTP/1.0" else []
 
-    async def _reply(self, writer: asyncio.StreamWriter, response: HttpResponse, keep_alive: bool,
-                     method: str = "GET", version: str = "HTTP/1.1") -> bool:
-        headers = list(response.headers)
-        if response.content_type:
-            headers.append(("Content-Type", response.content_type))
-        headers.append(("Content-Length", str(len(response.body))))
-        headers += self._framing(keep_alive, version)
+    async def _drain(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
+        """StreamWriter.drain(), bounded: a client that takes nothing of what is buffered for
+        send_timeout is cut off by the sweep (this raises ConnectionResetError then). Awaited only
+        where _settled() says there is something to wait for (not in the common case, where what
+        was written went out at once: no coroutine then)."""
+        assert self._loop is not None
+        phase, deadline = conn.phase, conn.deadline
+        conn.phase, conn.unsent = SEND, writer.transport.get_write_buffer_size()
+        conn.deadline = self._loop.time() + self._limits.send_timeout
         try:
-            writer.write(response_head(response.status, headers))
-            if method != "HEAD" and response.body:
-                writer.write(response.body)
             await writer.drain()
+        finally:
+            if not conn.expired:
+                conn.phase, conn.deadline = phase, deadline
+
+    async def _reply(self, conn: _Conn, writer: asyncio.StreamWriter, response: HttpResponse, keep_alive: bool,
+                     method: str = "GET", version: str = "HTTP/1.1") -> bool:
+        body = response.body
+        headers = response.headers
+        if response.content_type:
+            headers = [*headers, ("Content-Type", response.content_type)]
+        framing = [("Content-Length", str(len(body)))]
+        if not keep_alive or version == "HTTP/1.0":
+            framing += self._framing(keep_alive, version)
+        head = response_head(response.status, headers, framing)
+        try:
+            if method == "HEAD" or not body:
+                writer.write(head)
+            elif len(body) <= COALESCE_BYTES:
+                writer.write(head + body)  # one send (a syscall and a TCP segment fewer)
+            else:
+                writer.write(head)
+                writer.write(body)
+            if not _settled(writer):
+                await self._drain(conn, writer)
         except (ConnectionError, OSError):
             return False
         return keep_alive
 
-    async def _stream(self, writer: asyncio.StreamWriter, response: StreamResponse, keep_alive: bool, version: str,
-                      method: str) -> bool:
+    async def _stream(self, conn: _Conn, writer: asyncio.StreamWriter, response: StreamResponse, keep_alive: bool,
+                      version: str, method: str) -> bool:
         chunked = response.length is None and version == "HTTP/1.1"
         keep_alive = keep_alive and (chunked or response.length is not None)
-        headers = list(response.headers)
+        headers = response.headers
         if response.content_type:
-            headers.append(("Content-Type", response.content_type))
+            headers = [*headers, ("Content-Type", response.content_type)]
+        framing = self._framing(keep_alive, version)
         if chunked:
-            headers.append(("Transfer-Encoding", "chunked"))
+            framing.insert(0, ("Transfer-Encoding", "chunked"))
         elif response.length is not None:
-            headers.append(("Content-Length", str(response.length)))
-        headers += self._framing(keep_alive, version)
+            framing.insert(0, ("Content-Length", str(response.length)))
         completed = False
         try:
-            writer.write(response_head(response.status, headers))
+            writer.write(response_head(response.status, headers, framing))
             if method != "HEAD":
                 async for chunk in response.chunks:
                     if not chunk:
@@ -670,10 +771,12 @@ class HttpServer:
                         writer.write(b"\r\n")
                     else:
                         writer.write(chunk)
-                    await writer.drain()
+                    if not _settled(writer):
+                        await self._drain(conn, writer)
                 if chunked:
                     writer.write(b"0\r\n\r\n")
-            await writer.drain()
+            if not _settled(writer):
+                await self._drain(conn, writer)
             completed = True
         except (ConnectionError, OSError) as exc:
             # The connection's reader keeps this exception; its traceback would keep this frame

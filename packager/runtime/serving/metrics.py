@@ -103,6 +103,10 @@ def _requests(w: _Writer, requests: RequestMetrics) -> None:
     w.counted_histogram("pack_request_duration_seconds",
                         "Seconds from a request's head to the end of its response (a stream's last chunk)",
                         [({"route": route}, h) for route, h in sorted(requests.durations.items())])
+    w.metric("pack_requests_refused_total", "counter",
+             "Requests the HTTP layer answered itself before any route ran (malformed, too slow, too "
+             "large, over a limit), by status code",
+             [({"status": str(status)}, count) for status, count in sorted(requests.refusals.items())])
     w.gauge("pack_requests_in_flight", "Requests being served now (streams until their end)",
             requests.in_flight)
     w.gauge("pack_predict_queued_requests", "Predict calls waiting for a predict_concurrency permit now",

@@ -11,6 +11,7 @@ preprocess and postprocess. A violation is a ModelDefinitionError and fails the 
 from __future__ import annotations
 
 import collections.abc
+import functools
 import inspect
 import typing
 from collections.abc import Callable
@@ -85,7 +86,7 @@ class MethodSpec:
             return (request,)
         return (inputs, request)
 
-    @property
+    @functools.cached_property  # read per request; walking the annotation's MRO each time is not free
     def input_model(self) -> type | None:
         return self.input_annotation if pydantic_types.is_model_class(self.input_annotation) else None
 
@@ -151,6 +152,13 @@ class ModelSpec:
     def input_model(self) -> type | None:
         first = self.preprocess or self.predict
         return first.input_model if first is not None else None
+
+    @functools.cached_property  # read per request
+    def request_type(self) -> object:
+        """The annotation of the request parameter of the first of preprocess, predict and
+        postprocess that takes one (None: none does, no request object is built)."""
+        methods = (self.preprocess, self.predict, self.postprocess)
+        return next((m.request_type for m in methods if m is not None and m.request_type), None)
 
     def schema(self) -> Schema | None:
         """Truss's /schema document, or None when predict is not typed with pydantic models."""

@@ -1,5 +1,6 @@
 """Around every request of the Model-class server: its request metrics (request_metrics), its
-endpoint span (tracing) and its request id in the log lines (log_format).
+endpoint span (tracing) and its request id in the log lines (log_format), those of a WebSocket
+session included (set for the whole session its upgrade request starts).
 
 A streamed response counts as finished (and in flight until then) when its last chunk was sent
 or the stream ended otherwise; the endpoint span ends when the response starts, as in Truss.
@@ -7,11 +8,18 @@ or the stream ended otherwise; the endpoint span ends when the response starts, 
 
 from __future__ import annotations
 
-from .http_server import Handler, HttpRequest, HttpResponse, Response, StreamResponse
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from time import monotonic
+
+from .http_server import Handler, HttpRequest, HttpResponse, Response, StreamResponse, Upgrade
 from .log_format import chain_request_id, request_id
 from .model_spec import OPENAI_METHODS
-from .request_metrics import REQUESTS, route_of
+from .request_metrics import OTHER_ROUTE, REQUESTS, route_of
 from . import tracing
+
+ROUTE_CACHE_SIZE = 256  # paths remembered with their route (a scanner's random paths are never kept)
 
 _PREDICT_ROUTES = frozenset({"/v1/models/{name}:predict", "/v1/models/{name}:predict_binary", "/invocations"})
 
@@ -24,37 +32,67 @@ def traced_method(route: str) -> str | None:
 
 
 def observe(handler: Handler) -> Handler:
+    routes: dict[str, str] = {}  # path -> route template, for the paths the routes know
+    metrics = REQUESTS
+
     async def observed(req: HttpRequest) -> Response:
-        route = route_of(req.path)
-        method = traced_method(route)
-        started = REQUESTS.started()
-        ids = (request_id.set(req.headers.get("x-baseten-request-id")),
-               chain_request_id.set(req.headers.get("x-baseten-chain-request-id")))
+        # Per request, so written out: no helper calls where a line does.
+        path = req.path
+        route = routes.get(path)
+        if route is None:
+            route = route_of(path)
+            if route != OTHER_ROUTE and len(routes) < ROUTE_CACHE_SIZE:
+                routes[path] = route
+        started = monotonic()
+        metrics.in_flight += 1
+        headers = req.headers
+        rid = headers.lowered.get("x-baseten-request-id")
+        chain_rid = headers.lowered.get("x-baseten-chain-request-id")
+        # The connection's task runs its requests one after another and each resets what it set:
+        # without the headers the variables are at their default already (nothing to set).
+        ids = None if rid is None and chain_rid is None else (request_id.set(rid), chain_request_id.set(chain_rid))
         try:
-            if method is None or not tracing.active():  # no context manager: per-request cost
+            method = traced_method(route) if tracing.active() else None
+            if method is None:  # no context manager: per-request cost
                 response = await handler(req)
             else:
-                with tracing.endpoint(method, req.headers):
+                with tracing.endpoint(method, headers):
                     response = await handler(req)
         except BaseException:
-            REQUESTS.finished(route, 500, started)
+            metrics.finished(route, 500, started)
             raise
         finally:
-            chain_request_id.reset(ids[1])
-            request_id.reset(ids[0])
-        if isinstance(response, StreamResponse):
+            if ids is not None:
+                chain_request_id.reset(ids[1])
+                request_id.reset(ids[0])
+        if isinstance(response, HttpResponse):
+            metrics.finished(route, response.status, started)
+        elif isinstance(response, StreamResponse):
             on_close = response.on_close
             status = response.status
 
             def closed(completed: bool) -> object:
-                REQUESTS.finished(route, status, started)
+                metrics.finished(route, status, started)
                 return None if on_close is None else on_close(completed)
 
             response.on_close = closed
-        else:
-            upgraded = 101  # an Upgrade: the connection was handed over (a WebSocket)
-            REQUESTS.finished(route, response.status if isinstance(response, HttpResponse) else upgraded, started)
+        elif isinstance(response, Upgrade):  # the connection is handed over (a WebSocket)
+            metrics.finished(route, 101, started)
+            if ids is not None:  # its session's log lines carry the upgrade request's ids
+                response = Upgrade(functools.partial(_with_ids, response.takeover, rid, chain_rid))
         return response
 
     return observed
 
+
+async def _with_ids(takeover: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+                    rid: str | None, chain_rid: str | None, reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> None:
+    """Run a connection's takeover with the request ids of the request that upgraded it set, as
+    they are while a request is served (tasks it starts copy them)."""
+    ids = request_id.set(rid), chain_request_id.set(chain_rid)
+    try:
+        await takeover(reader, writer)
+    finally:
+        chain_request_id.reset(ids[1])
+        request_id.reset(ids[0])

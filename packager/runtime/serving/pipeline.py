@@ -24,7 +24,7 @@ import inspect
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import AsyncGeneratorType, GeneratorType
@@ -374,6 +374,45 @@ def to_bytes(chunk: Any) -> bytes:
     raise TypeError(f"streamed chunks must be str or bytes, got {type(chunk).__name__}")
 
 
+def in_thread(loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, context: contextvars.Context,
+              fn: Callable[..., object], args: tuple[object, ...]) -> asyncio.Future[object]:
+    """fn(*args) in a pool thread, run in `context`; its outcome as a future of `loop`.
+
+    What loop.run_in_executor does, without chaining a concurrent.futures.Future to the asyncio one
+    (several Python-level callbacks and two failed attribute lookups per call: a tenth of a small
+    request's CPU). A call whose future was cancelled before a thread took it does not run."""
+    future: asyncio.Future[object] = loop.create_future()
+    executor.submit(_run_in_thread, [future], loop, context, fn, args)
+    return future
+
+
+def _run_in_thread(slot: list[asyncio.Future[object]], loop: asyncio.AbstractEventLoop,
+                   context: contextvars.Context, fn: Callable[..., object], args: tuple[object, ...]) -> None:
+    # The future comes in a list emptied here: a failing model's frames in the traceback keep
+    # this frame and the pool's work item (its arguments) alive, and neither may keep the future,
+    # which keeps the exception (a cycle until a full collection, the model's locals with it).
+    future: asyncio.Future[object] | None = slot.pop()
+    assert future is not None
+    if future.cancelled():
+        return
+    try:
+        result = context.run(fn, *args)
+    except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting coroutine
+        loop.call_soon_threadsafe(_settle, future, None, exc)
+        future = None
+    else:
+        loop.call_soon_threadsafe(_settle, future, result, None)
+
+
+def _settle(future: asyncio.Future[object], result: object, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
+
+
 def _skip_if_gone(disconnected: Callable[[], bool], spec: MethodSpec) -> None:
     if disconnected():
         log.warning("Client disconnected, skipping `%s`.", spec.name)  # Truss's words
@@ -425,9 +464,12 @@ class Pipeline:
         if on_closed is not None:
             on_closed()
 
-    async def call(self, spec: MethodSpec, args: tuple[object, ...]) -> object:
-        """Call a model method, inside its span when tracing is on (tracing.py)."""
-        return await tracing.traced(spec.name, self._call(spec, args))
+    def call(self, spec: MethodSpec, args: tuple[object, ...]) -> Awaitable[object]:
+        """Call a model method, inside its span when tracing is on (tracing.py); with tracing off,
+        without the span's wrapper coroutine (per-request cost)."""
+        if tracing.active():
+            return tracing.traced(spec.name, self._call(spec, args))
+        return self._call(spec, args)
 
     async def _call(self, spec: MethodSpec, args: tuple[object, ...]) -> object:
         """Call a model method; user exceptions are logged and re-raised as ModelError."""
@@ -437,8 +479,7 @@ class Pipeline:
             if spec.is_async_gen:
                 return spec.fn(*args)
             # In the request's context (log request id, trace context), as Truss's to_thread runs it.
-            return await self._loop.run_in_executor(self._executor, functools.partial(
-                contextvars.copy_context().run, spec.fn, *args))
+            return await in_thread(self._loop, self._executor, contextvars.copy_context(), spec.fn, args)
         except Exception as exc:
             if is_http_exception(exc):
                 log.warning("the model raised HTTPException(%s): %s", exc.status_code, exc.detail)
@@ -461,7 +502,8 @@ class Pipeline:
         if spec.preprocess is not None:
             _skip_if_gone(disconnected, spec.preprocess)
             inputs = await self.call(spec.preprocess, spec.preprocess.args(inputs, request))
-        await self._permits.acquire()
+        if not self._permits.take():
+            await self._permits.acquire()
         handed_over = False
         try:
             _skip_if_gone(disconnected, spec.predict)  # it may have waited long for its permit

@@ -10,8 +10,9 @@ scanner probing random paths must not grow the label set (those all count as "ot
 from __future__ import annotations
 
 import asyncio
-import bisect
-import time
+from bisect import bisect_left
+from collections import defaultdict
+from time import monotonic
 from typing import Literal
 
 from .model_spec import OPENAI_METHODS
@@ -50,7 +51,7 @@ class Histogram:
         self.count = 0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
         self.count += 1
 
@@ -64,25 +65,36 @@ class Histogram:
 
 
 class RequestMetrics:
+    """Counted per request on the event loop: every method here is on the hot path, so each is
+    written out (no helper calls, counters that need no .get())."""
+
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = {}  # (route, status) -> finished requests
+        self.requests: defaultdict[tuple[str, int], int] = defaultdict(int)  # (route, status) -> finished requests
         self.durations: dict[str, Histogram] = {}  # route -> seconds until the response was sent
         self.in_flight = 0
         self.queued = 0  # predict calls waiting for a predict_concurrency permit now
         self.queue_wait = Histogram()  # seconds each predict waited for its permit
+        # status -> requests (or connections) the HTTP layer answered itself, before any route:
+        # malformed (400), too slow (408), too large (413, 431), over a limit (503), HTTP/2 (505).
+        self.refusals: defaultdict[int, int] = defaultdict(int)
 
     def started(self) -> float:
         self.in_flight += 1
-        return time.monotonic()
+        return monotonic()
 
     def finished(self, route: str, status: int, started: float) -> None:
+        elapsed = monotonic() - started
         self.in_flight -= 1
-        key = (route, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
+        self.requests[route, status] += 1
         histogram = self.durations.get(route)
         if histogram is None:
             histogram = self.durations[route] = Histogram()
-        histogram.observe(time.monotonic() - started)
+        histogram.counts[bisect_left(histogram.bounds, elapsed)] += 1  # Histogram.observe, inlined
+        histogram.total += elapsed
+        histogram.count += 1
+
+    def refused(self, status: int) -> None:
+        self.refusals[status] += 1
 
 
 REQUESTS = RequestMetrics()
@@ -91,12 +103,25 @@ REQUESTS = RequestMetrics()
 class TimedSemaphore(asyncio.Semaphore):
     """predict_concurrency's permits, counting who waits for one and for how long (REQUESTS)."""
 
+    def take(self) -> bool:
+        """Take a free permit at once, as acquire() would (no coroutine to create and await), and
+        count a wait of 0 s; False when none is free (then await acquire())."""
+        if self.locked():
+            return False
+        self._value -= 1  # what Semaphore.acquire does when a permit is free
+        queue_wait = REQUESTS.queue_wait
+        queue_wait.counts[0] += 1  # Histogram.observe(0.0), inlined
+        queue_wait.count += 1
+        return True
+
     async def acquire(self) -> Literal[True]:
-        started = time.monotonic()
+        if self.take():
+            return True
+        started = monotonic()
         REQUESTS.queued += 1
         try:
             await super().acquire()
         finally:
             REQUESTS.queued -= 1
-        REQUESTS.queue_wait.observe(time.monotonic() - started)
+        REQUESTS.queue_wait.observe(monotonic() - started)
         return True

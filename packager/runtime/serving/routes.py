@@ -193,13 +193,12 @@ class TrussRoutes:
 
     async def _predict_on(self, pipeline: Pipeline, req: HttpRequest, openai: MethodSpec | None) -> Response:
         spec = pipeline.spec
-        binary = (req.headers.get("content-type") or "").split(";")[0].strip().lower() == BINARY
+        binary = (req.headers.lowered.get("content-type") or "").split(";")[0].strip().lower() == BINARY
         first = openai or spec.preprocess or spec.predict
         if first is None:
             raise HttpError(404, f"the model defines `websocket` and no `predict`: connect to "
                                  f"{websocket.ROUTE} with a WebSocket client", CLIENT)
-        methods = [openai] if openai else [spec.preprocess, spec.predict, spec.postprocess]
-        request_type = next((m.request_type for m in methods if m is not None and m.request_type), None)
+        request_type = openai.request_type if openai is not None else spec.request_type
         request = make_request(request_type, req) if request_type is not None else None
         inputs = self._parse(req, binary, first.input_model) if first.mode != REQUEST else None
         if openai is not None:

@@ -43,8 +43,12 @@ def _json_default(obj: Any) -> object:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
+# What json.dumps writes as it is: no pydantic model to look for (that walks the class's MRO).
+_JSON_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
 def to_json(value: object) -> bytes:
-    if pydantic_types.is_model_instance(value):
+    if type(value) not in _JSON_TYPES and pydantic_types.is_model_instance(value):
         return pydantic_types.dump_json(value)
     return json.dumps(value, default=_json_default).encode()
 

@@ -39,6 +39,7 @@ from .loader import LoadedModel, load_model, read_environment
 from .missing_module import explain as explain_missing_module
 from .observe import observe
 from .pipeline import Pipeline
+from .request_metrics import REQUESTS
 from .routes import TrussRoutes
 
 if TYPE_CHECKING:
@@ -89,7 +90,8 @@ class ModelServer:
         self._stop = asyncio.Event()
         self.first_load_done = asyncio.Event()
         routes = TrussRoutes(self)
-        server = HttpServer(observe(routes.handle), self.host, self.port, limits=HttpLimits.from_env())
+        server = HttpServer(observe(routes.handle), self.host, self.port, limits=HttpLimits.from_env(),
+                            on_refusal=REQUESTS.refused)
         await server.start()
         self.timeline.mark("server_listening")
         log.info("serving Truss routes on %s:%d", self.host, server.port)

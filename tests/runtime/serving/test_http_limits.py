@@ -3,10 +3,12 @@ short through its environment override: slowloris heads and idle keep-alive conn
 closed; a stalled upload times out, a slow one does not; the connection cap under a low
 open-files limit keeps predict answering without an accept-error storm in the log; SIGTERM
 with a stalled upload exits after the upload's drain timeout, not PACK_SHUTDOWN_TIMEOUT; request
-bodies are bounded one by one (413) and together (503)."""
+bodies are bounded one by one (413) and together (503); a response, streamed or not, whose client
+stops reading is cut off after the send timeout."""
 
 from __future__ import annotations
 
+import json
 import select
 import signal
 import socket
@@ -14,6 +16,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import pytest
 
 from packager import constants
 from tests.runtime.harness import Runtime, make_app
@@ -269,4 +273,39 @@ def test_connections_past_the_cap_are_refused_with_503_when_none_is_idle(tmp_pat
         finally:
             for sock in busy:
                 sock.close()
+        assert_serving(rt)
+
+
+# A body far larger than the kernel's socket buffers hold (a few MiB on loopback), as one JSON
+# string or as a stream of 1 MiB chunks.
+BIG_MODEL = """
+    class Model:
+        def predict(self, model_input):
+            size = model_input.get("size")
+            if size is None:
+                return model_input
+            if model_input.get("stream"):
+                return (b"x" * (1 << 20) for _ in range(size >> 20))
+            return "x" * size
+"""
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["response", "stream"])
+def test_a_client_that_stops_reading_a_response_is_cut_off_after_the_send_timeout(tmp_path, stream):
+    size = 32 << 20
+    app = make_app(tmp_path, BIG_MODEL)
+    # The stall timeout is far off: what ends the stream is the send timeout.
+    env = {constants.PACK_HTTP_SEND_TIMEOUT: "1", constants.PACK_STREAM_STALL_TIMEOUT: "600"}
+    with Runtime(app, **env) as rt:
+        rt.wait_ready()
+        body = json.dumps({"size": size, "stream": stream}).encode()
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # before connecting: a small window
+            sock.connect(("127.0.0.1", rt.port))
+            sock.sendall(post_head(len(body)) + body)
+            # Cut off while the client reads nothing (without the timeout the server waits forever,
+            # holding the connection and the response).
+            wait_for_log(rt, "send timeout", timeout=20)
+            received, was_closed, _ = raw_http.read_until_closed(sock, 20)
+            assert was_closed and received.startswith(b"HTTP/1.1 200 ") and len(received) < size, len(received)
         assert_serving(rt)

@@ -16,6 +16,7 @@ from packager.runtime.serving import log_format
 from tests.fixtures.otlp_collector import OtlpCollector
 from tests.fixtures.prometheus_text import samples as metric_samples
 from tests.runtime.harness import make_app
+from tests.runtime.serving.raw_http import exchange, request
 
 PREDICT = "/v1/models/model:predict"
 ROUTE = 'route="/v1/models/{name}:predict"'
@@ -105,6 +106,25 @@ def test_request_metrics_count_routes_statuses_latency_in_flight_and_queue_wait(
     assert waited_long >= 2
     assert "# TYPE pack_request_duration_seconds histogram" in text
     assert "# TYPE pack_requests_total counter" in text
+
+
+def test_requests_the_http_layer_refuses_are_counted(tmp_path, runtimes):
+    rt = runtimes(make_app(tmp_path, QUEUEING_MODEL), PACK_HTTP_HEAD_TIMEOUT="1", PACK_HTTP_MAX_BODY_BYTES="1000")
+    rt.wait_ready()
+    assert exchange(rt.port, b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: 1\r\n\r\n").statuses == [400]
+    smuggled = request("POST", PREDICT, [("Content-Length", "2"), ("Transfer-Encoding", "chunked")], b"{}")
+    assert exchange(rt.port, smuggled).statuses == [400]
+    assert exchange(rt.port, request("POST", PREDICT, [("Content-Length", "2000")])).statuses == [413]
+    assert exchange(rt.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n").statuses == [431]
+    assert exchange(rt.port, b"GET / HTTP/2.0\r\n\r\n").statuses == [505]
+    assert exchange(rt.port, b"GET / HTTP/1.1\r\nHost: a\r\n", wait=10).statuses == [408]  # never finished
+    samples = metric_samples(_metrics(rt))
+    refused = {k: v for k, v in samples.items() if k.startswith("pack_requests_refused_total")}
+    assert refused == {f'pack_requests_refused_total{{status="{s}"}}': n
+                       for s, n in (("400", 2), ("408", 1), ("413", 1), ("431", 1), ("505", 1))}
+    # None of them reached a route: the route counts hold only the readiness polls.
+    routed = [k for k in samples if k.startswith("pack_requests_total")]
+    assert routed and all(k.startswith('pack_requests_total{route="/v1/models/{name}"') for k in routed), routed
 
 
 # --- the model's own metrics -------------------------------------------------------------------

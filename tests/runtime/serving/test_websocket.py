@@ -195,6 +195,42 @@ def test_a_client_close_and_a_dropped_connection_reach_the_model(tmp_path, runti
     assert "ERROR" not in rt.logs()
 
 
+LOGGING_MODEL = """
+    import logging
+
+    log = logging.getLogger("model")
+
+
+    class Model:
+        async def websocket(self, ws):
+            text = await ws.receive_text()
+            log.info("ws got %s", text)
+            await ws.send_text(text)
+            if text == "fail":
+                raise ValueError("failed on purpose")
+"""
+
+
+def test_websocket_log_lines_carry_the_request_id_as_http_ones_do(tmp_path, runtimes):
+    rt = _ready(runtimes, tmp_path, LOGGING_MODEL)
+    ids = {"x-baseten-request-id": "ws-42", "x-baseten-chain-request-id": "chain-7"}
+    with _open(rt, additional_headers=ids) as ws:
+        ws.send("fail")
+        assert ws.recv(timeout=10) == "fail"
+        assert _closed(ws).rcvd.code == 1011
+    with _open(rt) as ws:  # no ids sent: none shown, none left over from the session before
+        ws.send("plain")
+        assert ws.recv(timeout=10) == "plain"
+    _wait_for(rt, "ws got plain")
+    records = rt.log_records()
+    got = next(r for r in records if r["message"] == "ws got fail")
+    assert (got["request_id"], got["chain_request_id"]) == ("ws-42", "chain-7")
+    failed = next(r for r in records if "`websocket` raised" in r["message"])  # the server's own line
+    assert failed["request_id"] == "ws-42" and "ValueError: failed on purpose" in failed["exc_info"]
+    plain = next(r for r in records if r["message"] == "ws got plain")
+    assert "request_id" not in plain and "chain_request_id" not in plain
+
+
 def test_messages_up_to_the_limit_pass_and_a_larger_one_closes_with_1009(tmp_path, runtimes):
     rt = runtimes(make_app(tmp_path, MODEL), **{constants.PACK_WS_MAX_MESSAGE_BYTES: "100000"})
     rt.wait_ready()
