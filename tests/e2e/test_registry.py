@@ -137,4 +137,9 @@ def test_wrong_password_fails_clearly(truss: Truss, registry: RegistryEnv, docke
     assert "Traceback" not in output and "internal error" not in output
     assert f"{registry.address} refused the login for user {registry.username}" in failed.stderr, failed.stderr
     assert "check the username and password" in failed.stderr
-    assert failed.stdout.strip() == ""  # no JSON result line for a push that did not happen
+    # --json: the failure in the push contract, nothing else on stdout (packager/cli/json_results.py).
+    (line,) = failed.stdout.strip().splitlines()
+    result = json.loads(line)
+    assert result["schema"] == "pack.push/v1" and result["ok"] is False and "digest" not in result
+    assert result["error"]["exit_code"] == failed.returncode == 1
+    assert "refused the login" in result["error"]["message"]
