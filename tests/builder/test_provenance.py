@@ -4,7 +4,6 @@ time rather than the build's, and pack's digests; nothing guessed outside a chec
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,30 +21,18 @@ from packager.builder.provenance import (
     public_url,
 )
 from packager.engine import BuiltImage, FakeEngine
+from tests.fixtures.git_checkout import git, truss_checkout
 
 BASE = "pack-base:bookworm-py311"
 TOKEN = "glcbt-64_SECRETsecret"
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@x", "GIT_AUTHOR_DATE": "2026-11-30T10:00:00+01:00",
-           "GIT_COMMITTER_DATE": "2026-11-30T10:00:00+01:00", "HOME": str(repo), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
-
-
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
-    truss = repo / "models" / "echo"
-    (truss / "model").mkdir(parents=True)
-    (truss / "model" / "model.py").write_text("class Model:\n    def predict(self, x):\n        return x\n")
-    (truss / "config.yaml").write_text("model_name: provenance\npython_version: py311\n")
-    git(repo, "init", "-q")
-    git(repo, "remote", "add", "origin", f"https://gitlab-ci-token:{TOKEN}@gitlab.example.com/team/models.git")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "first")
+    truss = truss_checkout(repo, "models/echo", "model_name: provenance\npython_version: py311\n",
+                           f"https://gitlab-ci-token:{TOKEN}@gitlab.example.com/team/models.git",
+                           "2026-11-30T10:00:00+01:00")
     git(repo, "tag", "v1.2.0")
     return truss
 

@@ -4,7 +4,6 @@ read back from the engine."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,30 +18,17 @@ from packager.builder.provenance import (
     PACK_LOCK_DIGEST,
 )
 from tests.e2e.conftest import Resources, build
+from tests.fixtures.git_checkout import git, truss_checkout
 
 TOKEN = "glcbt-64_e2eSECRETvalue"
-ENV = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@x", "GIT_COMMITTER_NAME": "ci",
-       "GIT_COMMITTER_EMAIL": "ci@x", "GIT_COMMITTER_DATE": "2026-12-01T08:30:00+00:00",
-       "GIT_AUTHOR_DATE": "2026-12-01T08:30:00+00:00", "PATH": "/usr/bin:/bin"}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env={**ENV, "HOME": str(repo)}).stdout.strip()
 
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    truss = repo / "echo"
-    (truss / "model").mkdir(parents=True)
-    (truss / "model" / "model.py").write_text("class Model:\n    def predict(self, x):\n        return x\n")
-    (truss / "config.yaml").write_text("model_name: e2e-provenance\npython_version: py311\nrequirements: []\n")
-    git(repo, "init", "-q")
-    git(repo, "remote", "add", "origin", f"https://gitlab-ci-token:{TOKEN}@gitlab.example.com/team/models.git")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "model")
-    return truss
+    config = "model_name: e2e-provenance\npython_version: py311\nrequirements: []\n"
+    return truss_checkout(tmp_path / "repo", "echo", config,
+                          f"https://gitlab-ci-token:{TOKEN}@gitlab.example.com/team/models.git",
+                          "2026-12-01T08:30:00+00:00")
 
 
 def test_inspect_names_the_commit_and_the_pinned_weights(checkout: Path, resources: Resources) -> None:
