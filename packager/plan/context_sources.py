@@ -31,6 +31,16 @@ def dev_runtime_dir() -> Path:
     return Path(packager.runtime.__file__).parent / DEV_RUNTIME_PACKAGE
 
 
+def installer_uv() -> str | None:
+    """The uv binary of pack's own environment (a dependency of pack). The build binds it into its
+    install steps instead of installing it into the image; without one, they install with pip."""
+    try:
+        from uv import find_uv_bin
+        return os.path.realpath(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return None
+
+
 @dataclass(frozen=True)
 class ContextSources:
     """Host paths (absolute) and documents a render copies and writes."""
@@ -46,6 +56,7 @@ class ContextSources:
     server_requirements: tuple[str, ...]  # pack's server layer (pip requirement lines)
     config_document: str  # the resolved config as JSON: app/config.yaml and app/.pack/config.json
     dev_runtime: str | None = None  # packager/runtime/dev, copied into dev images only
+    uv_binary: str | None = None  # the uv pack runs with, bound into the build's install steps
     literal_secret_values: frozenset[str] = field(default=frozenset(), repr=False)
     skip_names: frozenset[str] = SKIP_NAMES
     skip_suffixes: tuple[str, ...] = SKIP_SUFFIXES
@@ -85,4 +96,5 @@ def plan_context_sources(loaded: LoadedConfig, requirements: Requirements, docke
         config_document=json.dumps(loaded.resolved(), indent=2) + "\n",
         literal_secret_values=loaded.literal_secret_values,
         dev_runtime=str(dev_runtime) if dev_runtime is not None else None,
+        uv_binary=installer_uv(),
     )

@@ -33,6 +33,8 @@ from .context import (
     DEV_RUNTIME_DIR,
     EXTERNAL_DATA_FILE,
     FETCHER_DIR,
+    INSTALLER_DIR,
+    INSTALLER_MOUNT,
     TRUSS_SERVER_DIR,
     WEIGHTS_LINKS_FILE,
     external_data_items,
@@ -144,7 +146,9 @@ def _check_no_secret_values(root: Path, values: frozenset[str]) -> None:
     needles = [v.encode() for v in values if len(v) >= 4]
     if not needles:
         return
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    # pack's uv is bound into install steps, never a file of the image; a short value could match
+    # somewhere in its 50 MB by chance.
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p != root / INSTALLER_DIR / "uv"):
         data = path.read_bytes()
         if any(n in data for n in needles):
             raise RenderError(
@@ -153,12 +157,28 @@ def _check_no_secret_values(root: Path, values: frozenset[str]) -> None:
             )
 
 
+def _write_installer(plan: BuildPlan, installer: Path) -> None:
+    """The requirement steps' installer and, when pack has one, the uv it runs. The binary is
+    linked (or copied with its times), so an unchanged uv is an unchanged file to BuildKit: not
+    sent with the context again, and its checksum is not computed again."""
+    installer.mkdir(parents=True)
+    uv_path = f"{INSTALLER_MOUNT}/uv"
+    (installer / "install").write_text(render("installer/install.sh.j2", uv_path=uv_path, python=plan.base.python))
+    if plan.sources.uv_binary is None:
+        return
+    try:
+        os.link(plan.sources.uv_binary, installer / "uv")
+    except OSError:  # another filesystem, or links refused
+        shutil.copy2(plan.sources.uv_binary, installer / "uv")
+
+
 def _write_files(plan: BuildPlan, out: Path) -> None:
     sources = plan.sources
     pack_dir = out / CONTEXT_PACK_DIR
     _runtime_files(sources, pack_dir / "runtime")
     if plan.weight_layers.layers or plan.external_data:
         write_fetcher(pack_dir / FETCHER_DIR)
+    _write_installer(plan, out / INSTALLER_DIR)
     if sources.server_requirements:
         (pack_dir / "server-requirements.txt").write_text("\n".join(sources.server_requirements) + "\n")
     if plan.server_packages.packages:

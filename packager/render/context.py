@@ -34,6 +34,11 @@ BUILD_SECRETS_DIR = "/run/secrets"
 # Where pack's build steps keep the files they install from (server requirements, the user's
 # requirements, the weights downloader): the commands that use pack's cache mounts name it.
 IMAGE_PACK_FILES = "/opt/pack"
+# The package installer (templates/installer/install.sh.j2) and the uv it runs: a context directory
+# bound into the requirement steps, so neither is ever a file of the image.
+INSTALLER_DIR = f"{CONTEXT_PACK_DIR}/installer"
+INSTALLER_MOUNT = "/opt/pack-installer"
+INSTALLER_COMMAND = f"sh {INSTALLER_MOUNT}/install"
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,13 @@ class CacheMount:
 
 
 PIP_CACHE = CacheMount("pack-pip", "/root/.cache/pip")
+UV_CACHE = CacheMount("pack-uv", "/root/.cache/uv")
 APT_LISTS_CACHE = CacheMount("pack-apt-lists", "/var/lib/apt/lists", "locked")
 APT_ARCHIVES_CACHE = CacheMount("pack-apt-archives", "/var/cache/apt/archives", "locked")
 WEIGHTS_CACHE = CacheMount("pack-weights", WEIGHTS_CACHE_MOUNT, "shared")
-CACHE_MOUNTS = (PIP_CACHE, APT_LISTS_CACHE, APT_ARCHIVES_CACHE, WEIGHTS_CACHE)
+CACHE_MOUNTS = (PIP_CACHE, UV_CACHE, APT_LISTS_CACHE, APT_ARCHIVES_CACHE, WEIGHTS_CACHE)
+INSTALLER_MOUNTS = " ".join((PIP_CACHE.flag, UV_CACHE.flag,
+                             f"--mount=type=bind,source={INSTALLER_DIR},target={INSTALLER_MOUNT}"))
 APT_INSTALL = "apt-get update && apt-get install -y --no-install-recommends"  # system_packages' command
 
 
@@ -135,6 +143,8 @@ class DockerfileContext:
     weights_links: str | None
     weights_cache_mount: str
     pip_cache: str
+    install_mounts: str  # a requirement step's mounts: pip's and uv's caches, the installer
+    install: str  # `pip install`, as the installer runs it (uv, else pip)
     apt_lists_cache: str
     apt_archives_cache: str
     weights_cache: str
@@ -218,6 +228,8 @@ def template_context(plan: BuildPlan) -> DockerfileContext:
         weights_links=WEIGHTS_LINKS_FILE if plan.weight_layers.links or plan.weight_layers.refs else None,
         weights_cache_mount=WEIGHTS_CACHE_MOUNT,
         pip_cache=PIP_CACHE.flag,
+        install_mounts=INSTALLER_MOUNTS,
+        install=INSTALLER_COMMAND,
         apt_lists_cache=APT_LISTS_CACHE.flag,
         apt_archives_cache=APT_ARCHIVES_CACHE.flag,
         weights_cache=WEIGHTS_CACHE.flag,

@@ -19,6 +19,8 @@ GOLDEN = Path(__file__).resolve().parents[1] / "render" / "golden"
 
 # As Docker 20.10 lists pack's entries (docker system df -v), and entries of other projects.
 PIP = "cached mount /root/.cache/pip from exec /bin/sh -c python3 -m pip install -r /opt/pack/server-requirements.txt"
+UV = ("cached mount /root/.cache/uv from exec /bin/sh -c sh /opt/pack-installer/install -r "
+      "/opt/pack/server-requirements.txt")
 WEIGHTS = ("cached mount /var/cache/pack-weights from exec /bin/sh -c PYTHONPATH=/opt/pack python3 -m "
            "packager.runtime.transfer /opt/pack/weights.json --cache /var/cache/pack-weights "
            "--secrets-dir /run/secrets")
@@ -27,6 +29,7 @@ APT = ("cached mount /var/lib/apt/lists from exec /bin/sh -c apt-get update && a
 OTHERS = [
     "cached mount /root/.cache/pip from exec /bin/sh -c pip install -r requirements.txt",  # same target
     "cached mount /cache from exec /bin/sh -c echo run >> /cache/runs",
+    "cached mount /root/.cache/uv from exec /bin/sh -c uv pip install --system -r requirements.txt",
     "cached mount /var/lib/apt/lists from exec /bin/sh -c apt-get update && apt-get install -y curl",
 ]
 
@@ -35,7 +38,7 @@ def entry(description: str, kind: str = "exec.cachemount", in_use: bool = False)
     return CacheEntry(f"id{abs(hash(description)) % 10**8}", kind, description, 100, in_use)
 
 
-@pytest.mark.parametrize("description", [PIP, WEIGHTS, APT])
+@pytest.mark.parametrize("description", [PIP, UV, WEIGHTS, APT])
 def test_packs_cache_mounts_are_recognised(description: str) -> None:
     assert is_pack_cache_mount(entry(description))
 

@@ -49,6 +49,12 @@ model_cache:
 """
 
 
+def _installer_uv_bytes(ctx: Path) -> int:
+    """pack's uv (bound into the install steps, never a file of the image) in the context."""
+    uv = ctx / "pack" / "installer" / "uv"
+    return uv.stat().st_size if uv.exists() else 0
+
+
 def _render(root: Path, out: Path, **options):
     return api.render(root, out, BuildOptions(**options), locked=True)
 
@@ -65,7 +71,7 @@ def test_bake_mode_layer_order_and_mounts(tmp_path: Path) -> None:
     order = [
         index_of(final, r"^FROM "),
         index_of(final, r"apt-get install .* curl"),
-        index_of(final, r"pip install -r /opt/pack/requirements.txt"),
+        index_of(final, r"pack-installer/install -r /opt/pack/requirements.txt"),
         index_of(final, rf"^COPY --from={large[0]} /opt/pack-weights/ /$"),
         index_of(final, r"^ADD pack/weights/links.tar /$"),
         index_of(final, r"echo prepare"),
@@ -105,7 +111,7 @@ def test_bake_mode_layer_order_and_mounts(tmp_path: Path) -> None:
     assert not [i for i in instructions if i.keyword in ("ARG", "ENV", "LABEL")
                 and re.search(r"token|secret|password", i.args, re.I)]
     # Weights are fetched during the build, never carried in the context.
-    assert ctx.bytes < 5 * 1024 * 1024
+    assert ctx.bytes - _installer_uv_bytes(ctx.path) < 5 * 1024 * 1024  # no weight in the context
     assert any("cat /app/model/model.py" in n for n in plan.notes) or plan.notes
 
 
@@ -119,7 +125,7 @@ def test_volume_mode_has_manifest_and_no_weights(tmp_path: Path) -> None:
     assert index_of(final, r'^VOLUME \["/var/lib/pack/cache"\]') > 0
     assert index_of(final, r"COPY --from") == -1
     assert load_manifest(str(ctx.path / "pack" / "weights" / "manifest.json")) == manifest
-    assert ctx.bytes < 5 * 1024 * 1024
+    assert ctx.bytes - _installer_uv_bytes(ctx.path) < 5 * 1024 * 1024  # no weight in the context
 
 
 def test_render_is_deterministic_and_path_independent(tmp_path: Path) -> None:
@@ -198,7 +204,7 @@ def test_ca_bundle_is_trusted_by_pip_and_apt(tmp_path: Path) -> None:
     _, ctx = _render(root, tmp_path / "ctx", ca_bundle=str(bundle))
     final = final_stage(parse((ctx.path / "Dockerfile").read_text()))
     ca = index_of(final, "PIP_CERT=/etc/pack/ca-bundle.pem")
-    assert 0 < ca < index_of(final, "apt-get install") < index_of(final, "pip install")
+    assert 0 < ca < index_of(final, "apt-get install") < index_of(final, "pack-installer/install")
     assert index_of(final, "Acquire::https::CAInfo") > 0
     assert (ctx.path / "pack" / "ca-bundle.crt").read_text() == bundle.read_text()
 
@@ -241,6 +247,7 @@ def test_pip_index_url_is_used_and_never_with_credentials(tmp_path: Path) -> Non
     root = make_truss(tmp_path / "t", "requirements: [numpy]\n")
     _, ctx = _render(root, tmp_path / "ctx", pip_index_url="https://mirror.example/simple")
     final = final_stage(parse((ctx.path / "Dockerfile").read_text()))
-    assert 0 < index_of(final, 'PIP_INDEX_URL="https://mirror.example/simple"') < index_of(final, "pip install")
+    index_url = index_of(final, 'PIP_INDEX_URL="https://mirror.example/simple"')
+    assert 0 < index_url < index_of(final, "pack-installer/install")  # the installer hands it to uv
     with pytest.raises(PlanError, match="carries credentials"):
         _render(root, tmp_path / "ctx2", pip_index_url="https://user:pw@mirror.example/simple")

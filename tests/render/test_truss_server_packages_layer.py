@@ -50,13 +50,15 @@ def test_the_layer_comes_before_the_user_requirements_with_truss_bounds(tmp_path
     root = _truss(tmp_path / "t", "model_name: t\nrequirements:\n  - requests==2.32.3\n  - numpy\n", IMPORTS)
     plan, ctx = _render(root, tmp_path / "ctx")
     final = final_stage(parse((ctx.path / "Dockerfile").read_text()))
-    pack_server = index_of(final, r"pip install -r /opt/pack/server-requirements.txt")
+    pack_server = index_of(final, r"pack-installer/install -r /opt/pack/server-requirements.txt")
     copy = index_of(final, r"^COPY pack/truss-server /opt/pack/truss-server$")
-    install = index_of(final, r"pip install -r /opt/pack/truss-server/requirements.txt "
+    install = index_of(final, r"pack-installer/install -r /opt/pack/truss-server/requirements.txt "
                               r"-c /opt/pack/truss-server/constraints.txt$")
-    user = index_of(final, r"pip install -r /opt/pack/requirements.txt")
+    user = index_of(final, r"pack-installer/install -r /opt/pack/requirements.txt")
     assert 0 < pack_server < copy < install < user, [str(i) for i in final]
-    assert final[install].flags == ["--mount=type=cache,id=pack-pip,target=/root/.cache/pip"]
+    assert final[install].flags == ["--mount=type=cache,id=pack-pip,target=/root/.cache/pip",
+                                    "--mount=type=cache,id=pack-uv,target=/root/.cache/uv",
+                                    "--mount=type=bind,source=pack/installer,target=/opt/pack-installer"]
     # requests is the user's own pin; the rest come at Truss's bounds.
     assert (ctx.path / "pack" / "truss-server" / "requirements.txt").read_text() == \
         "fastapi>=0.114,<0.125.0\npyyaml>=6.0.0\n"

@@ -36,11 +36,11 @@ ENV APP_HOME=/app PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_V
 RUN (grep -qE '^(ID|ID_LIKE)=.*debian' /etc/os-release || { echo 'pack: base image python:3.11-slim-bookworm is not Debian-based' >&2; exit 1; }) && python3 -c 'import sys; sys.exit(0 if (3, 9) <= sys.version_info[:2] <= (3, 14) else "pack: base image Python %d.%d is outside 3.9-3.14" % sys.version_info[:2])'
 WORKDIR /app
 COPY pack/server-requirements.txt /opt/pack/server-requirements.txt
-RUN --mount=type=cache,id=pack-pip,target=/root/.cache/pip \
-    python3 -m pip install -r /opt/pack/server-requirements.txt
+RUN --mount=type=cache,id=pack-pip,target=/root/.cache/pip --mount=type=cache,id=pack-uv,target=/root/.cache/uv --mount=type=bind,source=pack/installer,target=/opt/pack-installer \
+    sh /opt/pack-installer/install -r /opt/pack/server-requirements.txt
 COPY pack/requirements.txt /opt/pack/requirements.txt
-RUN --mount=type=cache,id=pack-pip,target=/root/.cache/pip \
-    python3 -m pip install -r /opt/pack/requirements.txt
+RUN --mount=type=cache,id=pack-pip,target=/root/.cache/pip --mount=type=cache,id=pack-uv,target=/root/.cache/uv --mount=type=bind,source=pack/installer,target=/opt/pack-installer \
+    sh /opt/pack-installer/install -r /opt/pack/requirements.txt
 COPY --from=pack-weights-l1db15b1c9b /opt/pack-weights/ /
 COPY --from=pack-weights-s00 /opt/pack-weights/ /
 ADD pack/weights/links.tar /
