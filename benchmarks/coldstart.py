@@ -332,8 +332,10 @@ def start_until_ready(engine, image: str, volume: str, env: dict[str, str], hub,
     cpu0 = sum(os.times()[:2])  # this process serves the stand-in: its CPU is the hub's
     busy0 = system_busy_seconds()
     t0 = time.monotonic()
-    container = engine.run(image, port=port, env={**source_endpoints(), **env}, name=name,
-                           volumes={volume: RUNTIME_CACHE_DIR})
+    from packager.engine import RunRequest
+
+    container = engine.run(RunRequest(image, port=port, env={**source_endpoints(), **env}, name=name,
+                                      volumes={volume: RUNTIME_CACHE_DIR}))
     try:
         # Every probe costs the loading server the GIL for a moment and every status check costs
         # dockerd a core for a moment: probe every 50 ms (the timeline's `ready` is exact

@@ -1,5 +1,5 @@
-"""Requirements installed by uv, bound into the build: the image has the packages, and neither uv
-nor the installer (55 MB) is a file of it."""
+"""Requirements installed by uv, bound into the build: the image has the packages, compiled, and
+neither uv nor the installer (55 MB) is a file of it."""
 
 from __future__ import annotations
 
@@ -37,3 +37,8 @@ def test_requirements_come_from_uv_and_uv_stays_out(tmp_path: Path, resources: R
     installer = sh(docker_client, result.tag,
                    "cat /usr/local/lib/python3*/dist-packages/six-1.16.0.dist-info/INSTALLER")
     assert installer.strip() == "uv"
+    # compiled at build time, as pip would (the image runs with PYTHONDONTWRITEBYTECODE), and so is
+    # pack's runtime
+    compiled = sh(docker_client, result.tag, "ls /usr/local/lib/python3*/dist-packages/__pycache__/ "
+                                              "/app/packager/runtime/__pycache__/")
+    assert "six.cpython-311.pyc" in compiled.split() and "entrypoint.cpython-311.pyc" in compiled.split()

@@ -76,7 +76,7 @@ def test_bake_mode_layer_order_and_mounts(tmp_path: Path) -> None:
         index_of(final, r"^ADD pack/weights/links.tar /$"),
         index_of(final, r"echo prepare"),
         index_of(final, r"^COPY data /app/data"),
-        index_of(final, r"^COPY pack/runtime/packager /app/packager"),
+        index_of(final, r"cp -R /opt/pack-runtime /app/packager"),
         index_of(final, r"^COPY packages /packages"),
         index_of(final, r"^COPY model /app/model"),
         index_of(final, r"cat /app/model/model.py"),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 from .errors import PermanentError, TransientError
-from .http_pool import ConnectionPool, Origin
+from .http_pool import ConnectionPool, Origin, quick_ack
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -121,6 +121,7 @@ class HttpSource:
             try:
                 conn = self._pool.connection(origin)
                 conn.request("GET", target, headers=headers)
+                quick_ack(conn.sock)
                 return conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 self._pool.discard(origin)

@@ -12,7 +12,8 @@ ENV APP_HOME=/app PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_V
 RUN (grep -qE '^(ID|ID_LIKE)=.*debian' /etc/os-release || { echo 'pack: base image python:3.11-slim is not Debian-based' >&2; exit 1; }) && /usr/local/bin/python3 -c 'import sys; sys.exit(0 if (3, 9) <= sys.version_info[:2] <= (3, 14) else "pack: base image Python %d.%d is outside 3.9-3.14" % sys.version_info[:2])'
 WORKDIR /app
 COPY data /app/data
-COPY pack/runtime/packager /app/packager
+RUN --mount=type=bind,source=pack/runtime/packager,target=/opt/pack-runtime \
+    cp -R /opt/pack-runtime /app/packager && /usr/local/bin/python3 -m compileall -q /app/packager
 RUN printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' /usr/local/bin/python3 > /usr/local/bin/truss-transfer-cli && chmod 755 /usr/local/bin/truss-transfer-cli
 ENV INFERENCE_SERVER_PORT=8080 PYTHONPATH=/app
 EXPOSE 8080

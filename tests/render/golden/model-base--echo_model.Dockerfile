@@ -20,7 +20,8 @@ RUN --mount=type=cache,id=pack-pip,target=/root/.cache/pip --mount=type=cache,id
 # config.yaml environment_variables (the entrypoint still sets them at start; docker run -e wins).
 ENV ECHO_PREFIX="echo: "
 RUN mkdir -p /app/data
-COPY pack/runtime/packager /app/packager
+RUN --mount=type=bind,source=pack/runtime/packager,target=/opt/pack-runtime \
+    cp -R /opt/pack-runtime /app/packager && python3 -m compileall -q /app/packager
 RUN printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' python3 > /usr/local/bin/truss-transfer-cli && chmod 755 /usr/local/bin/truss-transfer-cli
 COPY packages /packages
 COPY model /app/model

@@ -329,3 +329,29 @@ def test_boost_before_the_run_starts_at_normal_priority(hub, tmp_path):
                  priority=priority)
     assert result.ok and priority.boosted
     hub.assert_placed(str(tmp_path / "out"))
+
+
+def test_every_request_acks_its_answer_at_once(hub, tmp_path, monkeypatch):
+    """TCP_QUICKACK is set on the live socket after each request is sent and before its answer
+    is read (kept-alive connections to servers that send head and body apart stall 40 ms each
+    otherwise: measured 44 ms per small file from the hub stand-in, 1 to 18 ms with it)."""
+    import socket
+
+    from packager.runtime.transfer import http_pool, http_source
+
+    calls: list[int] = []
+    real = http_pool.quick_ack
+
+    def recording(sock: object) -> None:
+        real(sock)
+        assert isinstance(sock, socket.socket)
+        calls.append(sock.fileno())
+
+    monkeypatch.setattr(http_source, "quick_ack", recording)
+    for n in range(5):
+        hub.add(f"f{n}.json", payload(200, n), "git-sha1")
+    run(hub, tmp_path / "out")
+    hub.assert_placed(str(tmp_path / "out"))
+    requests = sum(hub.requests_for(f"f{n}.json") for n in range(5))
+    assert len(calls) == requests >= 5
+    assert all(fd >= 0 for fd in calls)  # a connected socket each time
