@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.docker_env import free_port_block, remove_truss_artifacts
+from tests.fixtures.processes import descendants
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCK = "SIGTEST_BLOCK_INIT"
@@ -50,29 +51,6 @@ CHAIN = f"""
             return await self.dep.run_remote(x)
 """
 WAIT_S = 300  # a bound against hanging, never asserted on
-
-
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def descendants(pid: int) -> set[int]:
-    children, found, todo = _children(), set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def alive(pid: int) -> bool:

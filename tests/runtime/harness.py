@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import contextlib
 import json
 import os
 import resource
@@ -36,6 +37,7 @@ from typing import Any
 
 from packager import constants
 from packager.runtime.manifest import Manifest
+from tests.fixtures.processes import descendants
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 # The interpreter the runtime runs on; set PACK_TEST_PYTHON to check another version (images may
@@ -173,9 +175,15 @@ class Runtime:
         self.kill()
 
     def kill(self) -> None:
+        """SIGKILL the runtime and everything it started: in a container the end of PID 1 takes
+        them all, here a docker_server's user server (its own session) would outlive it."""
         if self.proc is not None and self.proc.poll() is None:
+            children = descendants(self.proc.pid)
             self.proc.kill()
             self.proc.wait(10)
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         if hasattr(self, "_log"):
             self._log.close()
 

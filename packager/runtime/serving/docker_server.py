@@ -216,9 +216,10 @@ class Supervisor:
         while True:  # cancelled when the server exits
             try:
                 response = await request_upstream(UPSTREAM_HOST, self.spec.server_port, "GET",
-                                                  self.spec.readiness_endpoint, [], b"", timeout=5.0)
-                async for _ in response.body:
-                    pass
+                                                  self.spec.readiness_endpoint, [], b"", timeout=5.0, retries=0)
+                if response.stream is not None:
+                    async for _ in response.stream:
+                        pass
                 if response.status == 200:
                     self.timeline.mark("ready")
                     emit_timeline(self.timeline)
