@@ -61,7 +61,7 @@ def test_uv_installs_with_pips_settings(docker_client: Any, base_image: str, ins
     assert lines[0] == ("uv pip install --system --break-system-packages --index-strategy unsafe-best-match "
                         f"--python {INSTALLER_MOUNT}/python3 -r /r.txt")
     env = set(lines[1:])
-    assert {"UV_COMPILE_BYTECODE=1", "UV_LINK_MODE=copy", "UV_PYTHON_DOWNLOADS=never", "UV_HTTP_TIMEOUT=300",
+    assert {"UV_LINK_MODE=copy", "UV_PYTHON_DOWNLOADS=never", "UV_HTTP_TIMEOUT=300",
             "SSL_CERT_FILE=/etc/ca.pem",
             "UV_INDEX_URL=https://mirror.example/simple",
             "UV_EXTRA_INDEX_URL=https://a.example/simple https://b.example/simple"} <= env

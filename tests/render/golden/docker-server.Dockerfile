@@ -13,8 +13,9 @@ RUN (grep -qE '^(ID|ID_LIKE)=.*debian' /etc/os-release || { echo 'pack: base ima
 WORKDIR /app
 COPY data /app/data
 RUN --mount=type=bind,source=pack/runtime/packager,target=/opt/pack-runtime \
-    cp -R /opt/pack-runtime /app/packager && /usr/local/bin/python3 -m compileall -q /app/packager
-RUN printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' /usr/local/bin/python3 > /usr/local/bin/truss-transfer-cli && chmod 755 /usr/local/bin/truss-transfer-cli
+    cp -R /opt/pack-runtime /app/packager && /usr/local/bin/python3 -m compileall -q /app/packager && \
+    printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' /usr/local/bin/python3 > /usr/local/bin/truss-transfer-cli && \
+    chmod 755 /usr/local/bin/truss-transfer-cli
 ENV INFERENCE_SERVER_PORT=8080 PYTHONPATH=/app
 EXPOSE 8080
 COPY app/ /app/

@@ -48,8 +48,9 @@ ADD pack/weights/links.tar /
 ENV OPENBLAS_NUM_THREADS="1"
 RUN mkdir -p /app/data
 RUN --mount=type=bind,source=pack/runtime/packager,target=/opt/pack-runtime \
-    cp -R /opt/pack-runtime /app/packager && python3 -m compileall -q /app/packager
-RUN printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' python3 > /usr/local/bin/truss-transfer-cli && chmod 755 /usr/local/bin/truss-transfer-cli
+    cp -R /opt/pack-runtime /app/packager && python3 -m compileall -q /app/packager && \
+    printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' python3 > /usr/local/bin/truss-transfer-cli && \
+    chmod 755 /usr/local/bin/truss-transfer-cli
 COPY packages /packages
 COPY model /app/model
 ENV INFERENCE_SERVER_PORT=8080 PYTHONPATH=/app

@@ -21,8 +21,9 @@ RUN --mount=type=cache,id=pack-pip,target=/root/.cache/pip --mount=type=cache,id
 ENV OPENBLAS_NUM_THREADS="1"
 RUN mkdir -p /app/data
 RUN --mount=type=bind,source=pack/runtime/packager,target=/opt/pack-runtime \
-    cp -R /opt/pack-runtime /app/packager && python3 -m compileall -q /app/packager
-RUN printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' python3 > /usr/local/bin/truss-transfer-cli && chmod 755 /usr/local/bin/truss-transfer-cli
+    cp -R /opt/pack-runtime /app/packager && python3 -m compileall -q /app/packager && \
+    printf '#!/bin/sh\nexec %s -m packager.runtime.prefetch.truss_transfer_cli "$@"\n' python3 > /usr/local/bin/truss-transfer-cli && \
+    chmod 755 /usr/local/bin/truss-transfer-cli
 COPY pack/weights/manifest.json /app/.pack/weights-manifest.json
 ENV PACK_MANIFEST=/app/.pack/weights-manifest.json PACK_CACHE_DIR=/var/lib/pack/cache
 VOLUME ["/var/lib/pack/cache"]

@@ -63,9 +63,15 @@ class Upstream:
     def _handle(self, conn: socket.socket, action: Action) -> None:
         with conn:
             conn.settimeout(10)
-            data = conn.recv(1 << 20)
+            data = b""
             while b"\r\n\r\n" not in data:
-                data += conn.recv(1 << 20)
+                try:
+                    more = conn.recv(1 << 20)
+                except OSError:  # a connection the proxy opened ahead and closed unused
+                    return
+                if not more:
+                    return
+                data += more
             head, _, body = data.partition(b"\r\n\r\n")
             length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                            if line.lower().startswith(b"content-length:")), 0)
@@ -92,7 +98,7 @@ async def fetch(port: int, method: str, path: str, body: bytes = b"") -> tuple[i
     return int(lines[0].split(" ")[1]), headers, rest
 
 
-def proxied(upstream: Upstream, check: Callable[[int, Proxy], Awaitable[None]]) -> Proxy:
+def proxied(upstream: Upstream | Listener, check: Callable[[int, Proxy], Awaitable[None]]) -> Proxy:
     async def main() -> Proxy:
         proxy = Proxy("127.0.0.1", upstream.port, RouteMap("/live", "/ready", "/predict"), lambda: True)
         server = HttpServer(proxy.handle, "127.0.0.1", 0)
@@ -281,3 +287,83 @@ def test_answers_without_a_body():
         assert (await fetch(port, "HEAD", "/nothing"))[::2] == (204, b"")
 
     proxied(upstream, check)
+
+
+class Listener:
+    """A server that records, per accepted connection, its index and what it read, and handles
+    connection n as `script[n]` (the last entry repeats): "answer" reads a request and answers
+    with the connection's index, "close" closes the connection at once, unread."""
+
+    def __init__(self, *script: str):
+        self.script, self.sock = script, socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.read: dict[int, bytes] = {}
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            index, self.accepted = self.accepted, self.accepted + 1
+            if self.script[min(index, len(self.script) - 1)] == "close":
+                conn.close()
+                continue
+            threading.Thread(target=self._answer, args=(conn, index), daemon=True).start()
+
+    def _answer(self, conn: socket.socket, index: int) -> None:
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                try:
+                    more = conn.recv(1 << 16)
+                except OSError:  # opened ahead and closed unused
+                    return
+                if not more:
+                    return
+                data += more
+            self.read[index] = data
+            body = str(index).encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def wait_accepted(self, count: int) -> None:
+        deadline = time.monotonic() + 10
+        while self.accepted < count:
+            assert time.monotonic() < deadline, self.accepted
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_the_next_request_goes_out_on_a_connection_opened_ahead_of_it():
+    """The handshake and the server's accept are done before the request comes (0.1 ms of each
+    answer at one client): the second request is answered on the connection the first one
+    opened in advance, accepted before that request was made."""
+    upstream = Listener("answer")
+
+    async def check(port: int, proxy: Proxy) -> None:
+        assert (await fetch(port, "GET", "/a"))[::2] == (200, b"0")
+        await asyncio.get_running_loop().run_in_executor(None, upstream.wait_accepted, 2)
+        assert (await fetch(port, "GET", "/b"))[::2] == (200, b"1")
+
+    proxy = proxied(upstream, check)
+    assert upstream.read[1].startswith(b"GET /b ") and proxy.retries == 0
+
+
+def test_a_connection_opened_ahead_that_the_server_closed_is_never_sent_a_request():
+    upstream = Listener("answer", "close", "answer")
+
+    async def check(port: int, proxy: Proxy) -> None:
+        assert (await fetch(port, "POST", "/v1/models/model:predict", b"{}"))[::2] == (200, b"0")
+        await asyncio.get_running_loop().run_in_executor(None, upstream.wait_accepted, 2)
+        await asyncio.sleep(0.05)  # the server's close has arrived
+        assert (await fetch(port, "POST", "/v1/models/model:predict", b"{}"))[::2] == (200, b"2")
+
+    proxy = proxied(upstream, check)
+    assert sorted(upstream.read) == [0, 2] and proxy.retries == 0
