@@ -31,6 +31,21 @@ def reset(conn: socket.socket, request: bytes = b"") -> None:
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends RST
 
 
+def read_head(conn: socket.socket) -> bytes | None:
+    """What arrives up to the end of a request head; None when the connection ends first (one
+    the proxy opened ahead and closed unused)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        try:
+            more = conn.recv(1 << 20)
+        except OSError:
+            return None
+        if not more:
+            return None
+        data += more
+    return data
+
+
 class Upstream:
     """A TCP server that treats its n-th connection as `script[n]` says (the last entry repeats):
     it reads the whole request (head and Content-Length body), records it, then runs the action;
@@ -63,15 +78,9 @@ class Upstream:
     def _handle(self, conn: socket.socket, action: Action) -> None:
         with conn:
             conn.settimeout(10)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                try:
-                    more = conn.recv(1 << 20)
-                except OSError:  # a connection the proxy opened ahead and closed unused
-                    return
-                if not more:
-                    return
-                data += more
+            data = read_head(conn)
+            if data is None:
+                return
             head, _, body = data.partition(b"\r\n\r\n")
             length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                            if line.lower().startswith(b"content-length:")), 0)
@@ -318,15 +327,9 @@ class Listener:
     def _answer(self, conn: socket.socket, index: int) -> None:
         with conn:
             conn.settimeout(10)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                try:
-                    more = conn.recv(1 << 16)
-                except OSError:  # opened ahead and closed unused
-                    return
-                if not more:
-                    return
-                data += more
+            data = read_head(conn)
+            if data is None:
+                return
             self.read[index] = data
             body = str(index).encode()
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
