@@ -48,18 +48,22 @@ def read_head(conn: socket.socket) -> bytes | None:
 
 class Upstream:
     """A TCP server that treats its n-th connection as `script[n]` says (the last entry repeats):
-    it reads the whole request (head and Content-Length body), records it, then runs the action;
-    the connection is closed after it."""
+    it reads the whole request (head and Content-Length body), records it by connection, then
+    runs the action; the connection is closed after it."""
 
     def __init__(self, *script: Action, listen: bool = True):
         self.script = script
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.requests: list[bytes] = []
+        self.read: dict[int, bytes] = {}  # connection index -> the request it carried
         self.connections = 0
         if listen:
             self.listen()
+
+    @property
+    def requests(self) -> list[bytes]:
+        return [self.read[index] for index in sorted(self.read)]
 
     def listen(self) -> None:
         self.sock.listen(16)
@@ -71,11 +75,14 @@ class Upstream:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            action = self.script[min(self.connections, len(self.script) - 1)]
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn, action), daemon=True).start()
+            index, self.connections = self.connections, self.connections + 1
+            self._accepted(conn, index)
 
-    def _handle(self, conn: socket.socket, action: Action) -> None:
+    def _accepted(self, conn: socket.socket, index: int) -> None:
+        action = self.script[min(index, len(self.script) - 1)]
+        threading.Thread(target=self._handle, args=(conn, index, action), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, index: int, action: Action) -> None:
         with conn:
             conn.settimeout(10)
             data = read_head(conn)
@@ -86,7 +93,7 @@ class Upstream:
                            if line.lower().startswith(b"content-length:")), 0)
             while len(body) < length:
                 body += conn.recv(1 << 20)
-            self.requests.append(head + b"\r\n\r\n" + body)
+            self.read[index] = head + b"\r\n\r\n" + body
             action(conn, data)
 
     def close(self) -> None:
@@ -107,7 +114,7 @@ async def fetch(port: int, method: str, path: str, body: bytes = b"") -> tuple[i
     return int(lines[0].split(" ")[1]), headers, rest
 
 
-def proxied(upstream: Upstream | Listener, check: Callable[[int, Proxy], Awaitable[None]]) -> Proxy:
+def proxied(upstream: Upstream, check: Callable[[int, Proxy], Awaitable[None]]) -> Proxy:
     async def main() -> Proxy:
         proxy = Proxy("127.0.0.1", upstream.port, RouteMap("/live", "/ready", "/predict"), lambda: True)
         server = HttpServer(proxy.handle, "127.0.0.1", 0)
@@ -298,50 +305,26 @@ def test_answers_without_a_body():
     proxied(upstream, check)
 
 
-class Listener:
-    """A server that records, per accepted connection, its index and what it read, and handles
-    connection n as `script[n]` (the last entry repeats): "answer" reads a request and answers
-    with the connection's index, "close" closes the connection at once, unread."""
+class Listener(Upstream):
+    """An Upstream whose script says per connection "answer" (with the connection's index as the
+    body) or "close" (at once, unread)."""
 
     def __init__(self, *script: str):
-        self.script, self.sock = script, socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.read: dict[int, bytes] = {}
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.words = script
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            index, self.accepted = self.accepted, self.accepted + 1
-            if self.script[min(index, len(self.script) - 1)] == "close":
-                conn.close()
-                continue
-            threading.Thread(target=self._answer, args=(conn, index), daemon=True).start()
-
-    def _answer(self, conn: socket.socket, index: int) -> None:
-        with conn:
-            conn.settimeout(10)
-            data = read_head(conn)
-            if data is None:
-                return
-            self.read[index] = data
-            body = str(index).encode()
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    def _accepted(self, conn: socket.socket, index: int) -> None:
+        if self.words[min(index, len(self.words) - 1)] == "close":
+            conn.close()
+            return
+        action = answer("200 OK", str(index).encode())
+        threading.Thread(target=self._handle, args=(conn, index, action), daemon=True).start()
 
     def wait_accepted(self, count: int) -> None:
         deadline = time.monotonic() + 10
-        while self.accepted < count:
-            assert time.monotonic() < deadline, self.accepted
+        while self.connections < count:
+            assert time.monotonic() < deadline, self.connections
             time.sleep(0.005)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_the_next_request_goes_out_on_a_connection_opened_ahead_of_it():
